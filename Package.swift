@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode with strict concurrency
+/// (the default of tools 6.x) plus the upcoming features the Swift server packages use.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "EventSourcery",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EventSourcery", targets: ["EventSourcery"]),
+        .library(name: "EventSourcerySQLite", targets: ["EventSourcerySQLite"]),
+        .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
+        .library(name: "AMQPClient", targets: ["AMQPClient"]),
+        .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
+        .executable(name: "eventsourcery-bench", targets: ["EventSourceryBenchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // MARK: Event sourcing core
+        .target(
+            name: "EventSourcery",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventSourcerySQLite",
+            dependencies: [
+                "EventSourcery",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventSourceryTesting",
+            dependencies: ["EventSourcery"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: AMQP transport
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .target(
+            name: "AMQPClient",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "EventSourceryExample",
+            dependencies: ["EventSourcery", "EventSourcerySQLite"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EventSourceryBenchmarks",
+            dependencies: [
+                "EventSourcery",
+                "EventSourcerySQLite",
+                "AMQPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "EventSourceryTests",
+            dependencies: ["EventSourcery", "EventSourceryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourcerySQLiteTests",
+            dependencies: ["EventSourcery", "EventSourcerySQLite", "EventSourceryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AMQPClientTests",
+            dependencies: ["AMQPClient"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

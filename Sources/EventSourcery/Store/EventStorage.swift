@@ -1,0 +1,74 @@
+public import Foundation
+
+/// The contract every storage backend fulfils: in-memory, SQLite, PostgreSQL.
+///
+/// Backends store encoded events; ``EventStore`` sits on top and deals in Swift types.
+/// Every backend is checked by the same conformance suite in `EventSourceryTesting`.
+///
+/// Versions and positions start at 1; a stream that does not exist has version 0.
+public protocol EventStorage: Sendable {
+    /// Commits `batch` atomically.
+    ///
+    /// - Throws: ``EventStoreError`` `concurrencyConflict` when an expected version does not
+    ///   hold (nothing is written), `duplicateEventID` when an event id is already stored.
+    func commit(_ batch: WriteBatch) async throws -> CommitOutcome
+
+    /// The version of `stream`: the version of its last event, 0 when it does not exist.
+    func streamVersion(_ stream: StreamID) async throws -> Int64
+
+    /// Reads the events of `stream` in stream order.
+    ///
+    /// - Parameters:
+    ///   - fromVersion: the first version to return.
+    ///   - upToVersion: the last version to return, or `nil` for the end of the stream.
+    ///   - createdUpTo: when set, only events whose `createdAt` is at or before it.
+    func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent]
+
+    /// Reads up to `limit` events in global order whose position is greater than `position`.
+    ///
+    /// A backend never returns a position while an event with a smaller position may still
+    /// commit (gap-safe reading).
+    func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent]
+
+    /// The global position of the last event, 0 when the store is empty.
+    func headPosition() async throws -> Int64
+
+    // MARK: Snapshots
+
+    /// The latest snapshot of `stream`.
+    func latestSnapshot(of stream: StreamID) async throws -> Snapshot?
+
+    // MARK: Projections
+
+    /// The stored checkpoint of the projection `name`.
+    func checkpoint(named name: String) async throws -> ProjectionCheckpoint?
+    /// Deletes the checkpoint of `name` so the projection rebuilds from the start.
+    func resetCheckpoint(named name: String) async throws
+
+    // MARK: Inbox
+
+    /// Whether `consumer` has processed the event `eventID`.
+    func isProcessed(consumer: String, eventID: UUID) async throws -> Bool
+
+    // MARK: Outbox
+
+    /// Up to `limit` pending outbox entries in outbox order whose next attempt is due at `now`.
+    ///
+    /// An entry is handed out only when no earlier unpublished entry of its stream is
+    /// waiting for a retry or parked, so the events of one stream leave in stream order.
+    func pendingOutboxEntries(limit: Int, now: Date) async throws -> [OutboxEntry]
+    /// Marks the entries as published.
+    func markPublished(_ entryIDs: [Int64], at date: Date) async throws
+    /// Records a failed publish attempt; the entry is parked when it reaches `attemptLimit`.
+    ///
+    /// - Returns: the updated entry, or `nil` when no pending entry has that id.
+    func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry?
+    /// Parked entries (that reached their attempt limit), in outbox order.
+    func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry]
+    /// Makes parked entries pending again with zero attempts. Returns how many were requeued.
+    func requeueParked(_ entryIDs: [Int64]) async throws -> Int
+    /// Deletes entries published at or before `date`. Returns how many were deleted.
+    func deletePublishedOutboxEntries(publishedUpTo date: Date) async throws -> Int
+    /// How many entries are pending, parked and published.
+    func outboxCounts() async throws -> OutboxCounts
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Writes that a storage backend commits in one transaction, all or nothing.
+///
+/// A batch appends events to one or more streams (each with its own expected version,
+/// optionally adding outbox entries), and may record an inbox entry, a projection
+/// checkpoint and aggregate snapshots. ``EventStore/commit(_:)`` commits it; the inbox and repository APIs build
+/// batches for you.
+public struct WriteBatch: Sendable {
+    /// Events to append to one stream.
+    public struct StreamAppend: Sendable {
+        public var streamID: StreamID
+        public var expectedVersion: ExpectedVersion
+        public var events: [EncodedEvent]
+        /// Whether each event also gets an outbox entry (``EventStore/publish(_:to:expectedVersion:)``).
+        public var publishes: Bool
+        /// The envelopes the events were encoded from, when the caller appended envelopes.
+        var envelopes: [EventEnvelope?]?
+    }
+
+    /// The appends, in the order they were added.
+    public private(set) var appends: [StreamAppend] = []
+    /// The inbox entry to record; the commit fails with "already processed" when it exists.
+    public var inboxEntry: InboxEntry?
+    /// The projection checkpoint to store.
+    public var checkpoint: ProjectionCheckpoint?
+    /// Snapshots to store, each replacing older snapshots of its stream.
+    public var snapshots: [Snapshot] = []
+
+    /// An empty batch.
+    public init() {}
+
+    /// Whether the batch writes nothing.
+    public var isEmpty: Bool { appends.allSatisfy(\.events.isEmpty) && inboxEntry == nil && checkpoint == nil && snapshots.isEmpty }
+
+    /// Adds events to append to `stream`.
+    public mutating func append(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) throws(EventStoreError) {
+        try add(events, to: stream, expectedVersion: expectedVersion, publishes: false)
+    }
+
+    /// Adds events to append to `stream`, each with an outbox entry for the relay.
+    public mutating func publish(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) throws(EventStoreError) {
+        try add(events, to: stream, expectedVersion: expectedVersion, publishes: true)
+    }
+
+    /// Adds already encoded events.
+    public mutating func append(encoded events: [EncodedEvent], to stream: StreamID, expectedVersion: ExpectedVersion, publishes: Bool) {
+        appends.append(StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: events, publishes: publishes))
+    }
+
+    /// The number of events the batch appends.
+    public var eventCount: Int { appends.reduce(0) { $0 + $1.events.count } }
+
+    private mutating func add(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion, publishes: Bool) throws(EventStoreError) {
+        var encoded: [EncodedEvent] = []
+        encoded.reserveCapacity(events.count)
+        for event in events { encoded.append(try EventRegistry.encode(event)) }
+        appends.append(StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: encoded, publishes: publishes, envelopes: events))
+    }
+}
+
+/// The result of committing a ``WriteBatch``.
+public enum CommitOutcome: Sendable {
+    /// The batch committed; these are the recorded events in append order.
+    case committed([RecordedEvent])
+    /// The batch's inbox entry already existed; nothing was written.
+    case alreadyProcessed
+}

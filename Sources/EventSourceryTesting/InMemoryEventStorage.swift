@@ -1,0 +1,206 @@
+public import EventSourcery
+public import Foundation
+import Synchronization
+
+/// An event storage that keeps everything in memory, for unit tests of code built on
+/// ``EventStore``.
+///
+/// It behaves like the database backends (optimistic concurrency, global order, outbox,
+/// inbox, snapshots, checkpoints) and passes the same conformance suite, but keeps
+/// nothing when the process ends.
+public final class InMemoryEventStorage: EventStorage {
+    private struct OutboxRow {
+        var id: Int64
+        var position: Int64
+        var state: OutboxEntry.State
+        var attempts: Int
+        var lastError: String?
+        var nextAttemptAt: Date?
+        var publishedAt: Date?
+    }
+
+    private struct State {
+        var events: [RecordedEvent] = []
+        var streams: [StreamID: [Int]] = [:]
+        var eventIDs: Set<UUID> = []
+        var outbox: [OutboxRow] = []
+        var lastOutboxID: Int64 = 0
+        var inbox: Set<InboxEntry> = []
+        var snapshots: [StreamID: Snapshot] = [:]
+        var checkpoints: [String: ProjectionCheckpoint] = [:]
+
+        func version(of stream: StreamID) -> Int64 { Int64(streams[stream]?.count ?? 0) }
+
+        func entry(_ row: OutboxRow) -> OutboxEntry {
+            OutboxEntry(
+                id: row.id, event: events[Int(row.position) - 1], state: row.state,
+                attempts: row.attempts, lastError: row.lastError, nextAttemptAt: row.nextAttemptAt
+            )
+        }
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates an empty storage.
+    public init() {}
+
+    public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
+        try state.withLock { state in
+            if let inbox = batch.inboxEntry, state.inbox.contains(inbox) { return .alreadyProcessed }
+            // Validate everything first so a failing batch writes nothing.
+            var versions: [StreamID: Int64] = [:]
+            var newIDs: Set<UUID> = []
+            for append in batch.appends {
+                let actual = versions[append.streamID] ?? state.version(of: append.streamID)
+                guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
+                    throw EventStoreError.conflict(stream: append.streamID, expected: append.expectedVersion, actual: actual)
+                }
+                for event in append.events {
+                    guard !state.eventIDs.contains(event.id), newIDs.insert(event.id).inserted else {
+                        throw EventStoreError.duplicateEvent(event.id, stream: append.streamID)
+                    }
+                }
+                versions[append.streamID] = actual + Int64(append.events.count)
+            }
+            var recorded: [RecordedEvent] = []
+            for append in batch.appends {
+                for event in append.events {
+                    let position = Int64(state.events.count + 1)
+                    let version = state.version(of: append.streamID) + 1
+                    let record = RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event)
+                    state.events.append(record)
+                    state.streams[append.streamID, default: []].append(state.events.count - 1)
+                    state.eventIDs.insert(event.id)
+                    if append.publishes {
+                        state.lastOutboxID += 1
+                        state.outbox.append(OutboxRow(id: state.lastOutboxID, position: position, state: .pending, attempts: 0))
+                    }
+                    recorded.append(record)
+                }
+            }
+            if let inbox = batch.inboxEntry { state.inbox.insert(inbox) }
+            if let checkpoint = batch.checkpoint { state.checkpoints[checkpoint.name] = checkpoint }
+            for snapshot in batch.snapshots { state.snapshots[snapshot.streamID] = snapshot }
+            return .committed(recorded)
+        }
+    }
+
+    public func streamVersion(_ stream: StreamID) async throws -> Int64 {
+        state.withLock { $0.version(of: stream) }
+    }
+
+    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent] {
+        state.withLock { state in
+            (state.streams[stream] ?? []).map { state.events[$0] }.filter { event in
+                event.streamVersion >= fromVersion
+                    && event.streamVersion <= (upToVersion ?? .max)
+                    && createdUpTo.map { event.event.createdAt <= $0 } ?? true
+            }
+        }
+    }
+
+    public func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent] {
+        state.withLock { state in
+            let start = Int(max(position, 0))
+            guard start < state.events.count else { return [] }
+            return Array(state.events[start..<min(start + limit, state.events.count)])
+        }
+    }
+
+    public func headPosition() async throws -> Int64 {
+        state.withLock { Int64($0.events.count) }
+    }
+
+    public func latestSnapshot(of stream: StreamID) async throws -> Snapshot? {
+        state.withLock { $0.snapshots[stream] }
+    }
+
+    public func checkpoint(named name: String) async throws -> ProjectionCheckpoint? {
+        state.withLock { $0.checkpoints[name] }
+    }
+
+    public func resetCheckpoint(named name: String) async throws {
+        _ = state.withLock { $0.checkpoints.removeValue(forKey: name) }
+    }
+
+    public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {
+        state.withLock { $0.inbox.contains(InboxEntry(consumer: consumer, eventID: eventID)) }
+    }
+
+    public func pendingOutboxEntries(limit: Int, now: Date) async throws -> [OutboxEntry] {
+        state.withLock { state in
+            var blockedStreams: Set<StreamID> = []
+            var entries: [OutboxEntry] = []
+            for row in state.outbox where row.state != .published {
+                let stream = state.events[Int(row.position) - 1].streamID
+                guard !blockedStreams.contains(stream) else { continue }
+                if row.state == .parked || (row.nextAttemptAt.map { $0 > now } ?? false) {
+                    blockedStreams.insert(stream)
+                    continue
+                }
+                entries.append(state.entry(row))
+                if entries.count == limit { break }
+            }
+            return entries
+        }
+    }
+
+    public func markPublished(_ entryIDs: [Int64], at date: Date) async throws {
+        let ids = Set(entryIDs)
+        state.withLock { state in
+            for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state != .published {
+                state.outbox[index].state = .published
+                state.outbox[index].publishedAt = date
+            }
+        }
+    }
+
+    public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
+        state.withLock { state in
+            guard let index = state.outbox.firstIndex(where: { $0.id == entryID && $0.state == .pending }) else { return nil }
+            state.outbox[index].attempts += 1
+            state.outbox[index].lastError = error
+            state.outbox[index].nextAttemptAt = nextAttemptAt
+            if state.outbox[index].attempts >= attemptLimit { state.outbox[index].state = .parked }
+            return state.entry(state.outbox[index])
+        }
+    }
+
+    public func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry] {
+        state.withLock { state in
+            state.outbox.filter { $0.state == .parked }.prefix(limit).map { state.entry($0) }
+        }
+    }
+
+    public func requeueParked(_ entryIDs: [Int64]) async throws -> Int {
+        let ids = Set(entryIDs)
+        return state.withLock { state in
+            var count = 0
+            for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state == .parked {
+                state.outbox[index].state = .pending
+                state.outbox[index].attempts = 0
+                state.outbox[index].nextAttemptAt = nil
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func deletePublishedOutboxEntries(publishedUpTo date: Date) async throws -> Int {
+        state.withLock { state in
+            let before = state.outbox.count
+            state.outbox.removeAll { $0.state == .published && ($0.publishedAt.map { $0 <= date } ?? false) }
+            return before - state.outbox.count
+        }
+    }
+
+    public func outboxCounts() async throws -> OutboxCounts {
+        state.withLock { state in
+            OutboxCounts(
+                pending: state.outbox.count { $0.state == .pending },
+                parked: state.outbox.count { $0.state == .parked },
+                published: state.outbox.count { $0.state == .published }
+            )
+        }
+    }
+}
