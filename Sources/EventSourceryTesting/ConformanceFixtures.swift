@@ -1,0 +1,92 @@
+public import EventSourcery
+
+/// Events and an aggregate the conformance suite writes; public so backend test suites
+/// can register them too.
+public enum ConformanceFixtures {
+    /// An account was opened.
+    public struct AccountOpened: Event, Equatable {
+        public var owner: String
+        public init(owner: String) { self.owner = owner }
+    }
+
+    /// Money was deposited.
+    public struct Deposited: Event, Equatable {
+        public var amount: Int
+        public init(amount: Int) { self.amount = amount }
+    }
+
+    /// Version 2 of a renamed field: version 1 stored `{"total": n}`, version 2 `{"amount": n}`.
+    public struct Withdrawn: Event, Equatable {
+        public static var schemaVersion: Int { 2 }
+        public var amount: Int
+        public init(amount: Int) { self.amount = amount }
+    }
+
+    /// A bank account aggregate with a no-overdraft invariant.
+    public struct Account: SnapshottingAggregate, Equatable {
+        public static let category = "account"
+        public let id: String
+        public var owner: String?
+        public var balance = 0
+        public var appliedEvents = 0
+        public var uncommittedEvents: [any Event] = []
+
+        public struct SnapshotState: Codable, Sendable {
+            var owner: String?
+            var balance: Int
+            var appliedEvents: Int
+        }
+
+        public init(id: String) { self.id = id }
+
+        public init(id: String, snapshotState: SnapshotState) {
+            self.id = id
+            owner = snapshotState.owner
+            balance = snapshotState.balance
+            appliedEvents = snapshotState.appliedEvents
+        }
+
+        public var snapshotState: SnapshotState {
+            SnapshotState(owner: owner, balance: balance, appliedEvents: appliedEvents)
+        }
+
+        public mutating func apply(_ event: any Event) {
+            appliedEvents += 1
+            switch event {
+            case let opened as AccountOpened: owner = opened.owner
+            case let deposited as Deposited: balance += deposited.amount
+            case let withdrawn as Withdrawn: balance -= withdrawn.amount
+            default: break
+            }
+        }
+
+        public mutating func open(owner: String) { record(AccountOpened(owner: owner)) }
+        public mutating func deposit(_ amount: Int) { record(Deposited(amount: amount)) }
+        public mutating func withdraw(_ amount: Int) throws {
+            guard amount <= balance else { throw InsufficientFunds(balance: balance, requested: amount) }
+            record(Withdrawn(amount: amount))
+        }
+
+        public static func == (lhs: Account, rhs: Account) -> Bool {
+            lhs.id == rhs.id && lhs.owner == rhs.owner && lhs.balance == rhs.balance && lhs.appliedEvents == rhs.appliedEvents
+        }
+    }
+
+    /// A withdrawal larger than the balance.
+    public struct InsufficientFunds: Error, Equatable {
+        public var balance: Int
+        public var requested: Int
+    }
+
+    /// A registry with every fixture event and the `Withdrawn` v1 → v2 upcaster.
+    public static var registry: EventRegistry {
+        var registry = EventRegistry([AccountOpened.self, Deposited.self, Withdrawn.self])
+        registry.registerUpcaster(for: Withdrawn.self, from: 1) { json in
+            var json = json
+            json["amount"] = json["total"]
+            json["total"] = nil
+            return json
+        }
+        return registry
+    }
+}
