@@ -37,6 +37,11 @@ extension EventStorageConformance {
         let storage: any EventStorage
         let store: EventStore
 
+        /// Lists the outbox entries due at `now` without leasing them.
+        private func due(limit: Int, at now: Date) async throws -> [OutboxEntry] {
+            try await storage.claimOutboxEntries(limit: limit, now: now, leaseDuration: 0)
+        }
+
         // MARK: Streams
 
         func appendAndLoadRoundTrip() async throws {
@@ -212,22 +217,44 @@ extension EventStorageConformance {
             try await store.publish(deposits([1, 2]), to: "account-1")
             try await store.append(deposits([3]), to: "account-1")
             try await store.publish(deposits([4]), to: "account-2")
-            let pending = try await storage.pendingOutboxEntries(limit: 10, now: Date())
+            let pending = try await due(limit: 10, at: Date())
             #expect(pending.map(\.event.position) == [1, 2, 4])
             #expect(pending.map(\.event.streamID) == ["account-1", "account-1", "account-2"])
             #expect(pending.map(\.state) == [.pending, .pending, .pending])
             #expect(pending.map(\.attempts) == [0, 0, 0])
             #expect(pending.map(\.id) == pending.map(\.id).sorted())
             #expect(try JSONDecoder().decode(F.Deposited.self, from: pending[2].event.event.payload).amount == 4)
-            #expect(try await storage.pendingOutboxEntries(limit: 2, now: Date()).count == 2)
+            #expect(try await due(limit: 2, at: Date()).count == 2)
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 3, parked: 0, published: 0))
+        }
+
+        func outboxLeasesShareWorkInStreamOrder() async throws {
+            try await store.publish(deposits([1, 2]), to: "account-1")
+            try await store.publish(deposits([3]), to: "account-2")
+            let now = Date()
+            let firstRelay = try await storage.claimOutboxEntries(limit: 1, now: now, leaseDuration: 30)
+            #expect(firstRelay.map(\.event.position) == [1])
+            let secondRelay = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(secondRelay.map(\.event.position) == [3], "account-1's second event waits while its first is leased")
+            #expect(try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30).isEmpty)
+
+            try await storage.markPublished([firstRelay[0].id], at: now)
+            let afterPublish = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(afterPublish.map(\.event.position) == [2])
+
+            // A relay that died: its lease expires and the entries are handed out again.
+            let expired = try await storage.claimOutboxEntries(limit: 10, now: now.addingTimeInterval(31), leaseDuration: 30)
+            #expect(expired.map(\.event.position) == [2, 3])
+            let failed = try await storage.recordFailedAttempt(expired[0].id, error: "timeout", nextAttemptAt: now, attemptLimit: 5)
+            #expect(failed?.attempts == 1)
+            #expect(try await due(limit: 10, at: now.addingTimeInterval(32)).map(\.event.position) == [2], "a failure ends the lease")
         }
 
         func outboxMarkPublished() async throws {
             try await store.publish(deposits([1, 2, 3]), to: "account-1")
-            let pending = try await storage.pendingOutboxEntries(limit: 10, now: Date())
+            let pending = try await due(limit: 10, at: Date())
             try await storage.markPublished(Array(pending.prefix(2).map(\.id)), at: Date())
-            let rest = try await storage.pendingOutboxEntries(limit: 10, now: Date())
+            let rest = try await due(limit: 10, at: Date())
             #expect(rest.map(\.id) == [pending[2].id])
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 1, parked: 0, published: 2))
             try await storage.markPublished([pending[0].id], at: Date())
@@ -238,16 +265,16 @@ extension EventStorageConformance {
             try await store.publish(deposits([1, 2]), to: "account-1")
             try await store.publish(deposits([3]), to: "account-2")
             let now = Date()
-            let first = try await storage.pendingOutboxEntries(limit: 10, now: now)[0]
+            let first = try await due(limit: 10, at: now)[0]
             let failed = try await storage.recordFailedAttempt(first.id, error: "nacked by broker", nextAttemptAt: now.addingTimeInterval(60), attemptLimit: 5)
             #expect(failed?.attempts == 1)
             #expect(failed?.state == .pending)
             #expect(failed?.lastError == "nacked by broker")
 
-            let held = try await storage.pendingOutboxEntries(limit: 10, now: now)
+            let held = try await due(limit: 10, at: now)
             #expect(held.map(\.event.streamID) == ["account-2"], "account-1's later event waits behind its failed one")
 
-            let later = try await storage.pendingOutboxEntries(limit: 10, now: now.addingTimeInterval(61))
+            let later = try await due(limit: 10, at: now.addingTimeInterval(61))
             #expect(later.map(\.event.position) == [1, 2, 3])
             #expect(later[0].attempts == 1)
             #expect(later[0].lastError == "nacked by broker")
@@ -257,7 +284,7 @@ extension EventStorageConformance {
             try await store.publish(deposits([1, 2]), to: "account-1")
             try await store.publish(deposits([3]), to: "account-2")
             let now = Date()
-            let entry = try await storage.pendingOutboxEntries(limit: 1, now: now)[0]
+            let entry = try await due(limit: 1, at: now)[0]
             _ = try await storage.recordFailedAttempt(entry.id, error: "first", nextAttemptAt: now, attemptLimit: 2)
             let parked = try await storage.recordFailedAttempt(entry.id, error: "second", nextAttemptAt: now, attemptLimit: 2)
             #expect(parked?.state == .parked)
@@ -266,11 +293,11 @@ extension EventStorageConformance {
 
             #expect(try await storage.parkedOutboxEntries(limit: 10).map(\.id) == [entry.id])
             #expect(try await storage.parkedOutboxEntries(limit: 10).first?.lastError == "second")
-            #expect(try await storage.pendingOutboxEntries(limit: 10, now: now.addingTimeInterval(3600)).map(\.event.streamID) == ["account-2"])
+            #expect(try await due(limit: 10, at: now.addingTimeInterval(3600)).map(\.event.streamID) == ["account-2"])
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 2, parked: 1, published: 0))
 
             #expect(try await storage.requeueParked([entry.id, 9999]) == 1)
-            let requeued = try await storage.pendingOutboxEntries(limit: 10, now: now)
+            let requeued = try await due(limit: 10, at: now)
             #expect(requeued.map(\.event.position) == [1, 2, 3])
             #expect(requeued[0].attempts == 0)
             #expect(try await storage.parkedOutboxEntries(limit: 10).isEmpty)
@@ -278,7 +305,7 @@ extension EventStorageConformance {
 
         func outboxHousekeeping() async throws {
             try await store.publish(deposits([1, 2, 3]), to: "account-1")
-            let entries = try await storage.pendingOutboxEntries(limit: 10, now: Date())
+            let entries = try await due(limit: 10, at: Date())
             let old = date(1_700_000_000)
             try await storage.markPublished([entries[0].id], at: old)
             try await storage.markPublished([entries[1].id], at: old.addingTimeInterval(3600))

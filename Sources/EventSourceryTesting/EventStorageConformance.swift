@@ -25,6 +25,7 @@ public struct EventStorageConformance: Sendable {
         case streamExistenceAndVersion
         case concurrentWritersOneWins
         case publishAddsOutboxEntries
+        case outboxLeasesShareWorkInStreamOrder
         case outboxMarkPublished
         case outboxRetryHoldsBackItsStreamOnly
         case outboxParkAndRequeue
@@ -70,6 +71,7 @@ public struct EventStorageConformance: Sendable {
         case .streamExistenceAndVersion: try await checks.streamExistenceAndVersion()
         case .concurrentWritersOneWins: try await checks.concurrentWritersOneWins()
         case .publishAddsOutboxEntries: try await checks.publishAddsOutboxEntries()
+        case .outboxLeasesShareWorkInStreamOrder: try await checks.outboxLeasesShareWorkInStreamOrder()
         case .outboxMarkPublished: try await checks.outboxMarkPublished()
         case .outboxRetryHoldsBackItsStreamOnly: try await checks.outboxRetryHoldsBackItsStreamOnly()
         case .outboxParkAndRequeue: try await checks.outboxParkAndRequeue()

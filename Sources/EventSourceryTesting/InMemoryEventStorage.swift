@@ -16,6 +16,7 @@ public final class InMemoryEventStorage: EventStorage {
         var attempts: Int
         var lastError: String?
         var nextAttemptAt: Date?
+        var leasedUntil: Date?
         var publishedAt: Date?
     }
 
@@ -127,17 +128,21 @@ public final class InMemoryEventStorage: EventStorage {
         state.withLock { $0.inbox.contains(InboxEntry(consumer: consumer, eventID: eventID)) }
     }
 
-    public func pendingOutboxEntries(limit: Int, now: Date) async throws -> [OutboxEntry] {
+    public func claimOutboxEntries(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [OutboxEntry] {
         state.withLock { state in
             var blockedStreams: Set<StreamID> = []
             var entries: [OutboxEntry] = []
-            for row in state.outbox where row.state != .published {
+            for index in state.outbox.indices where state.outbox[index].state != .published {
+                let row = state.outbox[index]
                 let stream = state.events[Int(row.position) - 1].streamID
                 guard !blockedStreams.contains(stream) else { continue }
-                if row.state == .parked || (row.nextAttemptAt.map { $0 > now } ?? false) {
+                let waiting = row.nextAttemptAt.map { $0 > now } ?? false
+                let leased = row.leasedUntil.map { $0 > now } ?? false
+                if row.state == .parked || waiting || leased {
                     blockedStreams.insert(stream)
                     continue
                 }
+                if leaseDuration > 0 { state.outbox[index].leasedUntil = now.addingTimeInterval(leaseDuration) }
                 entries.append(state.entry(row))
                 if entries.count == limit { break }
             }
@@ -151,6 +156,7 @@ public final class InMemoryEventStorage: EventStorage {
             for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state != .published {
                 state.outbox[index].state = .published
                 state.outbox[index].publishedAt = date
+                state.outbox[index].leasedUntil = nil
             }
         }
     }
@@ -161,6 +167,7 @@ public final class InMemoryEventStorage: EventStorage {
             state.outbox[index].attempts += 1
             state.outbox[index].lastError = error
             state.outbox[index].nextAttemptAt = nextAttemptAt
+            state.outbox[index].leasedUntil = nil
             if state.outbox[index].attempts >= attemptLimit { state.outbox[index].state = .parked }
             return state.entry(state.outbox[index])
         }
@@ -180,6 +187,7 @@ public final class InMemoryEventStorage: EventStorage {
                 state.outbox[index].state = .pending
                 state.outbox[index].attempts = 0
                 state.outbox[index].nextAttemptAt = nil
+                state.outbox[index].leasedUntil = nil
                 count += 1
             }
             return count

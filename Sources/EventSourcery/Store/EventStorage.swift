@@ -52,14 +52,19 @@ public protocol EventStorage: Sendable {
 
     // MARK: Outbox
 
-    /// Up to `limit` pending outbox entries in outbox order whose next attempt is due at `now`.
+    /// Claims up to `limit` pending outbox entries in outbox order whose next attempt is due
+    /// at `now`, leasing them until `now + leaseDuration`.
     ///
-    /// An entry is handed out only when no earlier unpublished entry of its stream is
-    /// waiting for a retry or parked, so the events of one stream leave in stream order.
-    func pendingOutboxEntries(limit: Int, now: Date) async throws -> [OutboxEntry]
-    /// Marks the entries as published.
+    /// A leased entry is not handed out again until its lease expires or it is marked
+    /// published or failed, so several relays can share one store. An entry is handed out
+    /// only when no earlier unpublished entry of its stream is leased, waiting for a retry or
+    /// parked, so the events of one stream leave in stream order. A lease of 0 seconds
+    /// claims nothing and writes nothing: it lists what is due.
+    func claimOutboxEntries(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [OutboxEntry]
+    /// Marks the entries as published and ends their leases.
     func markPublished(_ entryIDs: [Int64], at date: Date) async throws
-    /// Records a failed publish attempt; the entry is parked when it reaches `attemptLimit`.
+    /// Records a failed publish attempt and ends its lease; the entry is parked when it
+    /// reaches `attemptLimit`.
     ///
     /// - Returns: the updated entry, or `nil` when no pending entry has that id.
     func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry?
