@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .library(name: "EventSourcery", targets: ["EventSourcery"]),
         .library(name: "EventSourcerySQLite", targets: ["EventSourcerySQLite"]),
+        .library(name: "EventSourceryPostgres", targets: ["EventSourceryPostgres"]),
         .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
         .library(name: "AMQPClient", targets: ["AMQPClient"]),
         .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // MARK: Event sourcing core
@@ -38,6 +40,15 @@ let package = Package(
             dependencies: [
                 "EventSourcery",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventSourceryPostgres",
+            dependencies: [
+                "EventSourcery",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -75,6 +86,7 @@ let package = Package(
             dependencies: [
                 "EventSourcery",
                 "EventSourcerySQLite",
+                "EventSourceryPostgres",
                 "AMQPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -89,7 +101,16 @@ let package = Package(
         ),
         .testTarget(
             name: "EventSourcerySQLiteTests",
-            dependencies: ["EventSourcery", "EventSourcerySQLite", "EventSourceryTesting"],
+            dependencies: [
+                "EventSourcery", "EventSourcerySQLite", "EventSourceryTesting",
+                // A second, raw connection to lock the database in the locking tests.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryPostgresTests",
+            dependencies: ["EventSourcery", "EventSourceryPostgres", "EventSourceryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
