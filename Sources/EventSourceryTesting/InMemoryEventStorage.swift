@@ -41,11 +41,24 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     private let state = Mutex(State())
+    private let outboxChanged = ChangeSignal()
 
     /// Creates an empty storage.
     public init() {}
 
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
+        let outcome = try commitLocked(batch)
+        if case .committed = outcome, batch.appends.contains(where: \.publishes) {
+            outboxChanged.signal()
+        }
+        return outcome
+    }
+
+    public func waitForOutboxChange(timeout: Duration) async {
+        _ = await outboxChanged.wait(timeout: timeout)
+    }
+
+    private func commitLocked(_ batch: WriteBatch) throws -> CommitOutcome {
         try state.withLock { state in
             if let inbox = batch.inboxEntry, state.inbox.contains(inbox) { return .alreadyProcessed }
             // Validate everything first so a failing batch writes nothing.
@@ -181,6 +194,7 @@ public final class InMemoryEventStorage: EventStorage {
 
     public func requeueParked(_ entryIDs: [Int64]) async throws -> Int {
         let ids = Set(entryIDs)
+        defer { outboxChanged.signal() }
         return state.withLock { state in
             var count = 0
             for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state == .parked {

@@ -76,4 +76,18 @@ public protocol EventStorage: Sendable {
     func deletePublishedOutboxEntries(publishedUpTo date: Date) async throws -> Int
     /// How many entries are pending, parked and published.
     func outboxCounts() async throws -> OutboxCounts
+
+    /// Waits until outbox entries may have been added, at most `timeout`.
+    ///
+    /// Relays call it when nothing is due, so an appended event is published promptly
+    /// without polling the database hard. Backends that can be told about commits (an
+    /// in-process signal, PostgreSQL `LISTEN/NOTIFY`) return as soon as one happens; the
+    /// default implementation sleeps for `timeout`. Returns on cancellation too.
+    func waitForOutboxChange(timeout: Duration) async
+}
+
+extension EventStorage {
+    public func waitForOutboxChange(timeout: Duration) async {
+        try? await Task.sleep(for: timeout)
+    }
 }

@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Wakes tasks waiting for a change, such as a relay waiting for new outbox entries.
+///
+/// ``signal()`` resumes every current waiter; ``wait(timeout:)`` returns `true` when
+/// signalled and `false` when the timeout passed or the task was cancelled. A signal with
+/// nobody waiting is not remembered: callers check for work before they wait.
+public final class ChangeSignal: Sendable {
+    private struct State {
+        var nextID: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates a signal.
+    public init() {}
+
+    /// Resumes every waiting task.
+    public func signal() {
+        let waiters = state.withLock { state in
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// Waits until ``signal()`` is called, `timeout` passes, or the task is cancelled.
+    ///
+    /// - Returns: `true` when signalled.
+    public func wait(timeout: Duration) async -> Bool {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.resume(id, returning: false)
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let alreadyCancelled = state.withLock { state in
+                    if Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if alreadyCancelled { continuation.resume(returning: false) }
+            }
+        } onCancel: {
+            resume(id, returning: false)
+        }
+    }
+
+    private func resume(_ id: UInt64, returning value: Bool) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: value)
+    }
+}

@@ -1,0 +1,62 @@
+extension OutboxRelay {
+    /// Settings of an ``OutboxRelay``.
+    public struct Configuration: Sendable {
+        /// The bounded context whose outbox is relayed: it names the exchange (`<context>.events`),
+        /// the routing keys and the `app_id`.
+        public var context: String
+        /// Entries claimed and published per round.
+        public var batchSize: Int
+        /// How long claimed entries stay reserved for this relay; another replica takes them
+        /// over only after that, if this one died.
+        public var leaseDuration: Duration
+        /// Retry and parking of entries the broker refuses.
+        public var retry: RetryPolicy
+        /// The longest the relay sleeps when it gets no wake-up signal from the storage.
+        public var idlePollInterval: Duration
+        /// How long published entries are kept before housekeeping deletes them; `nil` keeps them.
+        public var retention: Duration?
+        /// How often housekeeping runs.
+        public var housekeepingInterval: Duration
+
+        /// Creates a configuration with defaults suited to most deployments.
+        public init(
+            context: String,
+            batchSize: Int = 500,
+            leaseDuration: Duration = .seconds(30),
+            retry: RetryPolicy = RetryPolicy(),
+            idlePollInterval: Duration = .seconds(1),
+            retention: Duration? = .seconds(3600),
+            housekeepingInterval: Duration = .seconds(60)
+        ) {
+            precondition(batchSize > 0, "batchSize must be positive")
+            self.context = context
+            self.batchSize = batchSize
+            self.leaseDuration = leaseDuration
+            self.retry = retry
+            self.idlePollInterval = idlePollInterval
+            self.retention = retention
+            self.housekeepingInterval = housekeepingInterval
+        }
+    }
+
+    /// What a relay did.
+    public struct Statistics: Sendable, Hashable {
+        /// Entries the broker confirmed and that were marked published.
+        public var published = 0
+        /// Failed attempts recorded (nacks, returns, connection losses).
+        public var failed = 0
+        /// Entries parked after reaching the attempt limit.
+        public var parked = 0
+        /// Published entries deleted by housekeeping.
+        public var deleted = 0
+
+        public init() {}
+
+        static func += (lhs: inout Statistics, rhs: Statistics) {
+            lhs.published += rhs.published
+            lhs.failed += rhs.failed
+            lhs.parked += rhs.parked
+            lhs.deleted += rhs.deleted
+        }
+    }
+}

@@ -1,0 +1,32 @@
+public import AMQPClient
+
+/// How the relay retries an entry the broker did not take: capped exponential backoff and
+/// an attempt limit after which the entry is parked.
+public struct RetryPolicy: Sendable, Equatable {
+    /// The delays between attempts.
+    public var backoff: ReconnectBackoff
+    /// Broker refusals (`basic.nack`, unroutable returns) after which an entry is parked.
+    /// Connection losses are recorded too but never park an entry: they say nothing about it.
+    public var attemptLimit: Int
+
+    /// Creates a policy. The defaults retry after about 0.2 s, 0.4 s, 0.8 s, … up to 30 s,
+    /// and park after 10 refusals.
+    public init(initialBackoff: Duration = .milliseconds(200), maximumBackoff: Duration = .seconds(30), attemptLimit: Int = 10) {
+        precondition(attemptLimit > 0, "attemptLimit must be positive")
+        self.backoff = ReconnectBackoff(initialDelay: initialBackoff, maximumDelay: maximumBackoff)
+        self.attemptLimit = attemptLimit
+    }
+
+    /// The delay before the next attempt of an entry that has failed `attempts` times.
+    public func delay(afterAttempts attempts: Int) -> Duration {
+        backoff.delay(forAttempt: max(attempts, 1))
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as Foundation's `TimeInterval` counts them.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

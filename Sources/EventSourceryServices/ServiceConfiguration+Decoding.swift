@@ -1,0 +1,72 @@
+// Decoding with snake_case keys, defaults for missing keys, and unknown keys rejected.
+
+struct ConfigurationKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension KeyedDecodingContainer where Key == ConfigurationKey {
+    /// Fails on keys outside `allowed`, naming the entry and the keys that are allowed.
+    func rejectUnknownKeys(_ allowed: [String]) throws {
+        for key in allKeys where !allowed.contains(key.stringValue) {
+            let entry = (codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            throw ConfigurationError(file: "", entry: entry, message: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+        }
+    }
+
+    func value<T: Decodable>(_ key: String, default value: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: ConfigurationKey(key)) ?? value
+    }
+}
+
+extension ServiceConfiguration: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["broker", "relay", "contexts"])
+        broker = try container.value("broker", default: Broker())
+        relay = try container.value("relay", default: Relay())
+        contexts = try container.decode([String: Context].self, forKey: ConfigurationKey("contexts"))
+    }
+}
+
+extension ServiceConfiguration.Broker: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["url", "heartbeat_seconds", "wait_for_broker"])
+        let defaults = Self()
+        url = try container.value("url", default: defaults.url)
+        heartbeatSeconds = try container.value("heartbeat_seconds", default: defaults.heartbeatSeconds)
+        waitForBroker = try container.value("wait_for_broker", default: defaults.waitForBroker)
+    }
+}
+
+extension ServiceConfiguration.Relay: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys([
+            "batch_size", "window", "lease_seconds", "idle_poll_ms", "retention_seconds",
+            "initial_backoff_ms", "max_backoff_ms", "attempt_limit",
+        ])
+        let defaults = Self()
+        batchSize = try container.value("batch_size", default: defaults.batchSize)
+        window = try container.value("window", default: defaults.window)
+        leaseSeconds = try container.value("lease_seconds", default: defaults.leaseSeconds)
+        idlePollMilliseconds = try container.value("idle_poll_ms", default: defaults.idlePollMilliseconds)
+        retentionSeconds = try container.value("retention_seconds", default: defaults.retentionSeconds)
+        initialBackoffMilliseconds = try container.value("initial_backoff_ms", default: defaults.initialBackoffMilliseconds)
+        maximumBackoffMilliseconds = try container.value("max_backoff_ms", default: defaults.maximumBackoffMilliseconds)
+        attemptLimit = try container.value("attempt_limit", default: defaults.attemptLimit)
+    }
+}
+
+extension ServiceConfiguration.Context: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["store", "publishes"])
+        store = try container.decode(String.self, forKey: ConfigurationKey("store"))
+        publishes = try container.value("publishes", default: [])
+    }
+}

@@ -1,0 +1,65 @@
+/// The configuration of the bridge services (`outbox-publisher`, `context-consumer`), read
+/// from a YAML file in `config/` with environment overrides.
+///
+/// ```yaml
+/// broker:
+///   url: amqp://guest:guest@127.0.0.1:5673/
+/// relay:
+///   batch_size: 500
+///   window: 1000
+/// contexts:
+///   order:
+///     store: sqlite:.run/demo/order.sqlite
+///     publishes: [OrderPlaced, OrderPaid]
+/// ```
+///
+/// Every key but `contexts.<name>` has a default. Unknown keys are rejected, so a typo
+/// never silently falls back to a default.
+public struct ServiceConfiguration: Sendable, Equatable {
+    /// The broker connection.
+    public var broker: Broker
+    /// Outbox relay settings, shared by every context's publisher.
+    public var relay: Relay
+    /// The bounded contexts by name.
+    public var contexts: [String: Context]
+
+    /// The broker connection.
+    public struct Broker: Sendable, Equatable {
+        /// `amqp://user:password@host:port/vhost` or `amqps://…`. Environment: `AMQP_URL`.
+        public var url: String = "amqp://guest:guest@127.0.0.1:5673/"
+        /// Heartbeat interval in seconds (0 disables heartbeats).
+        public var heartbeatSeconds: Int = 30
+        /// Whether a service keeps retrying when the broker is unreachable at start,
+        /// instead of exiting with an error. Environment: `ES_BROKER_WAIT`.
+        public var waitForBroker: Bool = false
+    }
+
+    /// Outbox relay settings.
+    public struct Relay: Sendable, Equatable {
+        /// Entries claimed per round. Environment: `ES_RELAY_BATCH_SIZE`.
+        public var batchSize: Int = 500
+        /// Unconfirmed messages in flight. Environment: `ES_RELAY_WINDOW`.
+        public var window: Int = 1000
+        /// How long claimed entries stay reserved for one relay.
+        public var leaseSeconds: Double = 30
+        /// The longest sleep when no wake-up arrives.
+        public var idlePollMilliseconds: Int = 1000
+        /// How long published entries are kept; 0 keeps them forever.
+        public var retentionSeconds: Double = 3600
+        /// Delay before the first retry of a refused entry.
+        public var initialBackoffMilliseconds: Int = 200
+        /// Longest delay between retries.
+        public var maximumBackoffMilliseconds: Int = 30_000
+        /// Broker refusals after which an entry is parked. Environment: `ES_RELAY_ATTEMPT_LIMIT`.
+        public var attemptLimit: Int = 10
+    }
+
+    /// One bounded context.
+    public struct Context: Sendable, Equatable {
+        /// Where the context's events live: `sqlite:<path>`, a plain path, or
+        /// `postgres://…`. Environment: `ES_STORE_URL` (for the one context a process serves).
+        public var store: String
+        /// The event types the context publishes.
+        public var publishes: [String] = []
+    }
+}

@@ -1,0 +1,53 @@
+public import EventSourcery
+import EventSourcerySQLite
+import Foundation
+
+/// Where a context's events live, parsed from a configuration value:
+/// `sqlite:<path>`, a plain file path, or `postgres://…`.
+public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
+    /// A SQLite file.
+    case sqlite(path: String)
+    /// A PostgreSQL database URL.
+    case postgres(url: String)
+
+    /// Parses a configured store value.
+    public init(_ value: String) throws(ConfigurationError) {
+        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+            self = .postgres(url: value)
+        } else if value.hasPrefix("sqlite:") {
+            self = .sqlite(path: String(value.dropFirst("sqlite:".count)))
+        } else if value.contains("://") {
+            throw ConfigurationError(file: "store", entry: nil, message: "'\(value)' is neither sqlite:<path> nor a postgres:// URL")
+        } else {
+            self = .sqlite(path: value)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let url): Self.redacted(url)
+        }
+    }
+
+    /// Opens the storage, creating a SQLite file's directory when needed.
+    public func open() async throws -> any EventStorage {
+        switch self {
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            return try SQLiteEventStorage(path: path)
+        case .postgres:
+            throw ConfigurationError(file: "store", entry: nil, message: "PostgreSQL stores are not wired into the services yet")
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for logs.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+}
