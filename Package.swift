@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "EventSourceryPostgres", targets: ["EventSourceryPostgres"]),
         .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
         .library(name: "AMQPClient", targets: ["AMQPClient"]),
+        .library(name: "EventSourceryAMQP", targets: ["EventSourceryAMQP"]),
+        .executable(name: "outbox-publisher", targets: ["OutboxPublisher"]),
         .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
         .executable(name: "eventsourcery-bench", targets: ["EventSourceryBenchmarks"]),
     ],
@@ -27,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
     ],
     targets: [
         // MARK: Event sourcing core
@@ -75,7 +78,48 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Bridge between the store and the broker
+        .target(
+            name: "EventSourceryAMQP",
+            dependencies: [
+                "EventSourcery",
+                "AMQPClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Services: configuration and bootstrapping shared by the executables
+        .target(
+            name: "EventSourceryServices",
+            dependencies: [
+                "EventSourcery",
+                "EventSourcerySQLite",
+                "EventSourceryPostgres",
+                "EventSourceryAMQP",
+                "AMQPClient",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
+        .executableTarget(
+            name: "OutboxPublisher",
+            dependencies: [
+                "EventSourcery",
+                "EventSourceryAMQP",
+                "EventSourceryServices",
+                "AMQPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "EventSourceryExample",
             dependencies: ["EventSourcery", "EventSourcerySQLite"],
@@ -87,7 +131,9 @@ let package = Package(
                 "EventSourcery",
                 "EventSourcerySQLite",
                 "EventSourceryPostgres",
+                "EventSourceryAMQP",
                 "AMQPClient",
+                .product(name: "GRDB", package: "GRDB.swift"),  // the raw-GRDB baseline of the store benchmark
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -113,9 +159,22 @@ let package = Package(
             dependencies: ["EventSourcery", "EventSourceryPostgres", "EventSourceryTesting"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "AMQPTestSupport",
+            dependencies: ["AMQPClient", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/AMQPTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AMQPClientTests",
-            dependencies: ["AMQPClient"],
+            dependencies: ["AMQPClient", "AMQPTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryAMQPTests",
+            dependencies: [
+                "EventSourcery", "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport", "EventSourcerySQLite",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

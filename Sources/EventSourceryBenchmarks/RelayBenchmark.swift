@@ -63,11 +63,12 @@ struct RelayBenchmark: AsyncParsableCommand {
             .map { EventMessage.outgoing($0.event, context: context) }
         let publisher = AMQPPublisher(connection: connection, window: window)
         let rawStart = ContinuousClock.now
+        let rawCPU = CPUTime.now()
         for chunk in stride(from: 0, to: messages.count, by: batchSize) {
             _ = try await publisher.publish(Array(messages[chunk..<min(chunk + batchSize, messages.count)]))
         }
         let rawElapsed = ContinuousClock.now - rawStart
-        BenchmarkTable.line("raw confirmed publish (window \(window))", events: messages.count, elapsed: rawElapsed, latencies: [])
+        BenchmarkTable.line("raw confirmed publish (window \(window))", events: messages.count, elapsed: rawElapsed, cpu: CPUTime.now() - rawCPU, latencies: [])
         _ = try await connection.purgeQueue(queue)
 
         let relay = OutboxRelay(
@@ -75,10 +76,11 @@ struct RelayBenchmark: AsyncParsableCommand {
             configuration: OutboxRelay.Configuration(context: context, batchSize: batchSize, retention: nil)
         )
         let relayStart = ContinuousClock.now
+        let relayCPU = CPUTime.now()
         let statistics = try await relay.runOnce()
         let relayElapsed = ContinuousClock.now - relayStart
-        BenchmarkTable.line("relay: SQLite outbox → confirmed publish", events: statistics.published, elapsed: relayElapsed, latencies: [])
-        let ratio = (Double(statistics.published) / relayElapsed.seconds) / (Double(messages.count) / rawElapsed.seconds)
+        BenchmarkTable.line("relay: SQLite outbox → confirmed publish", events: statistics.published, elapsed: relayElapsed, cpu: CPUTime.now() - relayCPU, latencies: [])
+        let ratio = (Double(statistics.published) / relayElapsed.secondsValue) / (Double(messages.count) / rawElapsed.secondsValue)
         print(String(format: "relay / raw publish rate: %.1f%%", ratio * 100))
         _ = try await connection.purgeQueue(queue)
 
@@ -110,6 +112,7 @@ struct RelayBenchmark: AsyncParsableCommand {
         let relaying = Task { try await relay.run() }
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(rate))
         let start = ContinuousClock.now
+        let cpu = CPUTime.now()
         for index in 0..<total {
             let due = start + interval * index
             if due > .now { try await Task.sleep(until: due) }
@@ -127,7 +130,7 @@ struct RelayBenchmark: AsyncParsableCommand {
         await consumer.cancel()
         await consumerConnection.close()
         let measured = latencies.withLock { $0 }
-        BenchmarkTable.line("commit → delivered at \(rate)/s", events: measured.count, elapsed: ContinuousClock.now - start, latencies: measured)
+        BenchmarkTable.line("commit → delivered at \(rate)/s", events: measured.count, elapsed: ContinuousClock.now - start, cpu: CPUTime.now() - cpu, latencies: measured)
     }
 
     private func prefill(_ store: EventStore, count: Int) async throws {
@@ -158,7 +161,7 @@ struct Reading: Event {
 }
 
 extension Duration {
-    var seconds: Double {
+    fileprivate var secondsValue: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -1,1 +1,402 @@
-import EventSourcery
+public import EventSourcery
+public import Foundation
+import GRDB
+import Synchronization
+
+/// An event storage in an SQLite database file: the embedded default backend.
+///
+/// ```swift
+/// let storage = try SQLiteEventStorage(path: "/var/lib/orders/events.sqlite")
+/// let store = EventStore(storage: storage, registry: EventRegistry([OrderPlaced.self]))
+/// ```
+///
+/// The storage creates the schema on first use and migrates it when a newer version of
+/// the library opens the file (see the `v1` migration for the tables). The database runs
+/// in WAL mode with `synchronous = FULL` by default, so a commit is on disk when
+/// ``commit(_:)`` returns; ``Configuration`` explains the alternatives.
+///
+/// ## Concurrency and global order
+///
+/// The storage holds one writer connection and a few reader connections
+/// ([GRDB](https://github.com/groue/GRDB.swift)'s `DatabasePool`). All writes of this
+/// storage go through the single writer, one transaction after the other, and each write
+/// transaction starts with `BEGIN IMMEDIATE`, which also takes SQLite's write lock
+/// against other processes. A global position is therefore assigned inside the only
+/// write transaction running, and positions become visible in commit order: a reader can
+/// never see position *n + 1* while position *n* is still uncommitted. This makes
+/// ``readAll(after:limit:)`` gap-safe without any extra bookkeeping. Readers see a
+/// consistent snapshot of committed data and never block the writer (WAL).
+///
+/// Batches that arrive while the writer is busy share its next transaction (group
+/// commit, one `fsync` for all of them), each in its own savepoint so each still commits
+/// or fails alone; see ``commit(_:)``.
+///
+/// ## Threads
+///
+/// SQLite calls block their thread, so none runs on Swift's cooperative thread pool:
+/// every access uses GRDB's `async` APIs, which in GRDB 7 run the database work on the
+/// connection's own serial `DispatchQueue` (through an actor whose executor is that
+/// queue) and resume the caller when it is done. Commits are queued to the writer's
+/// queue directly and resume the caller through a continuation. Only the initializer, which opens the
+/// file and migrates the schema once, and ``close()`` block the calling thread.
+///
+/// ## Errors
+///
+/// Every failure is an ``EventStoreError``: a lock held too long by another process, a
+/// file that cannot be opened or is not a database, and a closed storage are
+/// ``EventStoreError/Code/storageUnavailable``. A failed commit writes nothing, and
+/// never affects data committed before.
+public final class SQLiteEventStorage: EventStorage {
+    /// The configuration the storage was opened with.
+    public let configuration: Configuration
+
+    /// The open database, `nil` once closed.
+    private let pool: Mutex<DatabasePool?>
+    /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``.
+    let outboxChanged = ChangeSignal()
+    /// Batches waiting for the writer (see `SQLiteEventStorage+GroupCommit.swift`).
+    let commitQueue = Mutex(CommitQueue())
+
+    /// Opens (creating if needed) the database at `path` with the default, durable
+    /// configuration.
+    ///
+    /// - Throws: ``EventStoreError`` `storageUnavailable` when the file cannot be opened
+    ///   (missing directory, no permission, not a database) or its schema is newer than
+    ///   this library.
+    public convenience init(path: String) throws {
+        try self.init(configuration: Configuration(path: path))
+    }
+
+    /// Opens (creating if needed) the database described by `configuration`, and
+    /// migrates its schema.
+    ///
+    /// - Throws: ``EventStoreError`` `storageUnavailable` when the file cannot be opened
+    ///   (missing directory, no permission, not a database), when it is locked longer than
+    ///   the busy timeout, or when its schema is newer than this library (or, read-only,
+    ///   older).
+    public init(configuration: Configuration) throws {
+        self.configuration = configuration
+        let path = configuration.path
+        var grdb = GRDB.Configuration()
+        grdb.label = "EventSourcery.SQLite"
+        grdb.readonly = configuration.isReadOnly
+        grdb.busyMode = .timeout(TimeInterval(configuration.busyTimeout.components.seconds)
+            + TimeInterval(configuration.busyTimeout.components.attoseconds) / 1e18)
+        grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
+        grdb.foreignKeysEnabled = false
+        let synchronous = configuration.synchronous.rawValue
+        let cacheKiB = max(0, configuration.pageCacheKiB)
+        let checkpointPages = max(0, configuration.walAutocheckpointPages)
+        grdb.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous); PRAGMA cache_size = -\(cacheKiB)")
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)")
+            }
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: grdb)
+            // GRDB switches the writer to `synchronous = NORMAL` when it enables WAL, after
+            // `prepareDatabase` ran: set the configured mode again on the writer, the only
+            // connection that commits.
+            if !configuration.isReadOnly {
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+            }
+        } catch {
+            throw Self.openError(error, path: path, configuration: configuration)
+        }
+        do {
+            let migrator = Self.migrator
+            let isCurrent = try pool.read { db in
+                if try migrator.hasBeenSuperseded(db) {
+                    throw EventStoreError(
+                        .storageUnavailable,
+                        message: "The database at '\(path)' has a schema newer than this version of EventSourcery understands. "
+                            + "Upgrade the library, or open a database written by this version."
+                    )
+                }
+                let isCurrent = try migrator.hasCompletedMigrations(db)
+                if configuration.isReadOnly, !isCurrent {
+                    throw EventStoreError(
+                        .storageUnavailable,
+                        message: "The database at '\(path)' is opened read-only but its schema is missing or out of date. "
+                            + "Open it once without Configuration.isReadOnly so the schema is created or migrated."
+                    )
+                }
+                return isCurrent
+            }
+            // An up-to-date schema needs no write lock: opening then works even while
+            // another process holds one.
+            if !isCurrent, !configuration.isReadOnly {
+                try migrator.migrate(pool)
+            }
+        } catch {
+            try? pool.close()
+            throw Self.openError(error, path: path, configuration: configuration)
+        }
+        self.pool = Mutex(pool)
+    }
+
+    /// Closes the database. Later calls fail with ``EventStoreError/Code/storageUnavailable``
+    /// ("storage is closed"); calling `close()` again does nothing.
+    ///
+    /// Waits for the accesses already running to finish. Blocks the calling thread.
+    ///
+    /// - Throws: ``EventStoreError`` when SQLite cannot close the file.
+    public func close() throws {
+        // Taking the pool out first makes every later access fail before it reaches
+        // SQLite; a write already queued behind the close sees `nil` too (see `write`).
+        guard let pool = pool.withLock({ pool in defer { pool = nil }; return pool }) else { return }
+        do {
+            try pool.close()
+        } catch {
+            throw Self.mapped(error, path: configuration.path, configuration: configuration)
+        }
+    }
+
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { pool.withLock { $0 == nil } }
+
+    // MARK: Database access
+
+    /// Runs `body` in an immediate write transaction on the writer's queue.
+    ///
+    /// - Parameter bookkeeping: the transaction only records outbox progress (leases,
+    ///   published marks, failed attempts, clean-up). It then commits without waiting for
+    ///   the disk even with `synchronous = FULL`: the next durable commit syncs it too (the
+    ///   WAL is written in order), and a power loss before that can only make the relay
+    ///   publish an entry again, which the at-least-once outbox already allows. Events,
+    ///   inbox entries, snapshots and checkpoints always commit durably.
+    func write<T: Sendable>(bookkeeping: Bool = false, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        let path = configuration.path
+        let relaxes = bookkeeping && configuration.synchronous == .full
+        do {
+            return try await openPool().writeWithoutTransaction { db in
+                // A write queued before close() but running after it must not touch
+                // the closed connection.
+                guard !self.isClosed else { throw Self.closedError(path: path) }
+                if relaxes { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                var result: Result<T, any Error> = .failure(CancellationError())
+                do {
+                    try db.inTransaction(.immediate) {
+                        result = .success(try body(db))
+                        return .commit
+                    }
+                } catch {
+                    result = .failure(error)
+                }
+                // Restore the durable mode before anything else commits; if that fails,
+                // fail loudly rather than leave later commits undurable.
+                if relaxes { try db.execute(sql: "PRAGMA synchronous = FULL") }
+                return try result.get()
+            }
+        } catch {
+            throw Self.mapped(error, path: path, configuration: configuration)
+        }
+    }
+
+    /// Runs `body` in a read transaction on a reader's queue.
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await openPool().read(body)
+        } catch {
+            throw Self.mapped(error, path: configuration.path, configuration: configuration)
+        }
+    }
+
+    func openPool() throws(EventStoreError) -> DatabasePool {
+        guard let pool = pool.withLock({ $0 }) else { throw Self.closedError(path: configuration.path) }
+        return pool
+    }
+
+    // MARK: Writing
+
+    /// Commits `batch` atomically and durably.
+    ///
+    /// Batches submitted while the writer is busy are committed together in its next
+    /// transaction, each in its own savepoint (group commit): each batch still succeeds or
+    /// fails on its own, and returns once the shared transaction is on disk. Task
+    /// cancellation does not interrupt a queued commit: it commits or fails as a whole.
+    ///
+    /// - Throws: ``EventStoreError`` `concurrencyConflict` or `duplicateEventID` (nothing of
+    ///   the batch is written), or `storageUnavailable` when the database is closed or
+    ///   locked by another process for longer than the busy timeout.
+    public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
+        let outcome = try await enqueueCommit(batch)
+        if case .committed = outcome, batch.appends.contains(where: { $0.publishes && !$0.events.isEmpty }) {
+            outboxChanged.signal()
+        }
+        return outcome
+    }
+
+    static func commit(_ batch: WriteBatch, in db: Database) throws -> CommitOutcome {
+        if let inbox = batch.inboxEntry {
+            let statement = try db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE consumer = ? AND event_id = ?")
+            if try Int.fetchOne(statement, arguments: [inbox.consumer, inbox.eventID]) != nil {
+                return .alreadyProcessed
+            }
+        }
+        var recorded: [RecordedEvent] = []
+        recorded.reserveCapacity(batch.eventCount)
+        if !batch.appends.isEmpty {
+            let versionQuery = try db.cachedStatement(sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?")
+            let insertEvent = try db.cachedStatement(sql: """
+                INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version,
+                                    created_at, correlation_id, causation_id, trace_context, payload)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let insertOutbox = try db.cachedStatement(sql: "INSERT INTO outbox (position, stream_id) VALUES (?, ?)")
+            var versions: [StreamID: Int64] = [:]
+            var traceEncoder: JSONEncoder?
+            for append in batch.appends {
+                let stream = append.streamID
+                let actual: Int64
+                if let version = versions[stream] {
+                    actual = version
+                } else {
+                    actual = try Int64.fetchOne(versionQuery, arguments: [stream.rawValue]) ?? 0
+                }
+                guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
+                    throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
+                }
+                var version = actual
+                for event in append.events {
+                    version += 1
+                    do {
+                        try insertEvent.execute(arguments: [
+                            stream.rawValue, version, event.id, event.typeName, event.schemaVersion,
+                            event.createdAt.storedSeconds, event.metadata.correlationID, event.metadata.causationID,
+                            try traceContextJSON(event.metadata.traceContext, encoder: &traceEncoder), event.payload,
+                        ])
+                    } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                        throw try constraintError(error, event: event, append: append, in: db)
+                    }
+                    let position = db.lastInsertedRowID
+                    if append.publishes {
+                        try insertOutbox.execute(arguments: [position, stream.rawValue])
+                    }
+                    recorded.append(RecordedEvent(streamID: stream, streamVersion: version, position: position, event: event))
+                }
+                versions[stream] = version
+            }
+        }
+        if let inbox = batch.inboxEntry {
+            try db.cachedStatement(sql: "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (?, ?, ?)")
+                .execute(arguments: [inbox.consumer, inbox.eventID, Date().storedSeconds])
+        }
+        if let checkpoint = batch.checkpoint {
+            try db.cachedStatement(sql: """
+                INSERT INTO checkpoints (name, position, state) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
+                """)
+                .execute(arguments: [checkpoint.name, checkpoint.position, checkpoint.state])
+        }
+        for snapshot in batch.snapshots {
+            try db.cachedStatement(sql: """
+                INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES (?, ?, ?, ?)
+                ON CONFLICT (stream_id) DO UPDATE
+                SET version = excluded.version, schema_version = excluded.schema_version, state = excluded.state
+                """)
+                .execute(arguments: [snapshot.streamID.rawValue, snapshot.version, snapshot.schemaVersion, snapshot.state])
+        }
+        return .committed(recorded)
+    }
+
+    /// The error for a unique constraint that failed while inserting `event`.
+    ///
+    /// The version check above runs inside the same immediate transaction as the insert,
+    /// so a clash on (stream_id, stream_version) means another writer that bypasses this
+    /// library's locking appended concurrently; it is still reported as the conflict it is.
+    private static func constraintError(_ error: DatabaseError, event: EncodedEvent, append: WriteBatch.StreamAppend, in db: Database) throws -> any Error {
+        let message = error.message ?? ""
+        if message.contains("events.event_id") {
+            return EventStoreError.duplicateEvent(event.id, stream: append.streamID)
+        }
+        if message.contains("events.stream_version") {
+            let actual = try Int64.fetchOne(db, sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?", arguments: [append.streamID.rawValue]) ?? 0
+            return EventStoreError.conflict(stream: append.streamID, expected: append.expectedVersion, actual: actual)
+        }
+        return error
+    }
+
+    // MARK: Reading
+
+    public func streamVersion(_ stream: StreamID) async throws -> Int64 {
+        try await read { db in
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?"),
+                arguments: [stream.rawValue]
+            ) ?? 0
+        }
+    }
+
+    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent] {
+        try await read { db in
+            let range = "stream_id = ? AND stream_version >= ? AND stream_version <= ?"
+            if let createdUpTo {
+                let statement = try db.cachedStatement(sql: """
+                    SELECT \(Self.eventColumns) FROM events
+                    WHERE \(range) AND created_at <= ? ORDER BY stream_version
+                    """)
+                return try Self.fetchRecordedEvents(
+                    statement,
+                    arguments: [stream.rawValue, fromVersion, upToVersion ?? .max, createdUpTo.storedSeconds]
+                )
+            }
+            let statement = try db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM events WHERE \(range) ORDER BY stream_version")
+            return try Self.fetchRecordedEvents(statement, arguments: [stream.rawValue, fromVersion, upToVersion ?? .max])
+        }
+    }
+
+    public func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent] {
+        guard limit > 0 else { return [] }
+        return try await read { db in
+            let statement = try db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?")
+            return try Self.fetchRecordedEvents(statement, arguments: [position, limit])
+        }
+    }
+
+    public func headPosition() async throws -> Int64 {
+        try await read { db in
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(position) FROM events")) ?? 0
+        }
+    }
+
+    // MARK: Snapshots, checkpoints, inbox
+
+    public func latestSnapshot(of stream: StreamID) async throws -> Snapshot? {
+        try await read { db in
+            let statement = try db.cachedStatement(sql: "SELECT version, state, schema_version FROM snapshots WHERE stream_id = ?")
+            return try Row.fetchOne(statement, arguments: [stream.rawValue]).map { row in
+                Snapshot(
+                    streamID: stream,
+                    version: try row.decode(Int64.self, atIndex: 0),
+                    state: try row.decode(Data.self, atIndex: 1),
+                    schemaVersion: try row.decode(Int.self, atIndex: 2)
+                )
+            }
+        }
+    }
+
+    public func checkpoint(named name: String) async throws -> ProjectionCheckpoint? {
+        try await read { db in
+            let statement = try db.cachedStatement(sql: "SELECT position, state FROM checkpoints WHERE name = ?")
+            return try Row.fetchOne(statement, arguments: [name]).map { row in
+                ProjectionCheckpoint(name: name, position: try row.decode(Int64.self, atIndex: 0), state: try row.decode(Data.self, atIndex: 1))
+            }
+        }
+    }
+
+    public func resetCheckpoint(named name: String) async throws {
+        try await write { db in
+            try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE name = ?").execute(arguments: [name])
+        }
+    }
+
+    public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {
+        try await read { db in
+            let statement = try db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE consumer = ? AND event_id = ?")
+            return try Int.fetchOne(statement, arguments: [consumer, eventID]) != nil
+        }
+    }
+}

@@ -12,8 +12,9 @@ extension KeyedDecodingContainer where Key == ConfigurationKey {
     /// Fails on keys outside `allowed`, naming the entry and the keys that are allowed.
     func rejectUnknownKeys(_ allowed: [String]) throws {
         for key in allKeys where !allowed.contains(key.stringValue) {
-            let entry = (codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
-            throw ConfigurationError(file: "", entry: entry, message: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: codingPath + [key], debugDescription: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+            )
         }
     }
 

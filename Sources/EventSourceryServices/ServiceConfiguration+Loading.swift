@@ -24,8 +24,6 @@ extension ServiceConfiguration {
             return try YAMLDecoder().decode(ServiceConfiguration.self, from: text)
         } catch let error as DecodingError {
             throw ConfigurationError(decoding: error, file: file)
-        } catch let error as ConfigurationError {
-            throw ConfigurationError(file: file, entry: error.entry, message: error.message)
         } catch {
             throw ConfigurationError(file: file, entry: nil, message: "is not valid YAML: \(error)")
         }

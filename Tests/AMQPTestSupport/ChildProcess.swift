@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A child process for tests: started with `posix_spawn`, its output captured in temporary
 /// files, its exit awaited on a dispatch thread (never on the cooperative pool).

@@ -2,12 +2,16 @@ import AMQPClient
 import AMQPTestSupport
 import EventSourcery
 import EventSourceryAMQP
+import EventSourcerySQLite
 import Foundation
 import Testing
 
 /// The `outbox-publisher` executable, run as a real process.
 @Suite(.timeLimit(.minutes(2)))
 struct OutboxPublisherProcessTests {
+    /// The test environment's AMQP_URL would override the configuration file.
+    static let withoutOverrides = ["AMQP_URL": ""]
+
     private func configuration(brokerURL: String, relay: String = "batch_size: 500", store: String) -> String {
         """
         broker:
@@ -33,7 +37,7 @@ struct OutboxPublisherProcessTests {
         var url = URLComponents(string: TestBroker.url)!
         url.password = "not-the-password"
         let config = try writeConfiguration(configuration(brokerURL: url.string!, store: fixture.directory.path + "/p.sqlite"), in: fixture.directory)
-        let result = try await ChildProcess.run(BuiltProducts.path("outbox-publisher"), ["--context", "sample", "--config", config, "--once"])
+        let result = try await ChildProcess.run(BuiltProducts.path("outbox-publisher"), ["--context", "sample", "--config", config, "--once"], environment: Self.withoutOverrides)
         #expect(result.status == 69)
         #expect(result.standardError.contains("Cannot connect to the broker"))
         #expect(result.standardError.lowercased().contains("password") || result.standardError.contains("403"))
@@ -44,7 +48,7 @@ struct OutboxPublisherProcessTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = try writeConfiguration(configuration(brokerURL: "amqp://guest:guest@127.0.0.1:1/", store: directory.path + "/p.sqlite"), in: directory)
-        let result = try await ChildProcess.run(BuiltProducts.path("outbox-publisher"), ["--context", "sample", "--config", config, "--once"])
+        let result = try await ChildProcess.run(BuiltProducts.path("outbox-publisher"), ["--context", "sample", "--config", config, "--once"], environment: Self.withoutOverrides)
         #expect(result.status == 69)
         #expect(result.standardError.contains("Cannot connect to the broker at 127.0.0.1:1"))
     }
@@ -77,7 +81,8 @@ struct OutboxPublisherProcessTests {
         #expect(result.status == 0, "\(result.standardError)")
         #expect(try await fixture.storage.outboxCounts().published == 1200)
         let deliveries = try await fixture.receive(1200)
-        #expect(Set(deliveries.compactMap(\.properties.messageId)) == Set(ids.map { $0.uuidString.lowercased() }))
+        let received = Set(deliveries.compactMap(\.properties.messageId))
+        #expect(received.symmetricDifference(ids.map { $0.uuidString.lowercased() }).count == 0, "exactly the published events arrive")
     }
 
     @Test func sigtermDuringALargeBatchExitsCleanlyWithAConsistentOutbox() async throws {
@@ -104,6 +109,7 @@ struct OutboxPublisherProcessTests {
         #expect(rest.status == 0)
         #expect(try await fixture.storage.outboxCounts().published == 20_000)
         let deliveries = try await fixture.receive(20_000, timeout: .seconds(60))
-        #expect(Set(ids.map { $0.uuidString.lowercased() }).subtracting(deliveries.compactMap(\.properties.messageId)).isEmpty)
+        let missing = Set(ids.map { $0.uuidString.lowercased() }).subtracting(deliveries.compactMap(\.properties.messageId))
+        #expect(missing.count == 0, "events missing from the queue")
     }
 }

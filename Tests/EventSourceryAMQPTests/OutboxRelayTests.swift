@@ -2,6 +2,7 @@ import AMQPClient
 import AMQPTestSupport
 import EventSourcery
 import EventSourceryAMQP
+import EventSourcerySQLite
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@ import AMQPClient
 import AMQPTestSupport
 import EventSourcery
 import EventSourceryAMQP
+import EventSourcerySQLite
 import Foundation
 import Testing
 
@@ -29,7 +30,7 @@ struct RelayFaultTests {
         let deliveries = try await fixture.receive(5000, timeout: .seconds(30))
         let received = Set(deliveries.compactMap(\.properties.messageId))
         let expected = Set(stored.map { $0.uuidString.lowercased() })
-        #expect(expected.subtracting(received).isEmpty, "every event is in the queue at least once")
+        #expect(expected.subtracting(received).count == 0, "every event is in the queue at least once")
         #expect(deliveries.count >= 5000)
         connectionTask.cancel()
     }

@@ -33,11 +33,8 @@ public final class ChangeSignal: Sendable {
             state.nextID += 1
             return state.nextID
         }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.resume(id, returning: false)
-        }
-        defer { timer.cancel() }
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let alreadyCancelled = state.withLock { state in
@@ -45,7 +42,15 @@ public final class ChangeSignal: Sendable {
                     state.waiters[id] = continuation
                     return false
                 }
-                if alreadyCancelled { continuation.resume(returning: false) }
+                guard !alreadyCancelled else {
+                    continuation.resume(returning: false)
+                    return
+                }
+                // Started only once the waiter is registered, so the timeout always finds it.
+                timer = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    self?.resume(id, returning: false)
+                }
             }
         } onCancel: {
             resume(id, returning: false)
