@@ -19,7 +19,9 @@ let package = Package(
         .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
         .library(name: "AMQPClient", targets: ["AMQPClient"]),
         .library(name: "EventSourceryAMQP", targets: ["EventSourceryAMQP"]),
+        .library(name: "DemoContexts", targets: ["DemoContexts"]),
         .executable(name: "outbox-publisher", targets: ["OutboxPublisher"]),
+        .executable(name: "context-consumer", targets: ["ContextConsumer"]),
         .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
         .executable(name: "eventsourcery-bench", targets: ["EventSourceryBenchmarks"]),
     ],
@@ -105,7 +107,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Demo contexts: order, payment, invoice
+        .target(
+            name: "DemoContexts",
+            dependencies: ["EventSourcery", "EventSourceryAMQP"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
+        .executableTarget(
+            name: "ContextConsumer",
+            dependencies: [
+                "EventSourcery",
+                "EventSourceryAMQP",
+                "EventSourceryServices",
+                "DemoContexts",
+                "AMQPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "OutboxPublisher",
             dependencies: [
@@ -174,6 +198,8 @@ let package = Package(
             name: "EventSourceryAMQPTests",
             dependencies: [
                 "EventSourcery", "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport", "EventSourcerySQLite",
+                "EventSourceryServices", "DemoContexts",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

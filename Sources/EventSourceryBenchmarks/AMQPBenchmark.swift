@@ -49,7 +49,7 @@ struct AMQPBenchmark: AsyncParsableCommand {
             var cRates: [Double] = []
             var latencies: [Duration] = []
             for _ in 0..<repetitions {
-                if let baseline { cRates.append(try runBaseline(baseline, configuration, mode: "publish", count: count, parameter: window)) }
+                if let baseline { cRates.append(try runBaseline(baseline, configuration, mode: "publish", count: count, parameter: window).rate) }
                 let (rate, runLatencies) = try await swiftPublish(configuration, count: count, window: window)
                 swiftRates.append(rate)
                 latencies += runLatencies
@@ -58,14 +58,21 @@ struct AMQPBenchmark: AsyncParsableCommand {
         }
         var swiftRates: [Double] = []
         var cRates: [Double] = []
-        var consumeCPU: [Double] = []
+        var swiftCPU: [Double] = []
+        var cCPU: [Double] = []
         for _ in 0..<repetitions {
-            if let baseline { cRates.append(try runBaseline(baseline, configuration, mode: "consume", count: messages, parameter: prefetch)) }
-            swiftRates.append(try await swiftConsume(configuration, count: messages, prefetch: prefetch))
-            consumeCPU.append(lastConsumeCPU)
+            if let baseline {
+                let (rate, cpu) = try runBaseline(baseline, configuration, mode: "consume", count: messages, parameter: prefetch)
+                cRates.append(rate)
+                if let cpu { cCPU.append(cpu) }
+            }
+            let (rate, cpu) = try await swiftConsume(configuration, count: messages, prefetch: prefetch)
+            swiftRates.append(rate)
+            swiftCPU.append(cpu)
         }
         report("consume prefetch \(prefetch)", messages, swiftRates, cRates, [])
-        print(String(format: "  client CPU per consumed message (median): Swift %.1f µs, C %.1f µs", median(consumeCPU), median(Self.baselineConsumeCPU)))
+        print(String(format: "  client CPU per consumed message (median): Swift %.1f µs", median(swiftCPU))
+            + (cCPU.isEmpty ? "" : String(format: ", C %.1f µs", median(cCPU))))
     }
 
     // MARK: Swift side
@@ -126,7 +133,8 @@ struct AMQPBenchmark: AsyncParsableCommand {
         return (Double(count) / elapsed.seconds, latencies)
     }
 
-    private func swiftConsume(_ configuration: AMQPConnection.Configuration, count: Int, prefetch: Int) async throws -> Double {
+    /// Returns messages/s and the client process's CPU time per message (µs).
+    private func swiftConsume(_ configuration: AMQPConnection.Configuration, count: Int, prefetch: Int) async throws -> (Double, Double) {
         let connection = try await connect(configuration)
         let queue = "bench.swift.consume"
         try await connection.declare(AMQPQueue(name: queue))
@@ -136,7 +144,7 @@ struct AMQPBenchmark: AsyncParsableCommand {
 
         let consumerConnection = try await connect(configuration)
         let clock = ContinuousClock()
-        let cpuStart = Self.processCPUTime()
+        let cpuStart = CPUTime.now().seconds
         let start = clock.now
         let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetch))
         var received = 0
@@ -146,59 +154,19 @@ struct AMQPBenchmark: AsyncParsableCommand {
             if received == count { break }
         }
         let elapsed = clock.now - start
-        lastConsumeCPU = (Self.processCPUTime() - cpuStart) / Double(count) * 1e6
+        let cpu = (CPUTime.now().seconds - cpuStart) / Double(count) * 1e6
         await consumer.cancel()
         await consumerConnection.close()
         try await connection.deleteQueue(queue)
         await connection.close()
-        return Double(count) / elapsed.seconds
+        return (Double(count) / elapsed.seconds, cpu)
     }
 
     // MARK: C side
 
-    private func runBaseline(_ path: String, _ configuration: AMQPConnection.Configuration, mode: String, count: Int, parameter: Int) throws -> Double {
-        let output = try spawn(path, [mode, configuration.host, "\(configuration.port)", "bench.c.\(mode)", "\(count)", "\(parameter)"])
-        let fields = output.split(whereSeparator: \.isWhitespace)
-        guard let field = fields.first(where: { $0.hasPrefix("rate=") }), let rate = Double(field.dropFirst(5)) else {
-            throw ValidationError("unexpected output from the C baseline: \(output)")
-        }
-        if mode == "consume", let cpu = fields.first(where: { $0.hasPrefix("cpu_us_per_message=") }).flatMap({ Double($0.dropFirst(19)) }) {
-            Self.baselineConsumeCPU.append(cpu)
-        }
-        return rate
-    }
-
-    /// Client-process CPU per consumed message of the C runs, µs.
-    private nonisolated(unsafe) static var baselineConsumeCPU: [Double] = []
-
-    /// Runs a program and returns its standard output (posix_spawn + waitpid).
-    private func spawn(_ executable: String, _ arguments: [String]) throws -> String {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw ValidationError("pipe failed") }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        close(fds[1])
-        guard spawned == 0 else {
-            close(fds[0])
-            throw ValidationError("could not run \(executable): error \(spawned)")
-        }
-        var output = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let count = read(fds[0], &buffer, buffer.count), count > 0 {
-            output.append(contentsOf: buffer[0..<count])
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else { throw ValidationError("\(executable) \(arguments.joined(separator: " ")) failed (status \(status))") }
-        return String(decoding: output, as: UTF8.self)
+    /// Runs the C program; returns messages/s and, when printed, its CPU time per message (µs).
+    private func runBaseline(_ path: String, _ configuration: AMQPConnection.Configuration, mode: String, count: Int, parameter: Int) throws -> (rate: Double, cpu: Double?) {
+        try CBaseline.run(path, host: configuration.host, port: configuration.port, mode: mode, queue: "bench.c.\(mode)", count: count, parameter: parameter)
     }
 
     // MARK: Reporting
@@ -223,19 +191,6 @@ struct AMQPBenchmark: AsyncParsableCommand {
             + (cRates.isEmpty ? "" : "; C " + cRates.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
     }
 
-    /// Client-process CPU time (user + system) per message of the last Swift consume run, µs.
-    private nonisolated(unsafe) static var lastConsumeCPUStorage = 0.0
-    private var lastConsumeCPU: Double {
-        get { Self.lastConsumeCPUStorage }
-        nonmutating set { Self.lastConsumeCPUStorage = newValue }
-    }
-
-    private static func processCPUTime() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
-
     private func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }
@@ -251,12 +206,6 @@ struct AMQPBenchmark: AsyncParsableCommand {
     }
 }
 
-extension Duration {
-    fileprivate var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
 
 extension String {
     fileprivate func leftPadded(_ width: Int) -> String {

@@ -33,7 +33,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
     func run() async throws {
         let base = try PostgresEventStorage.Configuration(url: url)
         print("PostgreSQL event store benchmark against \(base.endpointDescription)")
-        print("scenario                                   events    seconds    events/s   p50 ms   p99 ms")
+        BenchmarkTable.header()
 
         try await scenario(base) { storage in
             try await appends(storage, name: "append 1/tx, publish, 1 writer", transactions: singleAppends, size: 1, concurrency: 1)
@@ -80,7 +80,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        report(name, events: transactions * size, elapsed: ContinuousClock.now - started, latencies: latencies.withLock { $0 })
+        BenchmarkTable.line(name, events: transactions * size, elapsed: ContinuousClock.now - started, latencies: latencies.withLock { $0 })
     }
 
     private func readAll(_ storage: PostgresEventStorage, name: String) async throws {
@@ -96,7 +96,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
             count += page.count
             position = last.position
         }
-        report(name + " (p = per page)", events: count, elapsed: ContinuousClock.now - started, latencies: latencies)
+        BenchmarkTable.line(name + " (p = per page)", events: count, elapsed: ContinuousClock.now - started, latencies: latencies)
     }
 
     /// Publishes `entries` events over 50 streams, 100 per transaction.
@@ -148,7 +148,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         for replica in replicas { await replica.shutdown() }
-        report(name + " (p = per claim of ≤100)", events: drained.withLock { $0 }, elapsed: elapsed, latencies: latencies.withLock { $0 })
+        BenchmarkTable.line(name + " (p = per claim of ≤100)", events: drained.withLock { $0 }, elapsed: elapsed, latencies: latencies.withLock { $0 })
     }
 
     // MARK: Helpers
@@ -193,20 +193,6 @@ struct PostgresBenchmark: AsyncParsableCommand {
         let schema = "\"" + configuration.schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         try await connection.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: Self.quietLogger)
         try await connection.close()
-    }
-
-    private func report(_ name: String, events: Int, elapsed: Duration, latencies: [Duration]) {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double {
-            guard !sorted.isEmpty else { return 0 }
-            let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
-            return Double(value.components.seconds) * 1000 + Double(value.components.attoseconds) / 1e15
-        }
-        print(
-            name.padding(toLength: 42, withPad: " ", startingAt: 0)
-                + String(format: " %7d %10.2f %11.0f %8.2f %8.2f", events, seconds, Double(events) / seconds, percentile(0.5), percentile(0.99))
-        )
     }
 }
 

@@ -29,6 +29,9 @@ struct RelayBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds the latency run lasts.")
     var seconds = 10
 
+    @Option(help: "Path of the compiled C baseline (scripts/bench-amqp --build-only); without it only the Swift publisher is the baseline.")
+    var baseline: String?
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
@@ -80,8 +83,14 @@ struct RelayBenchmark: AsyncParsableCommand {
         let statistics = try await relay.runOnce()
         let relayElapsed = ContinuousClock.now - relayStart
         BenchmarkTable.line("relay: SQLite outbox → confirmed publish", events: statistics.published, elapsed: relayElapsed, cpu: CPUTime.now() - relayCPU, latencies: [])
-        let ratio = (Double(statistics.published) / relayElapsed.secondsValue) / (Double(messages.count) / rawElapsed.secondsValue)
-        print(String(format: "relay / raw publish rate: %.1f%%", ratio * 100))
+        let relayRate = Double(statistics.published) / relayElapsed.seconds
+        print(String(format: "relay / Swift confirmed publish: %.1f%%", relayRate / (Double(messages.count) / rawElapsed.seconds) * 100))
+        if let baseline {
+            let configuration = try AMQPConnection.Configuration(url: amqpURL)
+            let c = try CBaseline.run(baseline, host: configuration.host, port: configuration.port, mode: "publish", queue: "\(context).c-baseline", count: events, parameter: window)
+            print(String(format: "rabbitmq-c confirmed publish (window %d): %.0f msg/s; relay / C: %.1f%%", window, c.rate, relayRate / c.rate * 100))
+            _ = try await connection.deleteQueue("\(context).c-baseline")
+        }
         _ = try await connection.purgeQueue(queue)
 
         try await latencyRun(store: store, relay: relay, connection: connection, queue: queue)
@@ -90,8 +99,10 @@ struct RelayBenchmark: AsyncParsableCommand {
     /// Appends one event per transaction at `rate` per second while the relay runs, and
     /// measures from each commit to the event's delivery to a consumer.
     private func latencyRun(store: EventStore, relay: OutboxRelay, connection: AMQPConnection, queue: String) async throws {
+        // Commit and delivery times are joined by event id at the end: a delivery can
+        // arrive before the producer has noted its commit time.
         let committed = Mutex<[String: ContinuousClock.Instant]>([:])
-        let latencies = Mutex<[Duration]>([])
+        let delivered = Mutex<[String: ContinuousClock.Instant]>([:])
         let total = rate * seconds
         let consumerConnection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await consumerConnection.connect()
@@ -100,12 +111,8 @@ struct RelayBenchmark: AsyncParsableCommand {
             for try await delivery in consumer.deliveries {
                 let now = ContinuousClock.now
                 consumer.ack(delivery)
-                if let id = delivery.properties.messageId, let start = committed.withLock({ $0[id] }) {
-                    let done = latencies.withLock { latencies in
-                        latencies.append(now - start)
-                        return latencies.count
-                    }
-                    if done == total { return }
+                if let id = delivery.properties.messageId {
+                    delivered.withLock { $0[id] = now }
                 }
             }
         }
@@ -122,15 +129,22 @@ struct RelayBenchmark: AsyncParsableCommand {
             committed.withLock { $0[envelope.id.uuidString.lowercased()] = commit }
         }
         let deadline = ContinuousClock.now + .seconds(30)
-        while latencies.withLock({ $0.count }) < total, ContinuousClock.now < deadline {
+        while delivered.withLock({ $0.count }) < total, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
+        let elapsed = ContinuousClock.now - start
         relaying.cancel()
         consuming.cancel()
         await consumer.cancel()
         await consumerConnection.close()
-        let measured = latencies.withLock { $0 }
-        BenchmarkTable.line("commit → delivered at \(rate)/s", events: measured.count, elapsed: ContinuousClock.now - start, cpu: CPUTime.now() - cpu, latencies: measured)
+        let commits = committed.withLock { $0 }
+        let latencies = delivered.withLock { deliveries in
+            deliveries.compactMap { id, time in commits[id].map { time - $0 } }
+        }
+        BenchmarkTable.line("commit → delivered at \(rate)/s", events: latencies.count, elapsed: elapsed, cpu: CPUTime.now() - cpu, latencies: latencies)
+        if latencies.count < total {
+            print("  \(total - latencies.count) events were not delivered within 30 s")
+        }
     }
 
     private func prefill(_ store: EventStore, count: Int) async throws {
@@ -158,10 +172,4 @@ struct Reading: Event {
     }
 
     var payloadSize: Int { (try? JSONEncoder().encode(self).count) ?? 0 }
-}
-
-extension Duration {
-    fileprivate var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
 }

@@ -66,8 +66,30 @@ extension ServiceConfiguration.Relay: Decodable {
 extension ServiceConfiguration.Context: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["store", "publishes"])
+        try container.rejectUnknownKeys(["store", "publishes", "handlers", "consumer"])
         store = try container.decode(String.self, forKey: ConfigurationKey("store"))
         publishes = try container.value("publishes", default: [])
+        handlers = try container.value("handlers", default: [:])
+        consumer = try container.value("consumer", default: ServiceConfiguration.Consumer())
+    }
+}
+
+extension ServiceConfiguration.Handler: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["subscribes"])
+        subscribes = try container.value("subscribes", default: [])
+    }
+}
+
+extension ServiceConfiguration.Consumer: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch"])
+        let defaults = Self()
+        prefetch = try container.value("prefetch", default: defaults.prefetch)
+        deliveryLimit = try container.value("delivery_limit", default: defaults.deliveryLimit)
+        maximumBodyBytes = try container.value("max_body_bytes", default: defaults.maximumBodyBytes)
+        ackBatch = try container.value("ack_batch", default: defaults.ackBatch)
     }
 }

@@ -53,9 +53,17 @@ extension ServiceConfiguration {
         if let value = try integer("ES_RELAY_BATCH_SIZE") { relay.batchSize = value }
         if let value = try integer("ES_RELAY_WINDOW") { relay.window = value }
         if let value = try integer("ES_RELAY_ATTEMPT_LIMIT") { relay.attemptLimit = value }
+        for name in contexts.keys {
+            if let value = try integer("ES_CONSUMER_PREFETCH") { contexts[name]?.consumer.prefetch = value }
+            if let value = try integer("ES_CONSUMER_ACK_BATCH") { contexts[name]?.consumer.ackBatch = value }
+        }
     }
 
-    func validate(file: String) throws(ConfigurationError) {
+    /// Checks values, names, and that every handler subscription names a context of this
+    /// file and an event type that context publishes.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the file and the entry.
+    public func validate(file: String) throws(ConfigurationError) {
         func positive(_ value: some BinaryInteger, _ entry: String) throws(ConfigurationError) {
             guard value > 0 else { throw ConfigurationError(file: file, entry: entry, message: "must be positive, got \(value)") }
         }
@@ -79,6 +87,54 @@ extension ServiceConfiguration {
             var seen: Set<String> = []
             for type in context.publishes where !seen.insert(type).inserted {
                 throw ConfigurationError(file: file, entry: "contexts.\(name).publishes", message: "lists '\(type)' twice")
+            }
+            try validateConsumer(of: name, context, file: file)
+        }
+    }
+
+    private func validateConsumer(of name: String, _ context: Context, file: String) throws(ConfigurationError) {
+        let consumer = context.consumer
+        let prefix = "contexts.\(name).consumer"
+        guard (1...Int(UInt16.max)).contains(consumer.prefetch) else {
+            throw ConfigurationError(file: file, entry: "\(prefix).prefetch", message: "must be 1...65535, got \(consumer.prefetch)")
+        }
+        for (value, key) in [(consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch")]
+        where value <= 0 {
+            throw ConfigurationError(file: file, entry: "\(prefix).\(key)", message: "must be positive, got \(value)")
+        }
+        for handlerName in context.handlers.keys.sorted() {
+            let entry = "contexts.\(name).handlers.\(handlerName)"
+            guard handlerName.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
+                throw ConfigurationError(file: file, entry: entry, message: "a handler name is lower-case letters, digits and '-'")
+            }
+            let handler = context.handlers[handlerName] ?? Handler()
+            guard !handler.subscribes.isEmpty else {
+                throw ConfigurationError(file: file, entry: "\(entry).subscribes", message: "subscribes to nothing")
+            }
+            var seen: Set<String> = []
+            for subscription in handler.subscribes {
+                let subscriptionEntry = "\(entry).subscribes"
+                guard seen.insert(subscription).inserted else {
+                    throw ConfigurationError(file: file, entry: subscriptionEntry, message: "lists '\(subscription)' twice")
+                }
+                let parts = subscription.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw ConfigurationError(file: file, entry: subscriptionEntry, message: "'\(subscription)' is not written source.EventType")
+                }
+                let source = String(parts[0])
+                let type = String(parts[1])
+                guard let publisher = contexts[source] else {
+                    throw ConfigurationError(
+                        file: file, entry: subscriptionEntry,
+                        message: "'\(subscription)' names the unknown context '\(source)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
+                    )
+                }
+                guard publisher.publishes.contains(type) else {
+                    throw ConfigurationError(
+                        file: file, entry: subscriptionEntry,
+                        message: "'\(subscription)': context '\(source)' does not publish '\(type)'; it publishes \(publisher.publishes.joined(separator: ", "))"
+                    )
+                }
             }
         }
     }

@@ -11,6 +11,14 @@
 ///   order:
 ///     store: sqlite:.run/demo/order.sqlite
 ///     publishes: [OrderPlaced, OrderPaid]
+///     handlers:
+///       record-payment:
+///         subscribes: [payment.PaymentSucceeded]
+///     consumer:
+///       prefetch: 100
+///       delivery_limit: 5
+///       max_body_bytes: 1048576
+///       ack_batch: 1
 /// ```
 ///
 /// Every key but `contexts.<name>` has a default. Unknown keys are rejected, so a typo
@@ -61,5 +69,42 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var store: String
         /// The event types the context publishes.
         public var publishes: [String] = []
+        /// The context's handlers by name, each with the events it subscribes to.
+        public var handlers: [String: Handler] = [:]
+        /// Settings of the context's consumer.
+        public var consumer: Consumer = Consumer()
+    }
+
+    /// One handler of a context.
+    public struct Handler: Sendable, Equatable {
+        /// The events it subscribes to, each written `source.Type`, e.g. `order.OrderPlaced`.
+        public var subscribes: [String] = []
+
+        /// Creates a handler entry.
+        public init(subscribes: [String] = []) {
+            self.subscribes = subscribes
+        }
+    }
+
+    /// Settings of a context's consumer.
+    public struct Consumer: Sendable, Equatable {
+        /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
+        /// `ES_CONSUMER_PREFETCH` (every context).
+        public var prefetch: Int = 100
+        /// Deliveries of one message before the inbox dead-letters it.
+        public var deliveryLimit: Int = 5
+        /// The largest message body accepted, in bytes; larger messages are dead-lettered.
+        public var maximumBodyBytes: Int = 1 << 20
+        /// Committed deliveries acknowledged together (1 acks each at once). Environment:
+        /// `ES_CONSUMER_ACK_BATCH` (every context).
+        public var ackBatch: Int = 1
+
+        /// Creates consumer settings.
+        public init(prefetch: Int = 100, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1) {
+            self.prefetch = prefetch
+            self.deliveryLimit = deliveryLimit
+            self.maximumBodyBytes = maximumBodyBytes
+            self.ackBatch = ackBatch
+        }
     }
 }

@@ -309,7 +309,10 @@ struct PostgresConnectionErrorTests {
     }
 
     @Test func callsAfterShutdownAreStorageUnavailable() async throws {
-        let storage = try await PostgresEventStorage.connect(configuration: try TestDatabase.configuration())
+        let configuration = try TestDatabase.configuration()
+        let storage = try await PostgresEventStorage.connect(configuration: configuration)
+        let cleaner = try await PostgresEventStorage.connect(configuration: configuration)
+        defer { Task { await TestDatabase.drop(cleaner) } }
         await storage.shutdown()
         do {
             _ = try await storage.headPosition()

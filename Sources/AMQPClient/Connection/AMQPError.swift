@@ -70,6 +70,7 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
         /// The client was closed by the application.
         public static let closedByClient = Code(.closedByClient)
 
+        /// The code's name, e.g. `authenticationFailed`.
         public var description: String { base.rawValue }
     }
 
@@ -96,6 +97,7 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
         self.replyText = replyText
     }
 
+    /// The code, the message and the broker's reply code and text.
     public var description: String {
         var text = "AMQPError.\(code): \(message)"
         if let replyCode {

@@ -57,10 +57,6 @@ final class ConnectionSession {
     /// Deliveries read in the current pump, handed to their consumers together at the end
     /// (one consumer wake-up per burst instead of one per message).
     private var pendingDeliveries: [(ConsumerRegistration, Delivery)] = []
-    /// When deliveries were last handed out (acknowledgements are expected soon after).
-    private var lastDeliveryFlush: ContinuousClock.Instant?
-    /// The poll timeout while acknowledgements are expected: their worst-case extra delay.
-    static let briefPollMilliseconds: Int32 = 2
 
     private var recovering = false
     private var reconnectAttempt = 0
@@ -71,7 +67,7 @@ final class ConnectionSession {
     /// before `poll` and returns false if jobs arrived meanwhile (then `poll` is skipped);
     /// `endBlocking` is called after `poll` with whether the pipe was readable.
     var wakeDescriptor: Int32 = -1
-    var beginBlocking: (_ briefly: Bool) -> Bool = { _ in true }
+    var beginBlocking: () -> Bool = { true }
     var endBlocking: (_ pipeReadable: Bool) -> Void = { _ in }
 
     init(configuration: AMQPConnection.Configuration, logger: Logger) {
@@ -171,12 +167,8 @@ final class ConnectionSession {
                 pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
             ]
-            // Shortly after handing out deliveries, acknowledgements are due: block only
-            // briefly and collect them without a wake-up per acknowledgement.
-            let expectingAcknowledgements = lastDeliveryFlush.map { ContinuousClock.now - $0 < .seconds(1) } ?? false
-            let timeout = expectingAcknowledgements ? min(Self.briefPollMilliseconds, pollIntervalMilliseconds) : pollIntervalMilliseconds
-            if beginBlocking(expectingAcknowledgements) {
-                _ = poll(&fds, 2, timeout)
+            if beginBlocking() {
+                _ = poll(&fds, 2, pollIntervalMilliseconds)
                 endBlocking(fds[1].revents != 0)
             }
             pump()
@@ -203,7 +195,7 @@ final class ConnectionSession {
 
     private func waitForWake(milliseconds: Int32) {
         var fds = [pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)]
-        guard beginBlocking(false) else { return }
+        guard beginBlocking() else { return }
         _ = poll(&fds, 1, milliseconds)
         endBlocking(fds[0].revents != 0)
     }
@@ -225,7 +217,6 @@ final class ConnectionSession {
     /// Hands buffered deliveries to their consumers, in order.
     private func flushDeliveries() {
         guard !pendingDeliveries.isEmpty else { return }
-        lastDeliveryFlush = .now
         for (consumer, delivery) in pendingDeliveries {
             consumer.continuation.yield(delivery)
         }

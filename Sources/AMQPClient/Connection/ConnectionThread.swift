@@ -54,15 +54,10 @@ final class ConnectionThread: @unchecked Sendable {
         var wakePending = false
         /// The thread is (about to be) blocked in `poll` and needs a byte on the pipe.
         var blocking = false
-        /// The thread blocks only briefly because it expects acknowledgements (it just handed
-        /// out deliveries): single acknowledgements need not wake it.
-        var blockingBriefly = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let shared = Mutex(Shared())
-    /// Queued acknowledgements that wake a briefly blocked thread.
-    static let acknowledgementBatch = 32
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let session: ConnectionSession
@@ -117,10 +112,7 @@ final class ConnectionThread: @unchecked Sendable {
         let wake: Bool = shared.withLock { shared in
             guard shared.started, !shared.stopping, !shared.stopped else { return false }
             shared.acknowledgements.append(acknowledgement)
-            // A briefly blocked thread collects acknowledgements on its own within a few
-            // milliseconds; waking it for each would cost a context switch per message.
-            let urgent = !shared.blockingBriefly || shared.acknowledgements.count >= Self.acknowledgementBatch
-            if shared.blocking && !shared.wakePending && urgent {
+            if shared.blocking && !shared.wakePending {
                 shared.wakePending = true
                 return true
             }
@@ -200,18 +192,16 @@ final class ConnectionThread: @unchecked Sendable {
     private func loop() {
         Thread.current.name = "amqp-connection"
         session.wakeDescriptor = wakeRead
-        session.beginBlocking = { [self] briefly in
+        session.beginBlocking = { [self] in
             shared.withLock { shared in
                 guard shared.jobs.isEmpty && shared.acknowledgements.isEmpty && !shared.stopping else { return false }
                 shared.blocking = true
-                shared.blockingBriefly = briefly
                 return true
             }
         }
         session.endBlocking = { [self] pipeReadable in
             let drain = shared.withLock { shared in
                 shared.blocking = false
-                shared.blockingBriefly = false
                 let drain = shared.wakePending
                 shared.wakePending = false
                 return drain

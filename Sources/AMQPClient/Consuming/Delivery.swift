@@ -56,6 +56,7 @@ public struct Delivery: Sendable, Hashable {
         )
     }
 
+    /// Deliveries are equal when every field is equal.
     public static func == (lhs: Delivery, rhs: Delivery) -> Bool {
         lhs.storage === rhs.storage
             || (lhs.deliveryTag == rhs.deliveryTag && lhs.generation == rhs.generation && lhs.consumerTag == rhs.consumerTag
@@ -63,6 +64,7 @@ public struct Delivery: Sendable, Hashable {
                 && lhs.body == rhs.body && lhs.properties == rhs.properties)
     }
 
+    /// Hashes the delivery tag, connection incarnation and consumer tag.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(deliveryTag)
         hasher.combine(generation)

@@ -52,6 +52,7 @@ public enum AMQPFieldValue: Sendable, Hashable {
 }
 
 extension AMQPFieldValue: ExpressibleByStringLiteral {
+    /// String literals become ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
 }
 
@@ -61,5 +62,6 @@ extension AMQPFieldValue: ExpressibleByIntegerLiteral {
 }
 
 extension AMQPFieldValue: ExpressibleByBooleanLiteral {
+    /// Boolean literals become ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
 }

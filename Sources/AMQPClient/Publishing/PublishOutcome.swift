@@ -18,6 +18,7 @@ public enum PublishOutcome: Sendable, Equatable {
     /// Whether the broker took the message.
     public var isConfirmed: Bool { self == .confirmed }
 
+    /// Outcomes are equal when their cases are; ``notConfirmed(_:)`` compares error codes only.
     public static func == (lhs: PublishOutcome, rhs: PublishOutcome) -> Bool {
         switch (lhs, rhs) {
         case (.confirmed, .confirmed), (.nacked, .nacked): return true

@@ -20,6 +20,7 @@ public struct AMQPExchange: Sendable, Hashable {
         /// Routes by header values.
         public static let headers = Kind("headers")
 
+        /// The type name.
         public var description: String { name }
     }
 

@@ -1,0 +1,24 @@
+public import EventSourcery
+public import EventSourceryAMQP
+
+/// The code of one bounded context that a `context-consumer` process runs: the event types
+/// its store reads and its handlers.
+public struct ContextModule: Sendable {
+    /// The context name, as in the configuration file.
+    public var name: String
+    /// The event types the context's store decodes: its own and those it consumes.
+    public var eventTypes: [any Event.Type]
+    /// Makes the handlers over the context's store; their names and subscriptions must
+    /// match the configuration file's `contexts.<name>.handlers`.
+    public var makeHandlers: @Sendable (EventStore) -> [EventHandler]
+
+    /// Creates a module.
+    public init(name: String, eventTypes: [any Event.Type], makeHandlers: @escaping @Sendable (EventStore) -> [EventHandler]) {
+        self.name = name
+        self.eventTypes = eventTypes
+        self.makeHandlers = makeHandlers
+    }
+
+    /// A registry of ``eventTypes``.
+    public var registry: EventRegistry { EventRegistry(eventTypes) }
+}

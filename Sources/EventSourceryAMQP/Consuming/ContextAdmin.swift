@@ -1,0 +1,133 @@
+public import AMQPClient
+public import EventSourcery
+import Foundation
+
+/// Operator commands for one context's consumer: list and replay dead letters, list
+/// recorded handler failures.
+///
+/// ```swift
+/// let admin = ContextAdmin(context: "payment", connection: connection, store: store)
+/// for letter in try await admin.deadLetters() { print(letter.messageID ?? "-", letter.reason) }
+/// let replayed = try await admin.replayDeadLetters()   // after fixing the bug
+/// ```
+public struct ContextAdmin: Sendable {
+    /// The consuming context.
+    public let context: String
+    /// A connection to the broker (not the consumer's own, ideally).
+    public let connection: AMQPConnection
+    /// The context's store, for ``handlerFailures()``.
+    public let store: EventStore?
+
+    /// Creates the admin interface of `context`.
+    public init(context: String, connection: AMQPConnection, store: EventStore? = nil) {
+        self.context = context
+        self.connection = connection
+        self.store = store
+    }
+
+    /// Lists the messages in `<context>.dead` without removing them.
+    ///
+    /// The client has no `basic.get`, so this consumes up to `limit` messages (the count the
+    /// queue reports at the start), then rejects them all with requeue; a classic queue puts
+    /// them back in their places. Run it while nothing else consumes `<context>.dead`.
+    ///
+    /// - Parameters:
+    ///   - limit: The most messages to list.
+    ///   - timeout: The longest wait for the messages the queue reported.
+    public func deadLetters(limit: Int = 1000, timeout: Duration = .seconds(5)) async throws -> [DeadLetter] {
+        let queue = ContextTopology.deadLetterQueue(for: context)
+        let available = try await connection.queueState(queue).messageCount
+        let wanted = min(Int(available), limit)
+        guard wanted > 0 else { return [] }
+        let consumer = try await connection.consume(queue: queue, prefetch: UInt16(min(wanted, Int(UInt16.max))))
+        let deliveries = try await collect(consumer, count: wanted, timeout: timeout)
+        if let last = deliveries.last {
+            consumer.nack(last, multiple: true, requeue: true)
+        }
+        await consumer.cancel()
+        return deliveries.map(DeadLetter.init)
+    }
+
+    /// Moves the messages in `<context>.dead` back into `<context>.inbox`.
+    ///
+    /// Each message is published to the default exchange with the routing key
+    /// `<context>.inbox` (its dead-letter headers removed), and its dead copy is acknowledged
+    /// only after the broker confirmed the new one. The inbox deduplicates anything that was
+    /// processed in the meantime.
+    ///
+    /// - Parameters:
+    ///   - limit: The most messages to move.
+    ///   - timeout: The longest wait for the messages the queue reported.
+    /// - Returns: How many messages were moved.
+    @discardableResult
+    public func replayDeadLetters(limit: Int = .max, timeout: Duration = .seconds(5)) async throws -> Int {
+        let queue = ContextTopology.deadLetterQueue(for: context)
+        let available = try await connection.queueState(queue).messageCount
+        let wanted = min(Int(available), limit)
+        guard wanted > 0 else { return 0 }
+        let consumer = try await connection.consume(queue: queue, prefetch: UInt16(min(wanted, 500)))
+        let publisher = AMQPPublisher(connection: connection, window: 1)
+        var moved = 0
+        do {
+            let deadline = ContinuousClock.now + timeout
+            let timer = Task {
+                try? await Task.sleep(until: deadline)
+                await consumer.cancel()
+            }
+            defer { timer.cancel() }
+            for try await delivery in consumer.deliveries {
+                var properties = delivery.properties
+                properties.headers = properties.headers?.filter { key, _ in
+                    !(key == "x-death" || key.hasPrefix("x-first-death") || key.hasPrefix("x-last-death")
+                        || key == EventMessage.deathReasonHeader || key == EventMessage.deathDetailHeader
+                        || key == EventMessage.deliveryCountHeader)
+                }
+                let message = OutgoingMessage(
+                    exchange: "", routingKey: ContextTopology.inboxQueue(for: context), body: delivery.body, properties: properties, mandatory: true
+                )
+                let outcome = try await publisher.publish(message)
+                guard outcome.isConfirmed else {
+                    consumer.nack(delivery, requeue: true)
+                    throw AMQPError(.protocolError, "replaying \(delivery.properties.messageId ?? "a message") to \(ContextTopology.inboxQueue(for: context)) failed: \(outcome)")
+                }
+                consumer.ack(delivery)
+                moved += 1
+                if moved >= wanted { break }
+            }
+        } catch {
+            await consumer.cancel()
+            throw error
+        }
+        await consumer.cancel()
+        return moved
+    }
+
+    /// The handler failures recorded in `failures-<context>`, oldest first.
+    public func handlerFailures() async throws -> [HandlerFailed] {
+        guard let store else { return [] }
+        return try await Self.handlerFailures(context: context, store: store)
+    }
+
+    /// The handler failures recorded in `failures-<context>` of `store`, oldest first.
+    public static func handlerFailures(context: String, store: EventStore) async throws -> [HandlerFailed] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try await store.storage.readStream(HandlerFailed.stream(for: context), fromVersion: 1, upToVersion: nil, createdUpTo: nil)
+            .map { try decoder.decode(HandlerFailed.self, from: $0.event.payload) }
+    }
+
+    private func collect(_ consumer: AMQPConsumer, count: Int, timeout: Duration) async throws -> [Delivery] {
+        let deadline = ContinuousClock.now + timeout
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            await consumer.cancel()
+        }
+        defer { timer.cancel() }
+        var deliveries: [Delivery] = []
+        for try await delivery in consumer.deliveries {
+            deliveries.append(delivery)
+            if deliveries.count >= count { break }
+        }
+        return deliveries
+    }
+}

@@ -1,0 +1,52 @@
+extension ContextConsumer {
+    /// Settings of a ``ContextConsumer``.
+    public struct Configuration: Sendable {
+        /// The consuming context: it names the inbox `<context>.inbox`, the dead-letter
+        /// exchange and queue, the inbox consumer names `<context>.<handler>` and the failure
+        /// stream `failures-<context>`.
+        public var context: String
+        /// The most unacknowledged deliveries the broker sends. Default 100.
+        public var prefetch: UInt16
+        /// Deliveries of one message before the inbox queue dead-letters it (the queue's
+        /// `x-delivery-limit`). Default 5.
+        public var deliveryLimit: Int
+        /// The largest body accepted; larger messages are poison. Default 1 MiB.
+        public var maximumBodySize: Int
+        /// Committed deliveries acknowledged together with one `multiple` ack. Default 1
+        /// (ack each at once). Larger values also ack after ``ackFlushInterval`` of quiet.
+        public var ackBatchSize: Int
+        /// The longest a committed delivery waits for its batched ack. Default 50 ms.
+        public var ackFlushInterval: Duration
+        /// Whether ``ContextConsumer/run()`` declares the topology first. Default `true`.
+        public var declaresTopology: Bool
+
+        /// Creates a configuration with defaults suited to most deployments.
+        public init(
+            context: String,
+            prefetch: UInt16 = 100,
+            deliveryLimit: Int = 5,
+            maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
+            ackBatchSize: Int = 1,
+            ackFlushInterval: Duration = .milliseconds(50),
+            declaresTopology: Bool = true
+        ) {
+            self.context = context
+            self.prefetch = max(1, prefetch)
+            self.deliveryLimit = max(1, deliveryLimit)
+            self.maximumBodySize = maximumBodySize
+            self.ackBatchSize = max(1, ackBatchSize)
+            self.ackFlushInterval = ackFlushInterval
+            self.declaresTopology = declaresTopology
+        }
+    }
+
+    /// What one delivery came to.
+    public enum Outcome: Sendable, Equatable {
+        /// Every matching handler committed (or had committed before); the message is acked.
+        case processed(handlersRun: Int, alreadyProcessed: Int, skipped: Int)
+        /// A handler threw; its failure is recorded and the message requeued.
+        case failed(handler: String)
+        /// The message was poison; it went to the dead-letter exchange and was acked.
+        case poison(PoisonMessage.Code)
+    }
+}

@@ -1,0 +1,26 @@
+/// What the topology of one consuming context is computed from: the events it publishes and
+/// the subscriptions of its handlers (usually read from `config/eventsourcery.yaml`).
+public struct ContextDescription: Sendable, Hashable {
+    /// The context name, e.g. `payment`.
+    public var name: String
+    /// The event types the context publishes.
+    public var publishes: [String]
+    /// The subscriptions of each handler, by handler name.
+    public var handlers: [String: [EventSubscription]]
+    /// Deliveries of one message (first delivery included) before the inbox queue
+    /// dead-letters it.
+    public var deliveryLimit: Int
+
+    /// Creates a description.
+    public init(name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5) {
+        self.name = name
+        self.publishes = publishes
+        self.handlers = handlers
+        self.deliveryLimit = deliveryLimit
+    }
+
+    /// Every subscription of every handler, without duplicates, sorted by routing key.
+    public var subscriptions: [EventSubscription] {
+        Set(handlers.values.joined()).sorted { $0.routingKey < $1.routingKey }
+    }
+}
