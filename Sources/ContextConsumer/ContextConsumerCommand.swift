@@ -55,6 +55,9 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The payment context's simulated gateway declines amounts above this.")
     var declineAbove = DemoContext.defaultDeclineAbove
 
+    @Flag(name: .long, help: "The order context also publishes OrderPaid, OrderCancelled and OrderCompleted (only when a consumer binds them; unroutable messages are parked).")
+    var publishOrderOutcomes = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -140,7 +143,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     }
 
     private func module(_ settings: ServiceBootstrap.Settings) throws(ServiceBootstrap.StartupError) -> ContextModule {
-        let modules = DemoContext.handlers(declineAbove: declineAbove)
+        let modules = DemoContext.handlers(declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes)
         guard let module = modules.module(for: context) else {
             throw ServiceBootstrap.StartupError("Bad configuration: no handler code is built in for context '\(context)'; built in: \(modules.contextNames.joined(separator: ", "))",
                 exitCode: 78

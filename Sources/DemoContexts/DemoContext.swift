@@ -13,8 +13,8 @@ import EventSourceryAMQP
 ///   `invoice-counter` in the same transaction (gapless per store); the stream
 ///   `invoice-<payment>` is written once (no second invoice for one payment).
 ///
-/// Every handler appends with `publish`, so the context's outbox relays the events on, and
-/// with the consumed event as cause.
+/// Handlers append with `publish`, so the context's outbox relays the events on (the order
+/// outcomes only with `publishOrderOutcomes`), and with the consumed event as cause.
 public enum DemoContext {
     /// Amounts above this are declined by the simulated gateway.
     public static let defaultDeclineAbove = 1000
@@ -27,9 +27,14 @@ public enum DemoContext {
     ]
 
     /// The demo modules: `order`, `payment` (declining above `declineAbove`) and `invoice`.
-    public static func handlers(declineAbove: Int = defaultDeclineAbove) -> ContextHandlers {
+    ///
+    /// - Parameter publishOrderOutcomes: Whether `OrderPaid`, `OrderCancelled` and
+    ///   `OrderCompleted` also go to the order outbox. No demo context subscribes to them, and
+    ///   the relay parks messages the broker cannot route, so by default they are only
+    ///   appended to the order's stream; turn this on once a consumer binds them.
+    public static func handlers(declineAbove: Int = defaultDeclineAbove, publishOrderOutcomes: Bool = false) -> ContextHandlers {
         ContextHandlers([
-            ContextModule(name: "order", eventTypes: eventTypes, makeHandlers: { orderHandlers(store: $0) }),
+            ContextModule(name: "order", eventTypes: eventTypes, makeHandlers: { orderHandlers(store: $0, publishes: publishOrderOutcomes) }),
             ContextModule(name: "payment", eventTypes: eventTypes, makeHandlers: { paymentHandlers(store: $0, declineAbove: declineAbove) }),
             ContextModule(name: "invoice", eventTypes: eventTypes, makeHandlers: { invoiceHandlers(store: $0) }),
         ])
@@ -66,21 +71,27 @@ public enum DemoContext {
         return (state, events.last?.streamVersion ?? 0)
     }
 
-    static func orderHandlers(store: EventStore) -> [EventHandler] {
-        [
+    static func orderHandlers(store: EventStore, publishes: Bool) -> [EventHandler] {
+        @Sendable func write(_ events: [EventEnvelope], orderID: String, version: Int64, to batch: inout WriteBatch) throws {
+            let stream = try StreamID(category: "order", id: orderID)
+            if publishes {
+                try batch.publish(events, to: stream, expectedVersion: .exact(version))
+            } else {
+                try batch.append(events, to: stream, expectedVersion: .exact(version))
+            }
+        }
+        return [
             EventHandler(name: "mark-paid", subscriptions: [EventSubscription(source: "payment", type: "PaymentSucceeded")]) { input, batch in
                 guard let payment = input.as(PaymentSucceeded.self) else { return }
                 let (state, version) = try await orderState(payment.orderID, in: store)
                 guard state == .placed else { return }
-                try batch.publish([input.caused(OrderPaid(orderID: payment.orderID, paymentID: payment.paymentID))],
-                                  to: StreamID(category: "order", id: payment.orderID), expectedVersion: .exact(version))
+                try write([input.caused(OrderPaid(orderID: payment.orderID, paymentID: payment.paymentID))], orderID: payment.orderID, version: version, to: &batch)
             },
             EventHandler(name: "cancel-unpaid", subscriptions: [EventSubscription(source: "payment", type: "PaymentFailed")]) { input, batch in
                 guard let payment = input.as(PaymentFailed.self) else { return }
                 let (state, version) = try await orderState(payment.orderID, in: store)
                 guard state == .placed else { return }
-                try batch.publish([input.caused(OrderCancelled(orderID: payment.orderID, reason: payment.reason))],
-                                  to: StreamID(category: "order", id: payment.orderID), expectedVersion: .exact(version))
+                try write([input.caused(OrderCancelled(orderID: payment.orderID, reason: payment.reason))], orderID: payment.orderID, version: version, to: &batch)
             },
             EventHandler(name: "complete-invoiced", subscriptions: [EventSubscription(source: "invoice", type: "InvoiceIssued")]) { input, batch in
                 guard let invoice = input.as(InvoiceIssued.self) else { return }
@@ -95,7 +106,7 @@ public enum DemoContext {
                 case .none, .cancelled, .completed:
                     return
                 }
-                try batch.publish(events, to: StreamID(category: "order", id: invoice.orderID), expectedVersion: .exact(version))
+                try write(events, orderID: invoice.orderID, version: version, to: &batch)
             },
         ]
     }

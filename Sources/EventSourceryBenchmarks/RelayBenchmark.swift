@@ -32,6 +32,9 @@ struct RelayBenchmark: AsyncParsableCommand {
     @Option(help: "Path of the compiled C baseline (scripts/bench-amqp --build-only); without it only the Swift publisher is the baseline.")
     var baseline: String?
 
+    @Option(help: "Path of the outbox-publisher executable; when given, it drains a second pre-filled outbox with --once and its time and peak memory are reported.")
+    var publisherExecutable: String?
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
@@ -93,7 +96,34 @@ struct RelayBenchmark: AsyncParsableCommand {
         }
         _ = try await connection.purgeQueue(queue)
 
+        if let publisherExecutable {
+            try await publisherRun(publisherExecutable, context: context, directory: directory)
+            _ = try await connection.purgeQueue(queue)
+        }
         try await latencyRun(store: store, relay: relay, connection: connection, queue: queue)
+    }
+
+    /// Drains a second pre-filled outbox with the `outbox-publisher` executable.
+    private func publisherRun(_ executable: String, context: String, directory: URL) async throws {
+        let path = directory.appendingPathComponent("publisher.sqlite").path
+        let storage = try SQLiteEventStorage(path: path)
+        try await prefill(EventStore(storage: storage, registry: EventRegistry([Reading.self])), count: events)
+        try storage.close()
+        let config = directory.appendingPathComponent("publisher.yaml").path
+        try """
+            broker:
+              url: \(amqpURL)
+            relay:
+              batch_size: \(batchSize)
+              window: \(window)
+            contexts:
+              \(context):
+                store: sqlite:\(path)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try MeasuredProcess.run(executable, ["--context", context, "--config", config, "--once"], environment: ["AMQP_URL": amqpURL])
+        guard result.status == 0 else { throw ValidationError("outbox-publisher exited with \(result.status)") }
+        BenchmarkTable.line("outbox-publisher --once (process)", events: events, elapsed: result.elapsed, latencies: [])
+        print("outbox-publisher peak RSS: \(result.maximumResidentKiB / 1024) MiB")
     }
 
     /// Appends one event per transaction at `rate` per second while the relay runs, and
