@@ -180,7 +180,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EventSourceryPostgresTests",
-            dependencies: ["EventSourcery", "EventSourceryPostgres", "EventSourceryTesting"],
+            dependencies: [
+                "EventSourcery", "EventSourceryPostgres", "EventSourceryTesting",
+                "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -200,6 +203,7 @@ let package = Package(
                 "EventSourcery", "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport", "EventSourcerySQLite",
                 "EventSourceryServices", "DemoContexts",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

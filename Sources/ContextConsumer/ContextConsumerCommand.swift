@@ -95,17 +95,20 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                 await connection.close()
                 return
             }
-            let module = try self.module(settings)
-            let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
-            let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
             if listFailures {
-                let failures = try await ContextAdmin.handlerFailures(context: context, store: eventStore)
+                let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+                let failures = try await ContextAdmin.handlerFailures(
+                    context: context, store: EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self]), logger: logger)
+                )
                 print("\(failures.count) handler failure(s) in failures-\(context)")
                 for failure in failures {
                     print("\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)")
                 }
                 return
             }
+            let module = try self.module(settings)
+            let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+            let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
             let handlers = try checkedHandlers(module.makeHandlers(eventStore), settings: settings)
             let connection = try await ServiceBootstrap.connect(settings, logger: logger)
             let consumer = ContextConsumer(

@@ -73,7 +73,7 @@ public enum ServiceBootstrap {
     /// Opens the context's store.
     public static func openStore(_ settings: Settings, logger: Logger) async throws(StartupError) -> any EventStorage {
         do {
-            let storage = try await settings.store.open()
+            let storage = try await settings.store.open(logger: logger)
             logger.info("Store opened", metadata: ["es.store": "\(settings.store)"])
             return storage
         } catch {

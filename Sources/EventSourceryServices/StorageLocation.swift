@@ -1,4 +1,6 @@
 public import EventSourcery
+public import Logging
+import EventSourceryPostgres
 import EventSourcerySQLite
 import Foundation
 
@@ -30,8 +32,10 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Opens the storage, creating a SQLite file's directory when needed.
-    public func open() async throws -> any EventStorage {
+    /// Opens the storage, creating a SQLite file's directory when needed. A PostgreSQL store
+    /// is connected (its schema migrated) before this returns, so bad credentials, a missing
+    /// database or an unreachable server fail here.
+    public func open(logger: Logger = Logger(label: "eventsourcery.store")) async throws -> any EventStorage {
         switch self {
         case .sqlite(let path):
             let directory = (path as NSString).deletingLastPathComponent
@@ -39,8 +43,8 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
             return try SQLiteEventStorage(path: path)
-        case .postgres:
-            throw ConfigurationError(file: "store", entry: nil, message: "PostgreSQL stores are not wired into the services yet")
+        case .postgres(let url):
+            return try await PostgresEventStorage.connect(configuration: PostgresEventStorage.Configuration(url: url), logger: logger)
         }
     }
 

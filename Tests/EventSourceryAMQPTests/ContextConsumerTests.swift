@@ -3,6 +3,8 @@ import AMQPTestSupport
 import EventSourcery
 import EventSourceryAMQP
 import Foundation
+import Logging
+import ServiceLifecycle
 import Testing
 
 @Suite(.timeLimit(.minutes(2)))
@@ -169,6 +171,32 @@ struct ContextConsumerTests {
         #expect(try await fixture.eventually { try await fixture.handledCount(2) == 1 })
         #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
         #expect(try await fixture.handledCount(1) == 0)
+    }
+
+    @Test func gracefulShutdownFinishesTheDeliveryInFlightAndAcksWhatCommitted() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let started = Flag()
+        let handler = fixture.handler { input in
+            if input.as(ItemCounted.self)?.index == 0 {
+                started.set()
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        let consumer = fixture.consumer([handler], configuration: fixture.configuration(ackBatchSize: 100))
+        try await consumer.topology.declare(on: fixture.connection)
+        try await fixture.publish((0..<10).map { fixture.message($0) })
+        let group = ServiceGroup(services: [consumer], logger: TestBroker.logger)
+        let running = Task { try await group.run() }
+        #expect(await fixture.eventually { started.isSet })
+        await group.triggerGracefulShutdown()
+        try await running.value
+        // The slow delivery finished and committed; it was acked before the subscription closed,
+        // so only the nine prefetched but unstarted deliveries went back to the queue.
+        #expect(try await fixture.handledCount(0) == 1)
+        #expect(try await fixture.eventually { try await fixture.messageCount(consumer.topology.inboxQueue) == 9 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await fixture.messageCount(consumer.topology.inboxQueue) == 9)
     }
 }
 
