@@ -31,14 +31,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The bounded context to consume for.")
-    var context: String
-
-    @Option(name: .long, help: "The configuration file.")
-    var config = "config/eventsourcery.yaml"
-
-    @Option(name: .long, help: "The store (sqlite:<path> or postgres://…), overriding the configuration.")
-    var store: String?
+    @OptionGroup var service: ServiceOptions
 
     @Option(name: .long, help: "Write the RabbitMQ definitions of every context's topology to this file and exit.")
     var exportDefinitions: String?
@@ -58,22 +51,19 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "The order context also publishes OrderPaid, OrderCancelled and OrderCompleted (only when a consumer binds them; unroutable messages are parked).")
     var publishOrderOutcomes = false
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
+    private var context: String { service.context }
+    private var config: String { service.config }
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
         guard [exportDefinitions != nil, listDead, replayDead, listFailures].filter({ $0 }).count <= 1 else {
             throw ValidationError("use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures")
         }
     }
 
     func run() async throws {
-        let logger = ServiceBootstrap.logger(label: "context-consumer", level: Logger.Level(rawValue: logLevel) ?? .info, context: context)
+        let logger = service.makeLogger(label: "context-consumer")
         do {
-            let settings = try ServiceBootstrap.load(config: config, context: context, storeOverride: store)
+            let settings = try service.loadSettings()
             if let exportDefinitions {
                 try export(settings.configuration, to: exportDefinitions, logger: logger)
                 return

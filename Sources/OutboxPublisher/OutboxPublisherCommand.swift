@@ -23,31 +23,18 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The bounded context whose outbox to relay.")
-    var context: String
-
-    @Option(name: .long, help: "The configuration file.")
-    var config = "config/eventsourcery.yaml"
-
-    @Option(name: .long, help: "The store (sqlite:<path> or postgres://…), overriding the configuration.")
-    var store: String?
+    @OptionGroup var service: ServiceOptions
 
     @Flag(name: .long, help: "Publish what is pending, then exit.")
     var once = false
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
-
-    func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
+    private var context: String { service.context }
+    private var config: String { service.config }
 
     func run() async throws {
-        let logger = ServiceBootstrap.logger(label: "outbox-publisher", level: Logger.Level(rawValue: logLevel) ?? .info, context: context)
+        let logger = service.makeLogger(label: "outbox-publisher")
         do {
-            let settings = try ServiceBootstrap.load(config: config, context: context, storeOverride: store)
+            let settings = try service.loadSettings()
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let connection = try await ServiceBootstrap.connect(settings, logger: logger)
             try await connection.declare(AMQPExchange(name: EventMessage.exchange(for: context), kind: .topic, durable: true))
