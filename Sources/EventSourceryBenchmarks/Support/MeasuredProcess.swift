@@ -6,7 +6,7 @@ enum MeasuredProcess {
     struct Result {
         var status: Int32
         var elapsed: Duration
-        /// Peak resident set size (`ru_maxrss`), in KiB.
+        /// Peak resident set size (`VmHWM`, sampled every 20 ms until exit), in KiB.
         var maximumResidentKiB: Int
     }
 
@@ -26,9 +26,23 @@ enum MeasuredProcess {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard spawned == 0 else { throw ValidationError("could not run \(executable): error \(spawned)") }
+        // `ru_maxrss` from wait4 can count the parent's pages the child shared before exec,
+        // so the peak is read from the child's own /proc entry while it runs.
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) == -1 && errno == EINTR {}
-        return Result(status: (status >> 8) & 0xff, elapsed: ContinuousClock.now - start, maximumResidentKiB: usage.ru_maxrss)
+        var peak = 0
+        while true {
+            peak = max(peak, highWaterMarkKiB(of: pid) ?? 0)
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result == -1 && errno != EINTR) { break }
+            usleep(20_000)
+        }
+        return Result(status: (status >> 8) & 0xff, elapsed: ContinuousClock.now - start, maximumResidentKiB: peak)
+    }
+
+    private static func highWaterMarkKiB(of pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return nil }
+        return Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "")
     }
 }
