@@ -105,7 +105,8 @@ extension AMQPBrokerTests {
         @Test func missedHeartbeatsAreDetectedAndRecovered() async throws {
             let pidFile = TestBroker.repositoryRoot.appendingPathComponent(".run/rabbitmq/rabbitmq.pid").path
             guard let pidText = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                return  // not the private node: cannot freeze the broker
+                Issue.record("the private node's pid file \(pidFile) is missing: start the broker with scripts/rabbitmq")
+                return
             }
             let connection = try await TestBroker.connect()
             let queue = TestBroker.uniqueName("recover.heartbeat")
