@@ -42,7 +42,12 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
             if !directory.isEmpty {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            return try SQLiteEventStorage(path: path)
+            // A service process keeps one hot set (the outbox head, its inbox): a small page
+            // cache per connection keeps its memory flat without slowing it down.
+            var configuration = SQLiteEventStorage.Configuration(path: path)
+            configuration.pageCacheKiB = 2048
+            configuration.maximumReaderCount = 2
+            return try SQLiteEventStorage(configuration: configuration)
         case .postgres(let url):
             return try await PostgresEventStorage.connect(configuration: PostgresEventStorage.Configuration(url: url), logger: logger)
         }
