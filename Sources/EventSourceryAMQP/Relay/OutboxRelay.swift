@@ -47,18 +47,28 @@ public struct OutboxRelay: Service {
     }
 
     /// Relays until graceful shutdown or cancellation, sleeping while nothing is due.
+    ///
+    /// An unavailable store (locked, unreachable) is logged and retried after the idle
+    /// poll interval; other errors end the relay.
     public func run() async throws {
         var lastHousekeeping = ContinuousClock.now - configuration.housekeepingInterval
         var total = Statistics()
         logger.info("Outbox relay started", metadata: ["outbox.batch_size": "\(configuration.batchSize)"])
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let round = try await relayBatch()
-            total += round.statistics
-            if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
-                total.deleted += try await housekeeping()
-                lastHousekeeping = .now
-            }
-            if round.claimed < configuration.batchSize {
+            do {
+                let round = try await relayBatch()
+                total += round.statistics
+                if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
+                    total.deleted += try await housekeeping()
+                    lastHousekeeping = .now
+                }
+                if round.claimed < configuration.batchSize {
+                    await waitForWork()
+                }
+            } catch let error as EventStoreError where error.code == .storageUnavailable {
+                // A locked or briefly unreachable store: claimed entries keep their lease and
+                // are retried; nothing is marked that the broker did not confirm.
+                logger.error("Outbox store unavailable; retrying", metadata: ["error": "\(error)"])
                 await waitForWork()
             }
         }
