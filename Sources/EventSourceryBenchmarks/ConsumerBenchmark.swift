@@ -36,9 +36,10 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
         let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await connection.connect()
+        let subscription = EventSubscription(source: source, type: QueuedItem.typeName)
         let topology = ContextTopology(ContextDescription(
             name: context,
-            handlers: ["append-one": [EventSubscription(source: source, type: QueuedItem.typeName)]],
+            handlers: ["append-one": [subscription]],
             deliveryLimit: 5
         ))
         try await topology.declare(on: connection)
@@ -68,7 +69,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
         for batch in ackBatch > 1 ? [1, ackBatch] : [1] {
             try await fill(topology.inboxQueue, with: messages, on: connection)
-            let run = try await consume(topology: topology, ackBatch: batch, store: directory.appendingPathComponent("store-ack\(batch).sqlite").path)
+            let run = try await consume(topology: topology, subscription: subscription, ackBatch: batch, store: directory.appendingPathComponent("store-ack\(batch).sqlite").path)
             BenchmarkTable.line("ContextConsumer: inbox + append, SQLite (ack \(batch))", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
             print(String(format: "  ContextConsumer (ack %d) / raw consume+ack: %.1f%%", batch, Double(events) / run.elapsed.seconds / rawRate * 100))
         }
@@ -110,7 +111,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
     /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
     /// SQLite store, until every event is committed and acknowledged.
-    private func consume(topology: ContextTopology, ackBatch: Int, store path: String) async throws -> (elapsed: Duration, cpu: Duration) {
+    private func consume(topology: ContextTopology, subscription: EventSubscription, ackBatch: Int, store path: String) async throws -> (elapsed: Duration, cpu: Duration) {
         let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await connection.connect()
         let storage = try SQLiteEventStorage(path: path)
@@ -119,47 +120,43 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             Task { await connection.close() }
         }
         let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
-        let handled = Atomic(0)
-        let handler = EventHandler(name: "append-one", subscriptions: topology.description.handlers["append-one"] ?? []) { input, batch in
+        let handled = HandledCount()
+        let handler = EventHandler(name: "append-one", subscriptions: [subscription]) { input, batch in
             guard let item = input.as(QueuedItem.self) else { return }
             try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % 100)"))
-            handled.add(1, ordering: .relaxed)
+            handled.value.add(1, ordering: .relaxed)
         }
         let consumer = ContextConsumer(
             connection: connection, store: store, handlers: [handler],
             configuration: ContextConsumer.Configuration(context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, declaresTopology: false),
             topology: topology
         )
-        let queue = topology.inboxQueue
         let start = ContinuousClock.now
         let cpu = CPUTime.now()
         let running = Task { try await consumer.run() }
-        // Done when the queue holds neither ready nor unacknowledged messages: every event
-        // was committed and its delivery acknowledged.
-        while handled.load(ordering: .relaxed) < events {
+        // The handler counts before its transaction commits; stopping the consumer then lets
+        // the delivery in flight commit and flushes every acknowledgement before run() returns.
+        while handled.value.load(ordering: .relaxed) < events {
             try await Task.sleep(for: .milliseconds(1))
         }
-        while try await connection.queueState(queue).messageCount > 0 || !(try await allAcknowledged(queue, on: connection)) {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        running.cancel()
+        try await running.value
         let elapsed = ContinuousClock.now - start
         let used = CPUTime.now() - cpu
-        running.cancel()
-        _ = try? await running.value
-        let appended = try await store.readAllRecorded(after: 0, limit: 1).count
-        guard appended > 0, handled.load(ordering: .relaxed) == events else {
-            throw ValidationError("the consumer handled \(handled.load(ordering: .relaxed)) of \(events) events")
+        let failures = try await store.streamVersion(StreamID("failures-\(topology.context)"))
+        guard handled.value.load(ordering: .relaxed) == events, failures == 0 else {
+            throw ValidationError("the consumer handled \(handled.value.load(ordering: .relaxed)) of \(events) events with \(failures) failures")
+        }
+        if try await connection.queueState(topology.inboxQueue).messageCount > 0 {
+            throw ValidationError("\(topology.inboxQueue) still holds messages")
         }
         return (elapsed, used)
     }
+}
 
-    /// Whether the consumer's acknowledgements have all reached the broker, judged from the
-    /// store: one append per event, every inbox entry written. The broker's queue state
-    /// reports only ready messages, so the last acks are taken as sent once the store holds
-    /// every event (acks go out right after each commit, or within the flush interval).
-    private func allAcknowledged(_ queue: String, on connection: AMQPConnection) async throws -> Bool {
-        true
-    }
+/// The number of events the benchmark's handler has handled.
+private final class HandledCount: Sendable {
+    let value = Atomic<Int>(0)
 }
 
 /// An event of the benchmark's source context, with a JSON body of about 200 bytes.
