@@ -158,6 +158,7 @@ let package = Package(
                 "EventSourceryPostgres",
                 "EventSourceryAMQP",
                 "AMQPClient",
+                "DemoContexts",  // the flow latency of the consumer benchmark
                 .product(name: "GRDB", package: "GRDB.swift"),  // the raw-GRDB baseline of the store benchmark
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -1,5 +1,6 @@
 import AMQPClient
 import ArgumentParser
+import DemoContexts
 import EventSourcery
 import EventSourceryAMQP
 import EventSourcerySQLite
@@ -7,7 +8,9 @@ import Foundation
 import Synchronization
 
 /// Context consumer throughput from a pre-filled inbox queue (inbox dedupe + one append per
-/// event on SQLite), beside a raw consume+ack loop over the same queue contents in the same run.
+/// event on SQLite), beside a raw consume+ack loop over the same queue contents in the same run;
+/// then the latency from `OrderPlaced` commit to `OrderCompleted` commit through the three demo
+/// contexts (relays and consumers in this process) at a steady order rate.
 struct ConsumerBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consumer",
@@ -23,10 +26,30 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     @Option(help: "A second consumer run acknowledges with one multiple-ack per this many deliveries (1 skips it).")
     var ackBatch = 100
 
+    @Flag(help: "Also run the consumer (ack 1) on a store opened with synchronous = NORMAL (commits do not wait for the disk).")
+    var synchronousNormal = false
+
+    @Option(help: "Orders per second for the flow latency run.")
+    var rate = 100
+
+    @Option(help: "Seconds the flow latency run lasts.")
+    var seconds = 10
+
+    @Flag(help: "Skip the throughput runs.")
+    var skipThroughput = false
+
+    @Flag(help: "Skip the flow latency run (it uses the fixed demo names order, payment, invoice on the broker's vhost and deletes their queues).")
+    var skipLatency = false
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
     func run() async throws {
+        if !skipThroughput { try await throughput() }
+        if !skipLatency { try await flowLatency() }
+    }
+
+    private func throughput() async throws {
         let suffix = UUID().uuidString.prefix(6).lowercased()
         let context = "bench-consumer-\(suffix)"
         let source = "bench-source-\(suffix)"
@@ -73,6 +96,12 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             BenchmarkTable.line("ContextConsumer: inbox + append, SQLite (ack \(batch))", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
             print(String(format: "  ContextConsumer (ack %d) / raw consume+ack: %.1f%%", batch, Double(events) / run.elapsed.seconds / rawRate * 100))
         }
+        if synchronousNormal {
+            try await fill(topology.inboxQueue, with: messages, on: connection)
+            let run = try await consume(topology: topology, subscription: subscription, ackBatch: 1, store: directory.appendingPathComponent("store-normal.sqlite").path, synchronous: .normal)
+            BenchmarkTable.line("ContextConsumer: same, synchronous=NORMAL (ack 1)", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
+            print(String(format: "  ContextConsumer (synchronous NORMAL) / raw consume+ack: %.1f%%", Double(events) / run.elapsed.seconds / rawRate * 100))
+        }
     }
 
     /// Publishes `messages` (confirmed) so they land in `queue`, and waits until it holds them all.
@@ -111,10 +140,13 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
     /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
     /// SQLite store, until every event is committed and acknowledged.
-    private func consume(topology: ContextTopology, subscription: EventSubscription, ackBatch: Int, store path: String) async throws -> (elapsed: Duration, cpu: Duration) {
+    private func consume(topology: ContextTopology, subscription: EventSubscription, ackBatch: Int, store path: String,
+                         synchronous: SQLiteEventStorage.SynchronousMode = .full) async throws -> (elapsed: Duration, cpu: Duration) {
         let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await connection.connect()
-        let storage = try SQLiteEventStorage(path: path)
+        var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
+        storageConfiguration.synchronous = synchronous
+        let storage = try SQLiteEventStorage(configuration: storageConfiguration)
         defer {
             try? storage.close()
             Task { await connection.close() }
@@ -151,6 +183,96 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             throw ValidationError("\(topology.inboxQueue) still holds messages")
         }
         return (elapsed, used)
+    }
+}
+
+extension ConsumerBenchmark {
+    /// Places orders at ``rate`` per second for ``seconds`` into the demo order store while the
+    /// demo contexts' relays and consumers run as tasks, and measures from each `OrderPlaced`
+    /// commit to the `OrderCompleted` commit, as seen by polling the order store every 1 ms.
+    fileprivate func flowLatency() async throws {
+        let contexts = ["order", "payment", "invoice"]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-flow-\(UUID().uuidString.prefix(6).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consuming = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        let publishing = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await consuming.connect()
+        try await publishing.connect()
+        let queues = contexts.flatMap { [ContextTopology.inboxQueue(for: $0), ContextTopology.deadLetterQueue(for: $0)] }
+        for queue in queues { _ = try? await consuming.deleteQueue(queue) }
+
+        let modules = DemoContext.handlers()
+        var stores: [String: EventStore] = [:]
+        var storages: [SQLiteEventStorage] = []
+        var services: [@Sendable () async throws -> Void] = []
+        for name in contexts {
+            guard let module = modules.module(for: name) else { throw ValidationError("no demo context \(name)") }
+            let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(name).sqlite").path)
+            storages.append(storage)
+            let store = EventStore(storage: storage, registry: module.registry)
+            stores[name] = store
+            let consumer = ContextConsumer(connection: consuming, store: store, handlers: module.makeHandlers(store), configuration: ContextConsumer.Configuration(context: name))
+            try await consumer.topology.declare(on: consuming)
+            let relay = OutboxRelay(
+                storage: storage, publisher: AMQPPublisher(connection: publishing),
+                configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50))
+            )
+            services.append { try await consumer.run() }
+            services.append { try await relay.run() }
+        }
+        guard let order = stores["order"] else { return }
+        let tasks = services.map { service in Task { try await service() } }
+
+        let total = rate * seconds
+        let placed = Mutex<[String: ContinuousClock.Instant]>([:])
+        let completed = Mutex<[String: ContinuousClock.Instant]>([:])
+        let watching = Task {
+            var position: Int64 = 0
+            while !Task.isCancelled {
+                let events = try await order.readAll(after: position, limit: 1000)
+                let now = ContinuousClock.now
+                for event in events {
+                    if let done = event.envelope.as(OrderCompleted.self) { completed.withLock { $0[done.orderID] = now } }
+                }
+                position = events.last?.position ?? position
+                if events.count < 1000 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        print("flow latency: \(total) orders at \(rate)/s through order → payment → invoice → order (relays and consumers in-process, SQLite stores)")
+        let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(rate, 1)))
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        for index in 0..<total {
+            let due = start + interval * index
+            if due > .now { try await Task.sleep(until: due) }
+            // Amounts up to 1000: every order is paid, invoiced and completed.
+            try await DemoContext.placeOrder("o\(index)", amount: index % 1000 + 1, in: order)
+            let commit = ContinuousClock.now
+            placed.withLock { $0["o\(index)"] = commit }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while completed.withLock({ $0.count }) < total, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        watching.cancel()
+        _ = try? await watching.value
+        for task in tasks { task.cancel() }
+        for task in tasks { _ = try? await task.value }
+        for queue in queues { _ = try? await consuming.deleteQueue(queue) }
+        await consuming.close()
+        await publishing.close()
+        for storage in storages { try? storage.close() }
+
+        let commits = placed.withLock { $0 }
+        let latencies = completed.withLock { done in done.compactMap { id, time in commits[id].map { time - $0 } } }
+        BenchmarkTable.header()
+        BenchmarkTable.line("OrderPlaced → OrderCompleted commit at \(rate)/s", events: latencies.count, elapsed: elapsed, cpu: used, latencies: latencies)
+        if latencies.count < total {
+            print("  \(total - latencies.count) orders did not complete within 30 s")
+        }
     }
 }
 

@@ -189,7 +189,6 @@ struct DemoFlowFaultTests {
         for (name, result) in results {
             #expect(result.status == 0, "\(name) exited with \(result.status): \(result.standardError.suffix(2000))")
         }
-        print("DemoFlowFaultTests: \(Self.orderCount) orders placed in \(placing), settled after \(settling)")
 
         // Every order completed or cancelled, as the gateway decided.
         #expect(settled(), "unsettled: \(states.filter { $0.value != .completed && $0.value != .cancelled }.prefix(10))")
@@ -200,6 +199,7 @@ struct DemoFlowFaultTests {
         let completedCount = states.values.filter { $0 == .completed }.count
         let cancelledCount = states.values.filter { $0 == .cancelled }.count
         #expect(completedCount > 0 && cancelledCount > 0)
+        print("DemoFlowFaultTests: \(Self.orderCount) orders placed in \(placing), settled after \(settling): \(completedCount) completed, \(cancelledCount) cancelled")
 
         let orderEvents = try await allEvents(order)
         let paymentEvents = try await allEvents(payment)
@@ -239,6 +239,10 @@ struct DemoFlowFaultTests {
         for topology in topologies {
             #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "\(topology.deadLetterQueue)")
             #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0, "\(topology.inboxQueue)")
+        }
+        // The demo queues go now (the deferred clean-up covers a failed run).
+        for topology in topologies {
+            for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
         }
     }
 }
