@@ -6,8 +6,6 @@ import EventSourceryAMQP
 import EventSourceryServices
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
 
 /// `context-consumer`: runs one bounded context's handlers on its inbox queue.
 @main
@@ -109,17 +107,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                 topology: settings.topology,
                 logger: logger
             )
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: [
-                        .init(service: connection),
-                        .init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup),
-                    ],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger
-                )
-            )
-            try await group.run()
+            try await ServiceBootstrap.runUntilSignalled(consumer, connection: connection, logger: logger)
         } catch let error as ServiceBootstrap.StartupError {
             logger.critical("\(error.message)")
             throw ExitCode(error.exitCode)

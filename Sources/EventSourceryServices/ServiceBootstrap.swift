@@ -3,6 +3,8 @@ public import EventSourcery
 public import EventSourceryAMQP
 import Foundation
 public import Logging
+public import ServiceLifecycle
+import UnixSignals
 
 /// Start-up steps shared by the service executables: logging, configuration, the store and
 /// the broker connection, each failing with a ``StartupError`` that says what to fix.
@@ -113,5 +115,21 @@ public enum ServiceBootstrap {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Runs `worker` beside its broker connection until SIGTERM or SIGINT, then shuts both
+    /// down gracefully: the worker finishes what is in flight, then the connection closes.
+    public static func runUntilSignalled(_ worker: some Service, connection: AMQPConnection, logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: connection),
+                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
     }
 }

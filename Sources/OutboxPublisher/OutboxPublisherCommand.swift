@@ -4,8 +4,6 @@ import EventSourcery
 import EventSourceryAMQP
 import EventSourceryServices
 import Logging
-import ServiceLifecycle
-import UnixSignals
 
 /// `outbox-publisher`: relays one context's outbox to RabbitMQ.
 @main
@@ -53,17 +51,7 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
                 await connection.close()
                 return
             }
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: [
-                        .init(service: connection),
-                        .init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup),
-                    ],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger
-                )
-            )
-            try await group.run()
+            try await ServiceBootstrap.runUntilSignalled(relay, connection: connection, logger: logger)
         } catch let error as ServiceBootstrap.StartupError {
             logger.critical("\(error.message)")
             throw ExitCode(error.exitCode)
