@@ -111,7 +111,18 @@ struct DemoFlowFaultTests {
         for topology in topologies {
             for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
         }
-        for topology in topologies { try await topology.declare(on: connection) }
+        // Deleting a quorum queue completes asynchronously: a declaration right after it can
+        // see the old queue vanish before its bindings are made, so declare until it holds.
+        for topology in topologies {
+            for attempt in 1...20 {
+                do {
+                    try await topology.declare(on: connection)
+                    break
+                } catch let error as AMQPError where error.code == .notFound && attempt < 20 {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
+        }
 
         var stores: [String: EventStore] = [:]
         var storages: [SQLiteEventStorage] = []
