@@ -45,7 +45,18 @@ public struct ContextAdmin: Sendable {
             consumer.nack(last, multiple: true, requeue: true)
         }
         await consumer.cancel()
+        try await waitUntilReady(queue, count: UInt32(deliveries.count), timeout: timeout)
         return deliveries.map(DeadLetter.init)
+    }
+
+    /// Waits until `queue` reports `count` ready messages again: the broker requeues
+    /// rejected messages asynchronously, and a listing must leave the queue as it found it
+    /// before the caller's next command (such as a replay) counts the queue.
+    private func waitUntilReady(_ queue: String, count: UInt32, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await connection.queueState(queue).messageCount < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     /// Moves the messages in `<context>.dead` back into `<context>.inbox`.
