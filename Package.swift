@@ -24,6 +24,9 @@ let package = Package(
         .executable(name: "context-consumer", targets: ["ContextConsumer"]),
         .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
         .executable(name: "eventsourcery-bench", targets: ["EventSourceryBenchmarks"]),
+        .executable(name: "order-api", targets: ["OrderAPIServer"]),
+        .executable(name: "flow-trace", targets: ["FlowTraceCommand"]),
+        .executable(name: "eventsourcery-demo", targets: ["DemoRunner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
@@ -32,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
     ],
     targets: [
         // MARK: Event sourcing core
@@ -117,7 +121,64 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Order entry point: the HTTP API of the order context
+        .target(
+            name: "OrderAPI",
+            dependencies: [
+                "EventSourcery",
+                "DemoContexts",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Flow trace: the causal timeline of one flow across context stores
+        .target(
+            name: "FlowTrace",
+            dependencies: ["EventSourcery"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
+        .executableTarget(
+            name: "OrderAPIServer",
+            dependencies: [
+                "EventSourcery",
+                "EventSourceryServices",
+                "DemoContexts",
+                "OrderAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FlowTraceCommand",
+            dependencies: [
+                "EventSourcery",
+                "EventSourceryServices",
+                "FlowTrace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "DemoRunner",
+            dependencies: [
+                "EventSourcery",
+                "EventSourceryServices",
+                "EventSourceryAMQP",
+                "AMQPClient",
+                "DemoContexts",
+                "FlowTrace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ContextConsumer",
             dependencies: [
@@ -195,6 +256,20 @@ let package = Package(
         .testTarget(
             name: "AMQPClientTests",
             dependencies: ["AMQPClient", "AMQPTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrderAPITests",
+            dependencies: [
+                "EventSourcery", "EventSourcerySQLite", "DemoContexts", "OrderAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowTraceTests",
+            dependencies: ["EventSourcery", "EventSourcerySQLite", "DemoContexts", "FlowTrace"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

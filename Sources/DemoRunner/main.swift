@@ -1,0 +1,1 @@
+print("eventsourcery-demo: not built yet")

@@ -1,0 +1,1 @@
+print("flow-trace: not built yet")

@@ -1,0 +1,1 @@
+print("order-api: not built yet")
