@@ -269,7 +269,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowTraceTests",
-            dependencies: ["EventSourcery", "EventSourcerySQLite", "DemoContexts", "FlowTrace"],
+            dependencies: ["EventSourcery", "EventSourcerySQLite", "EventSourceryAMQP", "DemoContexts", "FlowTrace"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,1 +1,0 @@
-print("flow-trace: not built yet")

@@ -1,1 +1,0 @@
-print("order-api: not built yet")
