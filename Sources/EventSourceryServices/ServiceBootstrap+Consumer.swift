@@ -28,7 +28,8 @@ extension ServiceBootstrap.Settings {
             prefetch: UInt16(clamping: consumer.prefetch),
             deliveryLimit: consumer.deliveryLimit,
             maximumBodySize: consumer.maximumBodyBytes,
-            ackBatchSize: consumer.ackBatch
+            ackBatchSize: consumer.ackBatch,
+            concurrency: consumer.concurrency
         )
     }
 

@@ -19,6 +19,7 @@
 ///       delivery_limit: 5
 ///       max_body_bytes: 1048576
 ///       ack_batch: 1
+///       concurrency: 16
 /// ```
 ///
 /// Every key but `contexts.<name>` has a default. Unknown keys are rejected, so a typo
@@ -98,13 +99,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
         /// `ES_CONSUMER_ACK_BATCH` (every context).
         public var ackBatch: Int = 1
+        /// Deliveries processed at the same time, spread by source stream (see
+        /// ``ContextConsumer/Configuration/concurrency``); 1 handles one after another.
+        public var concurrency: Int = 16
 
         /// Creates consumer settings.
-        public init(prefetch: Int = 100, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1) {
+        public init(prefetch: Int = 100, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 16) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
             self.maximumBodyBytes = maximumBodyBytes
             self.ackBatch = ackBatch
+            self.concurrency = concurrency
         }
     }
 }

@@ -59,8 +59,13 @@ struct ConsumerFixture {
         }
     }
 
-    func configuration(deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize) -> ContextConsumer.Configuration {
-        ContextConsumer.Configuration(context: context, prefetch: 50, deliveryLimit: deliveryLimit, maximumBodySize: maximumBodySize, ackBatchSize: ackBatchSize)
+    func configuration(
+        deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, concurrency: Int = 16
+    ) -> ContextConsumer.Configuration {
+        ContextConsumer.Configuration(
+            context: context, prefetch: 50, deliveryLimit: deliveryLimit, maximumBodySize: maximumBodySize, ackBatchSize: ackBatchSize,
+            concurrency: concurrency
+        )
     }
 
     func consumer(_ handlers: [EventHandler], configuration: ContextConsumer.Configuration? = nil) -> ContextConsumer {

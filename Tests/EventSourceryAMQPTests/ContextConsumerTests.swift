@@ -5,6 +5,7 @@ import EventSourceryAMQP
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @Suite(.timeLimit(.minutes(2)))
@@ -183,7 +184,7 @@ struct ContextConsumerTests {
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
-        let consumer = fixture.consumer([handler], configuration: fixture.configuration(ackBatchSize: 100))
+        let consumer = fixture.consumer([handler], configuration: fixture.configuration(ackBatchSize: 100, concurrency: 1))
         try await consumer.topology.declare(on: fixture.connection)
         try await fixture.publish((0..<10).map { fixture.message($0) })
         let group = ServiceGroup(services: [consumer], logger: TestBroker.logger)
@@ -197,6 +198,76 @@ struct ContextConsumerTests {
         #expect(try await fixture.eventually { try await fixture.messageCount(consumer.topology.inboxQueue) == 9 })
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await fixture.messageCount(consumer.topology.inboxQueue) == 9)
+    }
+
+    @Test func gracefulShutdownWithConcurrentLanesAcksEveryCommittedDeliveryAndReturnsTheRest() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let started = Counter()
+        let handler = fixture.handler { _ in
+            _ = started.next()
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        let consumer = fixture.consumer([handler], configuration: fixture.configuration(ackBatchSize: 100, concurrency: 4))
+        try await consumer.topology.declare(on: fixture.connection)
+        try await fixture.publish((0..<40).map { fixture.message($0) })
+        let group = ServiceGroup(services: [consumer], logger: TestBroker.logger)
+        let running = Task { try await group.run() }
+        #expect(await fixture.eventually { started.current > 0 })
+        await group.triggerGracefulShutdown()
+        try await running.value
+        // Every started delivery finished, committed and was acked; the others went back.
+        var handled = 0
+        for index in 0..<40 {
+            let count = try await fixture.handledCount(index)
+            #expect(count <= 1)
+            handled += count
+        }
+        #expect(handled == started.current)
+        #expect(handled < 40)
+        #expect(try await fixture.eventually { try await fixture.messageCount(consumer.topology.inboxQueue) == 40 - handled })
+    }
+
+    @Test func concurrentLanesKeepEachSourceStreamInOrder() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let seen = Mutex<[String: [Int64]]>([:])
+        let handler = fixture.handler { input in
+            seen.withLock { $0[input.streamID.rawValue, default: []].append(input.streamVersion) }
+            // Uneven handling times: later events of a stream would overtake earlier ones
+            // if a stream's events could run in parallel.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+        }
+        let task = try await fixture.start(fixture.consumer([handler], configuration: fixture.configuration(ackBatchSize: 10, concurrency: 8)))
+        defer { task.cancel() }
+        // Ten streams, twenty versions each, interleaved.
+        let messages = (1...20).flatMap { version in (0..<10).map { stream in fixture.message(stream, version: Int64(version)) } }
+        try await fixture.publish(messages)
+        #expect(await fixture.eventually { seen.withLock { $0.values.reduce(0) { $0 + $1.count } } == 200 })
+        let orders = seen.withLock { $0 }
+        #expect(orders.count == 10)
+        #expect(orders.values.allSatisfy { $0 == Array(1...20) })
+    }
+
+    @Test func handlersRacingForOneStreamAreRunAgainInsteadOfFailing() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let shared: StreamID = "tally"
+        let store = fixture.store
+        let handler = EventHandler(name: "tally", subscriptions: [fixture.subscription]) { input, batch in
+            guard let item = input.as(ItemCounted.self) else { return }
+            // Every event extends one stream at the version it read: lanes race for it.
+            let version = try await store.streamVersion(shared)
+            try batch.append([input.caused(ItemHandled(index: item.index))], to: shared, expectedVersion: .exact(version))
+        }
+        let task = try await fixture.start(fixture.consumer([handler], configuration: fixture.configuration(concurrency: 8)))
+        defer { task.cancel() }
+        try await fixture.publish((0..<60).map { fixture.message($0) })
+        #expect(try await fixture.eventually { try await store.streamVersion(shared) == 60 })
+        let indices = try await store.load(shared).compactMap { ($0.event as? ItemHandled)?.index }
+        #expect(Set(indices) == Set(0..<60))
+        #expect(try await fixture.failures().isEmpty)
+        #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
     }
 }
 

@@ -17,6 +17,18 @@ extension ContextConsumer {
         public var ackBatchSize: Int
         /// The longest a committed delivery waits for its batched ack. Default 50 ms.
         public var ackFlushInterval: Duration
+        /// Deliveries processed at the same time. Default 16.
+        ///
+        /// Deliveries are spread over this many lanes by their source stream: the events of
+        /// one stream are handled one after another, in stream order, while other streams
+        /// proceed in parallel, and their commits share transactions (SQLite group commit,
+        /// PostgreSQL connections of the pool). Handlers that write to one shared stream
+        /// for every event (a counter) contend on it; give such a context `1`.
+        public var concurrency: Int
+        /// How often a handler that lost an optimistic-concurrency race is run again
+        /// (with fresh state, after a short random pause) before the delivery counts as
+        /// failed. Default 50.
+        public var conflictRetries: Int
         /// Whether ``ContextConsumer/run()`` declares the topology first. Default `true`.
         public var declaresTopology: Bool
 
@@ -28,6 +40,8 @@ extension ContextConsumer {
             maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
             ackBatchSize: Int = 1,
             ackFlushInterval: Duration = .milliseconds(50),
+            concurrency: Int = 16,
+            conflictRetries: Int = 50,
             declaresTopology: Bool = true
         ) {
             self.context = context
@@ -36,6 +50,8 @@ extension ContextConsumer {
             self.maximumBodySize = maximumBodySize
             self.ackBatchSize = max(1, ackBatchSize)
             self.ackFlushInterval = ackFlushInterval
+            self.concurrency = max(1, concurrency)
+            self.conflictRetries = max(0, conflictRetries)
             self.declaresTopology = declaresTopology
         }
     }
@@ -48,5 +64,11 @@ extension ContextConsumer {
         case failed(handler: String)
         /// The message was poison; it went to the dead-letter exchange and was acked.
         case poison(PoisonMessage.Code)
+
+        /// Whether the delivery is acknowledged (rather than requeued).
+        var isAcknowledged: Bool {
+            if case .failed = self { return false }
+            return true
+        }
     }
 }

@@ -29,7 +29,13 @@ import Synchronization
 /// dead-letters a message that keeps failing to `<context>.dead`, where ``ContextAdmin``
 /// lists and replays it.
 ///
-/// **Shutdown.** On graceful shutdown the consumer stops taking deliveries, finishes the one
+/// **Concurrency.** Deliveries are spread over ``Configuration/concurrency`` lanes by their
+/// source stream (the `x-stream-id` header): one stream's events are handled in stream order,
+/// different streams in parallel, so their commits share transactions. A handler that loses
+/// an optimistic-concurrency race is run again with fresh state
+/// (``Configuration/conflictRetries``). Acknowledgements follow arrival order.
+///
+/// **Shutdown.** On graceful shutdown the consumer stops taking deliveries, finishes those
 /// in flight, acknowledges everything committed and cancels its subscription; deliveries the
 /// broker had sent but the consumer had not started go back to the queue.
 ///
@@ -85,15 +91,14 @@ public struct ContextConsumer: Service {
             try await topology.declare(on: connection)
         }
         let consumer = try await connection.consume(queue: topology.inboxQueue, prefetch: configuration.prefetch)
-        let acks = AckBatcher(consumer: consumer, batchSize: configuration.ackBatchSize)
-        let state = LoopState()
+        let acks = AcknowledgementTracker(consumer: consumer, batchSize: configuration.ackBatchSize)
+        let state = ConsumerState()
         let publisher = AMQPPublisher(connection: connection, window: 1)
         let interval = configuration.ackFlushInterval
         logger.info("Context consumer started", metadata: [
             "amqp.queue": "\(topology.inboxQueue)", "consumer.handlers": "\(handlers.map(\.name).joined(separator: ","))",
-            "consumer.prefetch": "\(configuration.prefetch)",
+            "consumer.prefetch": "\(configuration.prefetch)", "consumer.concurrency": "\(configuration.concurrency)",
         ])
-        var statistics = (processed: 0, failed: 0, poison: 0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             if configuration.ackBatchSize > 1 {
                 group.addTask {
@@ -105,37 +110,66 @@ public struct ContextConsumer: Service {
             }
             defer { group.cancelAll() }
             try await withGracefulShutdownHandler {
-                for try await delivery in consumer.deliveries {
-                    guard state.begin() else { break }
-                    let outcome = await process(delivery, publisher: publisher)
-                    switch outcome {
-                    case .processed:
-                        statistics.processed += 1
-                        acks.add(delivery)
-                    case .poison:
-                        statistics.poison += 1
-                        acks.add(delivery)
-                    case .failed:
-                        statistics.failed += 1
-                        acks.requeue(delivery)
-                    }
-                    if state.end() { break }
-                }
+                try await consume(consumer, acks: acks, state: state, publisher: publisher)
             } onGracefulShutdown: {
                 logger.info("Context consumer stopping")
-                if state.requestStop() {
-                    // Idle: nothing is in flight, so everything committed can be acked now.
-                    acks.flush()
-                    Task { await consumer.cancel() }
+                Task {
+                    // Deliveries not started stay unacknowledged and go back to the queue.
+                    await state.stopWhenIdle()
+                    acks.flushAll()
+                    await consumer.cancel()
                 }
             }
         }
-        acks.flush()
+        acks.flushAll()
         await consumer.cancel()
+        let statistics = state.statistics
         logger.info("Context consumer stopped", metadata: [
             "consumer.processed": "\(statistics.processed)", "consumer.failed": "\(statistics.failed)",
             "consumer.poison": "\(statistics.poison)",
         ])
+    }
+
+    /// Hands each delivery to one of ``Configuration/concurrency`` lanes, chosen by the
+    /// event's source stream, until the deliveries end; then lets the lanes finish.
+    private func consume(_ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher) async throws {
+        let lanes = (0..<configuration.concurrency).map { _ in AsyncStream.makeStream(of: Delivery.self) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in lanes {
+                group.addTask {
+                    for await delivery in lane.stream {
+                        guard state.begin() else { continue }
+                        let outcome = await process(delivery, publisher: publisher)
+                        acks.settle(delivery, acknowledge: outcome.isAcknowledged)
+                        state.end(outcome)
+                    }
+                }
+            }
+            defer { lanes.forEach { $0.continuation.finish() } }
+            for try await delivery in consumer.deliveries {
+                guard !state.isStopping else { break }
+                acks.register(delivery)
+                lanes[Self.lane(of: delivery, among: lanes.count)].continuation.yield(delivery)
+            }
+        }
+    }
+
+    /// The lane of a delivery: events of one source stream share a lane, so they are handled
+    /// one after another in stream order; other streams are handled concurrently.
+    static func lane(of delivery: Delivery, among count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        let key: String
+        if case .string(let stream)? = delivery.properties.headers?[EventMessage.Header.streamID] {
+            key = stream
+        } else {
+            key = delivery.properties.messageId ?? delivery.routingKey
+        }
+        // A stable hash (FNV-1a), the same in every process.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int(hash % UInt64(count))
     }
 
     // MARK: One delivery
@@ -169,14 +203,17 @@ public struct ContextConsumer: Service {
         for handler in handlers where handler.handles(source: incoming.sourceContext, type: envelope.typeName) {
             var skipReason: String?
             do {
-                let outcome = try await store.processOnce(consumer: "\(configuration.context).\(handler.name)", eventID: envelope.id) { batch in
-                    for condition in handler.conditions {
-                        if try await !condition.isSatisfied(input) {
-                            skipReason = condition.name
-                            return
+                let outcome = try await retryingConflicts {
+                    try await store.processOnce(consumer: "\(configuration.context).\(handler.name)", eventID: envelope.id) { batch in
+                        skipReason = nil
+                        for condition in handler.conditions {
+                            if try await !condition.isSatisfied(input) {
+                                skipReason = condition.name
+                                return
+                            }
                         }
+                        try await handler.handle(input, &batch)
                     }
-                    try await handler.handle(input, &batch)
                 }
                 if let skipReason {
                     skipped += 1
@@ -198,6 +235,23 @@ public struct ContextConsumer: Service {
             }
         }
         return .processed(handlersRun: ran, alreadyProcessed: already, skipped: skipped)
+    }
+
+    /// Runs `body` again while it fails with a concurrency conflict, up to
+    /// ``Configuration/conflictRetries`` more times: a handler that lost a race for a stream
+    /// (another lane, another replica) reads the new state and decides again. A conflict
+    /// means another writer made progress, so the retries end.
+    private func retryingConflicts<Value>(_ body: () async throws -> Value) async throws -> Value {
+        var retries = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as EventStoreError where error.code == .concurrencyConflict && retries < configuration.conflictRetries {
+                retries += 1
+                // A little jitter spreads the lanes that lost the same race.
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...(200 * min(retries, 10)))))
+            }
+        }
     }
 
     /// Appends a ``HandlerFailed`` event to `failures-<context>`.
@@ -247,75 +301,125 @@ public struct ContextConsumer: Service {
     }
 }
 
-/// Whether the consume loop is busy with a delivery, and whether it should stop.
-private final class LoopState: Sendable {
-    private let state = Mutex<(busy: Bool, stopping: Bool)>((false, false))
+/// The lanes' work in flight, whether the consumer is stopping, and counts for the log.
+private final class ConsumerState: Sendable {
+    private struct State {
+        var inFlight = 0
+        var stopping = false
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        var statistics = (processed: 0, failed: 0, poison: 0)
+    }
 
-    /// Starts a delivery; `false` when the loop should stop instead.
+    private let state = Mutex(State())
+
+    var isStopping: Bool { state.withLock { $0.stopping } }
+
+    var statistics: (processed: Int, failed: Int, poison: Int) { state.withLock { $0.statistics } }
+
+    /// Starts a delivery; `false` when the consumer is stopping and it should be left alone.
     func begin() -> Bool {
         state.withLock { state in
             guard !state.stopping else { return false }
-            state.busy = true
+            state.inFlight += 1
             return true
         }
     }
 
-    /// Ends a delivery; `true` when the loop should stop now.
-    func end() -> Bool {
-        state.withLock { state in
-            state.busy = false
-            return state.stopping
+    /// Ends a delivery, counting its outcome.
+    func end(_ outcome: ContextConsumer.Outcome) {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            state.inFlight -= 1
+            switch outcome {
+            case .processed: state.statistics.processed += 1
+            case .failed: state.statistics.failed += 1
+            case .poison: state.statistics.poison += 1
+            }
+            guard state.stopping, state.inFlight == 0 else { return [] }
+            defer { state.idleWaiters = [] }
+            return state.idleWaiters
         }
+        waiters.forEach { $0.resume() }
     }
 
-    /// Asks the loop to stop; `true` when it is idle (the caller finishes it).
-    func requestStop() -> Bool {
-        state.withLock { state in
-            state.stopping = true
-            return !state.busy
+    /// Stops starting deliveries and returns once those in flight have ended.
+    func stopWhenIdle() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state in
+                state.stopping = true
+                if state.inFlight == 0 { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
         }
     }
 }
 
-/// Acknowledges committed deliveries in batches with `multiple`. Acks and requeues are
-/// submitted under one lock so the broker sees them in delivery-tag order.
-private final class AckBatcher: Sendable {
+/// Acknowledges settled deliveries in the order they arrived, so a `multiple` ack never
+/// covers a delivery that is still being processed in another lane.
+///
+/// Deliveries register on arrival and settle when processed, in any order. A requeued
+/// delivery is rejected at once; acknowledged ones are covered by one `multiple` ack up to
+/// the last delivery of the settled prefix, once ``batchSize`` of them are waiting (or on
+/// ``flush()``). Acks and rejections go out under one lock.
+private final class AcknowledgementTracker: Sendable {
+    private struct State {
+        /// Registered deliveries not yet covered by an ack, in arrival order, with whether
+        /// each has settled as acknowledged.
+        var window: [(delivery: Delivery, acknowledged: Bool?)] = []
+        /// The last delivery of the settled prefix and how many acks it stands for.
+        var pending: (last: Delivery?, count: Int) = (nil, 0)
+    }
+
     private let consumer: AMQPConsumer
     private let batchSize: Int
-    private let pending = Mutex<(last: Delivery?, count: Int)>((nil, 0))
+    private let state = Mutex(State())
 
     init(consumer: AMQPConsumer, batchSize: Int) {
         self.consumer = consumer
         self.batchSize = max(1, batchSize)
     }
 
-    func add(_ delivery: Delivery) {
-        pending.withLock { pending in
-            pending.last = delivery
-            pending.count += 1
-            if pending.count >= batchSize {
-                consumer.ack(delivery, multiple: batchSize > 1)
-                pending = (nil, 0)
+    func register(_ delivery: Delivery) {
+        state.withLock { $0.window.append((delivery, nil)) }
+    }
+
+    /// Settles a processed delivery: acknowledged (committed, or dead-lettered poison) or
+    /// rejected with requeue.
+    func settle(_ delivery: Delivery, acknowledge: Bool) {
+        state.withLock { state in
+            guard let index = state.window.firstIndex(where: { $0.delivery == delivery }) else { return }
+            state.window[index].acknowledged = acknowledge
+            if !acknowledge { consumer.nack(delivery, requeue: true) }
+            let settled = state.window.prefix { $0.acknowledged != nil }.count
+            for entry in state.window.prefix(settled) where entry.acknowledged == true {
+                state.pending = (entry.delivery, state.pending.count + 1)
             }
+            state.window.removeFirst(settled)
+            if state.pending.count >= batchSize { send(&state) }
         }
     }
 
-    func requeue(_ delivery: Delivery) {
-        pending.withLock { pending in
-            if let last = pending.last {
-                consumer.ack(last, multiple: true)
-                pending = (nil, 0)
-            }
-            consumer.nack(delivery, requeue: true)
-        }
-    }
-
+    /// Acknowledges the settled prefix now.
     func flush() {
-        pending.withLock { pending in
-            if let last = pending.last {
-                consumer.ack(last, multiple: true)
-                pending = (nil, 0)
+        state.withLock { send(&$0) }
+    }
+
+    /// Acknowledges everything settled, also deliveries after one still unsettled (each on
+    /// its own), before the consumer stops.
+    func flushAll() {
+        state.withLock { state in
+            send(&state)
+            for entry in state.window where entry.acknowledged == true {
+                consumer.ack(entry.delivery)
             }
+            state.window.removeAll { $0.acknowledged != nil }
         }
+    }
+
+    private func send(_ state: inout State) {
+        guard let last = state.pending.last else { return }
+        consumer.ack(last, multiple: state.pending.count > 1)
+        state.pending = (nil, 0)
     }
 }
