@@ -113,12 +113,7 @@ public struct ContextConsumer: Service {
                 try await consume(consumer, acks: acks, state: state, publisher: publisher)
             } onGracefulShutdown: {
                 logger.info("Context consumer stopping")
-                Task {
-                    // Deliveries not started stay unacknowledged and go back to the queue.
-                    await state.stopWhenIdle()
-                    acks.flushAll()
-                    await consumer.cancel()
-                }
+                Task { await stop(consumer, acks: acks, state: state) }
             }
         }
         acks.flushAll()
@@ -146,12 +141,30 @@ public struct ContextConsumer: Service {
                 }
             }
             defer { lanes.forEach { $0.continuation.finish() } }
-            for try await delivery in consumer.deliveries {
-                guard !state.isStopping else { break }
-                acks.register(delivery)
-                lanes[Self.lane(of: delivery, among: lanes.count)].continuation.yield(delivery)
+            // The deliveries are read outside this task's cancellation: cancelling their
+            // stream would cancel the subscription and send deliveries back while lanes are
+            // still committing them. Cancellation stops the consumer like a graceful shutdown.
+            let dispatcher = Task {
+                for try await delivery in consumer.deliveries where !state.isStopping {
+                    acks.register(delivery)
+                    lanes[Self.lane(of: delivery, among: lanes.count)].continuation.yield(delivery)
+                }
+            }
+            try await withTaskCancellationHandler {
+                try await dispatcher.value
+            } onCancel: {
+                Task { await stop(consumer, acks: acks, state: state) }
             }
         }
+    }
+
+    /// Stops taking deliveries, waits for those in flight, acknowledges everything committed
+    /// and cancels the subscription, which ends the deliveries. Deliveries not started stay
+    /// unacknowledged and go back to the queue.
+    private func stop(_ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState) async {
+        await state.stopWhenIdle()
+        acks.flushAll()
+        await consumer.cancel()
     }
 
     /// The lane of a delivery: events of one source stream share a lane, so they are handled
