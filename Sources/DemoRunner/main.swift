@@ -1,1 +1,0 @@
-print("eventsourcery-demo: not built yet")
