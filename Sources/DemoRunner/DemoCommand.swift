@@ -28,6 +28,21 @@ struct DemoCommand: AsyncParsableCommand {
 
     static let contexts = ["order", "payment", "invoice"]
 
+    /// A process the demo starts: a built product with the arguments that give it its role
+    /// (the configuration, store and port arguments are added when it starts).
+    struct Service: Sendable {
+        var name: String
+        var product: String
+        var arguments: [String]
+    }
+
+    /// The processes the demo starts, in start order. `compose/docker-compose.yml` runs the
+    /// same ones (`--list-services` prints them for scripts/check-compose).
+    static let services: [Service] =
+        contexts.map { Service(name: "context-consumer-\($0)", product: "context-consumer", arguments: ["--context", $0]) }
+        + contexts.map { Service(name: "outbox-publisher-\($0)", product: "outbox-publisher", arguments: ["--context", $0]) }
+        + [Service(name: "order-api", product: "order-api", arguments: [])]
+
     @Option(help: "The services' configuration file (broker, relay, contexts).")
     var config = "config/eventsourcery.yaml"
 
@@ -49,12 +64,19 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The folder with the built services (default: this executable's folder).")
     var executables: String?
 
+    @Flag(help: "Print the processes the demo starts (product and role arguments, one per line) and exit.")
+    var listServices = false
+
     func validate() throws {
         guard orders > 0, rate > 0, settleTimeout > 0 else { throw ValidationError("--orders, --rate and --settle-timeout must be positive") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
     }
 
     func run() async throws {
+        if listServices {
+            for service in Self.services { print(([service.product] + service.arguments).joined(separator: " ")) }
+            return
+        }
         let settings = try loadSettings()
         let services = ServiceProcesses(executables: settings.executables, logs: settings.logs)
         let parameters = DemoRun.Parameters(config: config, orders: orders, rate: rate, port: port, settleTimeout: settleTimeout)

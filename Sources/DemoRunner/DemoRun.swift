@@ -71,33 +71,34 @@ struct DemoRun: Sendable {
     // MARK: Services
 
     private func startServices(broker: AMQPConnection) async throws {
-        let environment = ["AMQP_URL": settings.brokerURL]
-        for context in contexts {
-            try await services.start(
-                "context-consumer-\(context)", product: "context-consumer",
-                arguments: ["--config", command.config, "--context", context, "--store", settings.stores[context]!], environment: environment
-            )
-        }
         // The consumers declare the topology; publishing before it exists would park events.
+        let (consumers, others) = (
+            DemoCommand.services.filter { $0.product == "context-consumer" },
+            DemoCommand.services.filter { $0.product != "context-consumer" }
+        )
+        for service in consumers { try await start(service) }
         try await waitUntil("the consumers subscribed to their inbox queues", timeout: .seconds(60)) {
             for context in contexts {
                 guard let state = try? await broker.queueState(ContextTopology.inboxQueue(for: context)), state.consumerCount > 0 else { return false }
             }
             return true
         }
-        for context in contexts {
-            try await services.start(
-                "outbox-publisher-\(context)", product: "outbox-publisher",
-                arguments: ["--config", command.config, "--context", context, "--store", settings.stores[context]!], environment: environment
-            )
-        }
-        try await services.start(
-            "order-api", product: "order-api",
-            arguments: ["--config", command.config, "--store", settings.stores["order"]!, "--port", "\(command.port)"], environment: environment
-        )
+        for service in others { try await start(service) }
         let client = OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!)
         try await waitUntil("the order API answered /health on 127.0.0.1:\(command.port)", timeout: .seconds(60)) { await client.isHealthy() }
-        print("Started: 3 context-consumer, 3 outbox-publisher, order-api on http://127.0.0.1:\(command.port)")
+        print("Started: \(DemoCommand.services.map(\.name).joined(separator: ", ")); the order API on http://127.0.0.1:\(command.port)")
+    }
+
+    /// Starts a service with the run's configuration, its context's store (the order API
+    /// serves the order store) and the broker of the run.
+    private func start(_ service: DemoCommand.Service) async throws {
+        var arguments = service.arguments + ["--config", command.config]
+        if let index = service.arguments.firstIndex(of: "--context") {
+            arguments += ["--store", settings.stores[service.arguments[index + 1]]!]
+        } else {
+            arguments += ["--store", settings.stores["order"]!, "--port", "\(command.port)"]
+        }
+        try await services.start(service.name, product: service.product, arguments: arguments, environment: ["AMQP_URL": settings.brokerURL])
     }
 
     private func waitUntil(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {
