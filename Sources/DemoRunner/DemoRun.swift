@@ -24,6 +24,9 @@ struct DemoRun: Sendable {
 
     private var contexts: [String] { DemoCommand.contexts }
 
+    /// The order API the run starts.
+    private var client: OrderClient { OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!) }
+
     /// The demo's own broker connection logs problems only; the services log to their files.
     private static let quietLogger: Logger = {
         var logger = Logger(label: "demo.amqp")
@@ -33,13 +36,13 @@ struct DemoRun: Sendable {
 
     /// Runs the demo; returns whether every check of the summary holds.
     func run() async throws -> Bool {
-        print("EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over \(redacted(settings.brokerURL))")
+        print("EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over \(StorageLocation.redacted(settings.brokerURL))")
         print("Run folder: \(settings.runDirectory.path) (service logs in logs/)")
         let broker = AMQPConnection(configuration: try AMQPConnection.Configuration(url: settings.brokerURL), logger: Self.quietLogger)
         do {
             try await broker.connect()
         } catch {
-            throw DemoError("cannot reach the broker at \(redacted(settings.brokerURL)): \(error)")
+            throw DemoError("cannot reach the broker at \(StorageLocation.redacted(settings.brokerURL)): \(error)")
         }
         defer { Task { await broker.close() } }
 
@@ -51,11 +54,10 @@ struct DemoRun: Sendable {
         }
         let stores = opened
 
-        let client = OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!)
         let plan = OrderPlan(count: command.orders, declineAbove: DemoContext.defaultDeclineAbove)
         let started = ContinuousClock.now
         let board = try await withThrowingTaskGroup(of: FlowBoard?.self) { group in
-            group.addTask { try await place(plan, through: client); return nil }
+            group.addTask { try await place(plan); return nil }
             group.addTask { try await watch(plan: plan, stores: stores, broker: broker) }
             defer { group.cancelAll() }
             while let result = try await group.next() {
@@ -84,7 +86,6 @@ struct DemoRun: Sendable {
             return true
         }
         for service in others { try await start(service) }
-        let client = OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!)
         try await waitUntil("the order API answered /health on 127.0.0.1:\(command.port)", timeout: .seconds(60)) { await client.isHealthy() }
         print("Started: \(DemoCommand.services.map(\.name).joined(separator: ", ")); the order API on http://127.0.0.1:\(command.port)")
     }
@@ -113,7 +114,7 @@ struct DemoRun: Sendable {
     // MARK: Orders
 
     /// Places the plan's orders at the configured rate, up to 16 requests at a time.
-    private func place(_ plan: OrderPlan, through client: OrderClient) async throws {
+    private func place(_ plan: OrderPlan) async throws {
         let start = ContinuousClock.now
         let interval = Duration.seconds(1) / command.rate
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -198,7 +199,7 @@ struct DemoRun: Sendable {
         let latencies = board.latencies
         print("""
 
-            Summary (\(plan.orders.count) orders in \(String(format: "%.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s)
+            Summary (\(plan.orders.count) orders in \(String(format: "%.1f", elapsed.seconds)) s)
               outcome      orders
               completed    \(pad(board.completed.count))
               cancelled    \(pad(board.cancelled.count))   (amount above \(plan.declineAbove): \(declined))
@@ -244,12 +245,6 @@ struct DemoRun: Sendable {
     private func pad(_ value: Int) -> String {
         let text = "\(value)"
         return String(repeating: " ", count: max(0, 6 - text.count)) + text
-    }
-
-    private func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
     }
 }
 

@@ -53,8 +53,8 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The URL with its password replaced by `***`, for logs.
-    static func redacted(_ url: String) -> String {
+    /// The URL (a store's or a broker's) with its password replaced by `***`, for logs.
+    public static func redacted(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "***"
         return components.string ?? url

@@ -54,8 +54,9 @@ public struct ReconnectBackoff: Sendable, Equatable {
 }
 
 extension Duration {
-    /// The duration in seconds as a floating-point number.
-    var seconds: Double {
+    /// The duration in seconds as a floating-point number (Foundation's `TimeInterval`);
+    /// shared by the package's modules.
+    package var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

@@ -22,11 +22,3 @@ public struct RetryPolicy: Sendable, Equatable {
         backoff.delay(forAttempt: max(attempts, 1))
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as Foundation's `TimeInterval` counts them.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

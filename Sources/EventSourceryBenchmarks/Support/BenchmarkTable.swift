@@ -1,3 +1,4 @@
+import AMQPClient
 import Foundation
 
 /// Prints the benchmark table.
@@ -44,12 +45,5 @@ enum CPUTime {
         var time = timespec()
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
         return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
-    }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
