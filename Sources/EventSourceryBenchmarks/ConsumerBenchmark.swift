@@ -23,6 +23,15 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     @Option(help: "Unacknowledged deliveries in flight, for the consumer and the raw loop.")
     var prefetch: UInt16 = 100
 
+    @Option(help: "Source streams the events belong to (round robin); the handler appends to as many streams.")
+    var streams = 1000
+
+    @Option(help: "Consumer lanes (repeat the option to compare several).")
+    var concurrency: [Int] = [16]
+
+    @Option(help: "Deliveries a lane handles together (repeat the option to compare several).")
+    var batchSize: [Int] = [100]
+
     @Option(help: "A second consumer run acknowledges with one multiple-ack per this many deliveries (1 skips it).")
     var ackBatch = 100
 
@@ -78,10 +87,10 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
         let messages = try (0..<events).map { index in
             let envelope = EventEnvelope(QueuedItem.sample(index))
-            let recorded = RecordedEvent(streamID: try StreamID("item-\(index % 100)"), streamVersion: Int64(index / 100 + 1), position: Int64(index + 1), event: try EventRegistry.encode(envelope))
+            let recorded = RecordedEvent(streamID: try StreamID("item-\(index % streams)"), streamVersion: Int64(index / streams + 1), position: Int64(index + 1), event: try EventRegistry.encode(envelope))
             return EventMessage.outgoing(recorded, context: source)
         }
-        print("consumer benchmark: \(events) events of \(messages[0].body.count) bytes in the quorum queue \(topology.inboxQueue), prefetch \(prefetch)")
+        print("consumer benchmark: \(events) events of \(messages[0].body.count) bytes from \(streams) streams in the quorum queue \(topology.inboxQueue), prefetch \(prefetch)")
         BenchmarkTable.header()
 
         // Baseline: the same queue contents consumed and acked one by one, nothing else.
@@ -90,15 +99,24 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         BenchmarkTable.line("raw consume + ack each (prefetch \(prefetch))", events: events, elapsed: raw.elapsed, cpu: raw.cpu, latencies: [])
         let rawRate = Double(events) / raw.elapsed.seconds
 
-        for batch in ackBatch > 1 ? [1, ackBatch] : [1] {
+        var runs = concurrency.flatMap { lanes in batchSize.map { (lanes: lanes, batch: $0, ack: 1) } }
+        if ackBatch > 1, let first = runs.first { runs.append((first.lanes, first.batch, ackBatch)) }
+        for run in runs {
             try await fill(topology.inboxQueue, with: messages, on: connection)
-            let run = try await consume(topology: topology, subscription: subscription, ackBatch: batch, store: directory.appendingPathComponent("store-ack\(batch).sqlite").path)
-            BenchmarkTable.line("ContextConsumer: inbox + append, SQLite (ack \(batch))", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
-            print(String(format: "  ContextConsumer (ack %d) / raw consume+ack: %.1f%%", batch, Double(events) / run.elapsed.seconds / rawRate * 100))
+            let measured = try await consume(
+                topology: topology, subscription: subscription, lanes: run.lanes, batchSize: run.batch, ackBatch: run.ack,
+                store: directory.appendingPathComponent("store-\(run.lanes)-\(run.batch)-\(run.ack).sqlite").path
+            )
+            let name = "ContextConsumer: \(run.lanes) lanes, batch \(run.batch), ack \(run.ack)"
+            BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
+            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", Double(events) / measured.elapsed.seconds / rawRate * 100))
         }
         if synchronousNormal {
             try await fill(topology.inboxQueue, with: messages, on: connection)
-            let run = try await consume(topology: topology, subscription: subscription, ackBatch: 1, store: directory.appendingPathComponent("store-normal.sqlite").path, synchronous: .normal)
+            let run = try await consume(
+                topology: topology, subscription: subscription, lanes: concurrency[0], batchSize: batchSize[0], ackBatch: 1,
+                store: directory.appendingPathComponent("store-normal.sqlite").path, synchronous: .normal
+            )
             BenchmarkTable.line("ContextConsumer: same, synchronous=NORMAL (ack 1)", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
             print(String(format: "  ContextConsumer (synchronous NORMAL) / raw consume+ack: %.1f%%", Double(events) / run.elapsed.seconds / rawRate * 100))
         }
@@ -140,7 +158,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
     /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
     /// SQLite store, until every event is committed and acknowledged.
-    private func consume(topology: ContextTopology, subscription: EventSubscription, ackBatch: Int, store path: String,
+    private func consume(topology: ContextTopology, subscription: EventSubscription, lanes: Int, batchSize: Int, ackBatch: Int, store path: String,
                          synchronous: SQLiteEventStorage.SynchronousMode = .full) async throws -> (elapsed: Duration, cpu: Duration) {
         let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await connection.connect()
@@ -152,15 +170,18 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             Task { await connection.close() }
         }
         let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
-        let handled = HandledCount()
+        let handled = HandledCount(target: events)
+        let streams = self.streams
         let handler = EventHandler(name: "append-one", subscriptions: [subscription]) { input, batch in
             guard let item = input.as(QueuedItem.self) else { return }
-            try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % 100)"))
-            handled.value.add(1, ordering: .relaxed)
+            try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % streams)"))
+            handled.add()
         }
         let consumer = ContextConsumer(
             connection: connection, store: store, handlers: [handler],
-            configuration: ContextConsumer.Configuration(context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, declaresTopology: false),
+            configuration: ContextConsumer.Configuration(
+                context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, concurrency: lanes, batchSize: batchSize, declaresTopology: false
+            ),
             topology: topology
         )
         let start = ContinuousClock.now
@@ -168,9 +189,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         let running = Task { try await consumer.run() }
         // The handler counts before its transaction commits; stopping the consumer then lets
         // the delivery in flight commit and flushes every acknowledgement before run() returns.
-        while handled.value.load(ordering: .relaxed) < events {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        await handled.waitForTarget()
         running.cancel()
         try await running.value
         let elapsed = ContinuousClock.now - start
@@ -276,9 +295,27 @@ extension ConsumerBenchmark {
     }
 }
 
-/// The number of events the benchmark's handler has handled.
+/// The number of events the benchmark's handler has handled, and a wait for the last one
+/// (without polling, which would cost the consumer measured CPU).
 private final class HandledCount: Sendable {
     let value = Atomic<Int>(0)
+    private let target: Int
+    private let reached: AsyncStream<Void>
+    private let reach: AsyncStream<Void>.Continuation
+
+    init(target: Int) {
+        self.target = target
+        (reached, reach) = AsyncStream.makeStream()
+    }
+
+    func add() {
+        if value.add(1, ordering: .relaxed).newValue == target { reach.finish() }
+    }
+
+    /// Returns once `target` events were handled.
+    func waitForTarget() async {
+        for await _ in reached {}
+    }
 }
 
 /// An event of the benchmark's source context, with a JSON body of about 200 bytes.

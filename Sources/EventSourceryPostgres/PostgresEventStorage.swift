@@ -498,6 +498,29 @@ public final class PostgresEventStorage: EventStorage {
         _ = try await rows("DELETE FROM \(unescaped: schema).checkpoints WHERE name = \(name)", "reset the checkpoint '\(name)'")
     }
 
+    public func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry> {
+        let consumers = entries.map(\.consumer)
+        let eventIDs = entries.map(\.eventID)
+        let rows = try await rows(
+            """
+            SELECT inbox.consumer, inbox.event_id FROM \(unescaped: schema).inbox AS inbox
+            JOIN unnest(\(consumers)::text[], \(eventIDs)::uuid[]) AS wanted (consumer, event_id)
+              ON inbox.consumer = wanted.consumer AND inbox.event_id = wanted.event_id
+            """,
+            "read the inbox"
+        )
+        var processed: Set<InboxEntry> = []
+        for row in rows {
+            do {
+                let (consumer, eventID) = try row.decode((String, UUID).self)
+                processed.insert(InboxEntry(consumer: consumer, eventID: eventID))
+            } catch {
+                throw failure(error, operation: "read the inbox")
+            }
+        }
+        return processed
+    }
+
     public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {
         let rows = try await rows(
             "SELECT 1 FROM \(unescaped: schema).inbox WHERE consumer = \(consumer) AND event_id = \(eventID)", "read the inbox"

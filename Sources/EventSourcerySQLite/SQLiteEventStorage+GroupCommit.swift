@@ -7,21 +7,25 @@ import Synchronization
 /// With `synchronous = FULL` a transaction costs one `fsync` of the WAL, which takes
 /// about a millisecond or more on common disks whatever the transaction holds. While the
 /// writer commits one transaction, the batches submitted meanwhile queue up; the writer
-/// then commits all of them in the next transaction, each inside its own savepoint. A
-/// batch that fails (a version conflict, a duplicate event id) rolls back to its
-/// savepoint and fails alone; the others commit. Every caller returns only after the
-/// shared transaction is on disk, so each commit stays atomic and durable, while the
-/// throughput of concurrent writers is no longer bounded by one `fsync` per batch.
+/// then commits all of them in the next transaction. A batch that fails its checks (an
+/// existing inbox entry, a version conflict) writes nothing and fails alone; the others
+/// commit. A batch that fails after writing (a duplicate event id) rolls the transaction
+/// back, and the group is committed again with a savepoint per batch, which contains it.
+/// Every caller returns only after the shared transaction is on disk, so each commit stays
+/// atomic and durable, while the throughput of concurrent writers is no longer bounded by
+/// one `fsync` per batch.
 ///
 /// A single sequential writer sees no difference: its batch is alone in its transaction.
 extension SQLiteEventStorage {
-    /// A batch waiting for the writer.
+    /// Batches submitted together, waiting for the writer.
     struct PendingCommit: Sendable {
-        var batch: WriteBatch
-        var continuation: CheckedContinuation<CommitOutcome, any Error>
+        var batches: [WriteBatch]
+        var continuation: CheckedContinuation<[Result<CommitOutcome, any Error>], Never>
+
+        var eventCount: Int { batches.reduce(0) { $0 + $1.eventCount } }
     }
 
-    /// The batches waiting for the writer, and whether the writer is draining them.
+    /// The submissions waiting for the writer, and whether the writer is draining them.
     struct CommitQueue: Sendable {
         var pending: [PendingCommit] = []
         var isDraining = false
@@ -30,12 +34,18 @@ extension SQLiteEventStorage {
     /// The most events one shared transaction takes, which bounds its latency.
     static let maximumEventsPerGroup = 10_000
 
-    /// Queues `batch` for the writer and returns when its transaction is committed.
-    func enqueueCommit(_ batch: WriteBatch) async throws -> CommitOutcome {
-        let pool = try openPool()
-        return try await withCheckedThrowingContinuation { continuation in
+    /// Queues `batches` for the writer and returns when their transaction is committed:
+    /// one result per batch, in order.
+    func enqueueCommit(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
+        let pool: DatabasePool
+        do {
+            pool = try openPool()
+        } catch {
+            return batches.map { _ in .failure(error) }
+        }
+        return await withCheckedContinuation { continuation in
             let startsDrain = commitQueue.withLock { queue in
-                queue.pending.append(PendingCommit(batch: batch, continuation: continuation))
+                queue.pending.append(PendingCommit(batches: batches, continuation: continuation))
                 defer { queue.isDraining = true }
                 return !queue.isDraining
             }
@@ -57,8 +67,8 @@ extension SQLiteEventStorage {
                 var events = 0
                 var count = 0
                 for pending in queue.pending {
-                    events += pending.batch.eventCount
-                    // Always take at least one batch, however large.
+                    events += pending.eventCount
+                    // Always take at least one submission, however large.
                     if count > 0, events > Self.maximumEventsPerGroup { break }
                     count += 1
                 }
@@ -72,46 +82,62 @@ extension SQLiteEventStorage {
 
     private func commitGroup(_ group: [PendingCommit], in db: Database) {
         let path = configuration.path
-        var results: [Result<CommitOutcome, any Error>] = []
-        results.reserveCapacity(group.count)
+        let batches = group.flatMap(\.batches)
+        var results: [Result<CommitOutcome, any Error>]
         do {
             guard !isClosed else { throw Self.closedError(path: path) }
-            try db.inTransaction(.immediate) {
-                if group.count == 1 {
-                    // Alone in its transaction: no savepoint needed, a failure rolls back all.
-                    results.append(.success(try Self.commit(group[0].batch, in: db)))
-                    return .commit
-                }
-                for pending in group {
-                    do {
+            do {
+                results = try Self.commit(batches, in: db, savepoints: false)
+            } catch is PartiallyWritten where batches.count > 1 {
+                // A batch failed halfway, which a savepoint per batch contains: commit again
+                // that way, from scratch (the failed transaction was rolled back).
+                results = try Self.commit(batches, in: db, savepoints: true)
+            }
+        } catch {
+            // The shared transaction did not commit: nothing of the group is stored.
+            let failure = (error as? PartiallyWritten)?.underlying ?? error
+            results = batches.map { _ in .failure(failure) }
+        }
+        var offset = 0
+        for pending in group {
+            let own = results[offset..<offset + pending.batches.count]
+            offset += pending.batches.count
+            pending.continuation.resume(returning: own.map { $0.mapError { Self.mapped($0, path: path, configuration: self.configuration) } })
+        }
+    }
+
+    /// Commits the batches in one transaction. A batch whose checks fail writes nothing and
+    /// fails alone. Without savepoints, a batch that fails after writing
+    /// (``PartiallyWritten``) rolls the whole transaction back and is rethrown; with a
+    /// savepoint per batch, it is rolled back alone.
+    private static func commit(_ batches: [WriteBatch], in db: Database, savepoints: Bool) throws -> [Result<CommitOutcome, any Error>] {
+        var results: [Result<CommitOutcome, any Error>] = []
+        results.reserveCapacity(batches.count)
+        try db.inTransaction(.immediate) {
+            var versions: [StreamID: Int64] = [:]
+            for batch in batches {
+                do {
+                    if savepoints {
                         var outcome: CommitOutcome?
                         try db.inSavepoint {
-                            outcome = try Self.commit(pending.batch, in: db)
+                            outcome = try commit(batch, in: db, versions: &versions)
                             return .commit
                         }
                         guard let outcome else { preconditionFailure("a released savepoint has an outcome") }
                         results.append(.success(outcome))
-                    } catch {
-                        results.append(.failure(error))
-                        // Some SQLite errors (I/O, disk full) abort the whole transaction.
-                        guard db.isInsideTransaction else { throw error }
+                    } else {
+                        results.append(.success(try commit(batch, in: db, versions: &versions)))
                     }
-                }
-                return .commit
-            }
-        } catch {
-            // The shared transaction did not commit: nothing of the group is stored.
-            for (index, pending) in group.enumerated() {
-                if index < results.count, case .failure(let own) = results[index] {
-                    pending.continuation.resume(throwing: Self.mapped(own, path: path, configuration: configuration))
-                } else {
-                    pending.continuation.resume(throwing: Self.mapped(error, path: path, configuration: configuration))
+                } catch let error as PartiallyWritten where !savepoints {
+                    throw error
+                } catch {
+                    results.append(.failure((error as? PartiallyWritten)?.underlying ?? error))
+                    // Some SQLite errors (I/O, disk full) abort the whole transaction.
+                    guard db.isInsideTransaction else { throw error }
                 }
             }
-            return
+            return .commit
         }
-        for (pending, result) in zip(group, results) {
-            pending.continuation.resume(with: result.mapError { Self.mapped($0, path: path, configuration: configuration) })
-        }
+        return results
     }
 }

@@ -222,44 +222,93 @@ public final class SQLiteEventStorage: EventStorage {
     ///   the batch is written), or `storageUnavailable` when the database is closed or
     ///   locked by another process for longer than the busy timeout.
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
-        let outcome = try await enqueueCommit(batch)
-        if case .committed = outcome, batch.appends.contains(where: { $0.publishes && !$0.events.isEmpty }) {
-            outboxChanged.signal()
-        }
-        return outcome
+        try await commitEach([batch])[0].get()
     }
 
-    static func commit(_ batch: WriteBatch, in db: Database) throws -> CommitOutcome {
+    /// Commits each batch atomically on its own, all in one transaction when the writer
+    /// takes them together (each batch in its own savepoint), and returns once that
+    /// transaction is on disk.
+    public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
+        guard !batches.isEmpty else { return [] }
+        let results = await enqueueCommit(batches)
+        let published = zip(batches, results).contains { batch, result in
+            guard case .success(.committed) = result else { return false }
+            return batch.appends.contains { $0.publishes && !$0.events.isEmpty }
+        }
+        if published { outboxChanged.signal() }
+        return results
+    }
+
+    /// A write that failed after part of its batch was written: the transaction (or the
+    /// batch's savepoint) must be rolled back.
+    struct PartiallyWritten: Error {
+        var underlying: any Error
+    }
+
+    /// Commits `batch` inside the current transaction.
+    ///
+    /// Checks come first and leave nothing written: the inbox entry (`INSERT ... ON CONFLICT
+    /// DO NOTHING`; when it exists, the batch is ``CommitOutcome/alreadyProcessed``), then the
+    /// expected versions (on a conflict the new inbox entry is deleted again). A failure after
+    /// that (a duplicate event id, an I/O error) throws ``PartiallyWritten``.
+    ///
+    /// - Parameter versions: the stream versions this transaction has seen or written so far,
+    ///   shared by the batches of one group commit; updated when the batch commits.
+    static func commit(_ batch: WriteBatch, in db: Database, versions: inout [StreamID: Int64]) throws -> CommitOutcome {
         if let inbox = batch.inboxEntry {
-            let statement = try db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE consumer = ? AND event_id = ?")
-            if try Int.fetchOne(statement, arguments: [inbox.consumer, inbox.eventID]) != nil {
-                return .alreadyProcessed
+            try db.cachedStatement(sql: "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .execute(arguments: [inbox.consumer, inbox.eventID, Date().storedSeconds])
+            if db.changesCount == 0 { return .alreadyProcessed }
+        }
+        var written: [StreamID: Int64] = [:]
+        var startVersions: [Int64] = []
+        startVersions.reserveCapacity(batch.appends.count)
+        if !batch.appends.isEmpty {
+            let versionQuery = try db.cachedStatement(sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?")
+            for append in batch.appends {
+                let stream = append.streamID
+                let actual: Int64
+                if let version = written[stream] ?? versions[stream] {
+                    actual = version
+                } else {
+                    actual = try Int64.fetchOne(versionQuery, arguments: [stream.rawValue]) ?? 0
+                    versions[stream] = actual
+                }
+                guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
+                    if let inbox = batch.inboxEntry {
+                        try db.cachedStatement(sql: "DELETE FROM inbox WHERE consumer = ? AND event_id = ?").execute(arguments: [inbox.consumer, inbox.eventID])
+                    }
+                    throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
+                }
+                startVersions.append(actual)
+                written[stream] = actual + Int64(append.events.count)
             }
         }
+        do {
+            let recorded = try write(batch, startingAt: startVersions, in: db)
+            versions.merge(written) { $1 }
+            return .committed(recorded)
+        } catch {
+            throw PartiallyWritten(underlying: error)
+        }
+    }
+
+    /// Writes a checked batch: its events (and outbox entries) from the given start versions,
+    /// its checkpoint and snapshots.
+    private static func write(_ batch: WriteBatch, startingAt startVersions: [Int64], in db: Database) throws -> [RecordedEvent] {
         var recorded: [RecordedEvent] = []
         recorded.reserveCapacity(batch.eventCount)
         if !batch.appends.isEmpty {
-            let versionQuery = try db.cachedStatement(sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?")
             let insertEvent = try db.cachedStatement(sql: """
                 INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version,
                                     created_at, correlation_id, causation_id, trace_context, payload)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let insertOutbox = try db.cachedStatement(sql: "INSERT INTO outbox (position, stream_id) VALUES (?, ?)")
-            var versions: [StreamID: Int64] = [:]
             var traceEncoder: JSONEncoder?
-            for append in batch.appends {
+            for (append, startVersion) in zip(batch.appends, startVersions) {
                 let stream = append.streamID
-                let actual: Int64
-                if let version = versions[stream] {
-                    actual = version
-                } else {
-                    actual = try Int64.fetchOne(versionQuery, arguments: [stream.rawValue]) ?? 0
-                }
-                guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
-                    throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
-                }
-                var version = actual
+                var version = startVersion
                 for event in append.events {
                     version += 1
                     do {
@@ -277,12 +326,7 @@ public final class SQLiteEventStorage: EventStorage {
                     }
                     recorded.append(RecordedEvent(streamID: stream, streamVersion: version, position: position, event: event))
                 }
-                versions[stream] = version
             }
-        }
-        if let inbox = batch.inboxEntry {
-            try db.cachedStatement(sql: "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (?, ?, ?)")
-                .execute(arguments: [inbox.consumer, inbox.eventID, Date().storedSeconds])
         }
         if let checkpoint = batch.checkpoint {
             try db.cachedStatement(sql: """
@@ -299,7 +343,7 @@ public final class SQLiteEventStorage: EventStorage {
                 """)
                 .execute(arguments: [snapshot.streamID.rawValue, snapshot.version, snapshot.schemaVersion, snapshot.state])
         }
-        return .committed(recorded)
+        return recorded
     }
 
     /// The error for a unique constraint that failed while inserting `event`.
@@ -390,6 +434,25 @@ public final class SQLiteEventStorage: EventStorage {
     public func resetCheckpoint(named name: String) async throws {
         try await write { db in
             try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE name = ?").execute(arguments: [name])
+        }
+    }
+
+    public func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry> {
+        let consumers = Dictionary(grouping: entries, by: \.consumer).mapValues { $0.map(\.eventID) }
+        return try await read { db in
+            var processed: Set<InboxEntry> = []
+            for (consumer, eventIDs) in consumers {
+                // SQLite allows at most 32,766 parameters per statement.
+                for start in stride(from: 0, to: eventIDs.count, by: 10_000) {
+                    let chunk = eventIDs[start..<min(start + 10_000, eventIDs.count)]
+                    let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                    var arguments: StatementArguments = [consumer]
+                    arguments += StatementArguments(chunk)
+                    let found = try UUID.fetchAll(db, sql: "SELECT event_id FROM inbox WHERE consumer = ? AND event_id IN (\(placeholders))", arguments: arguments)
+                    processed.formUnion(found.map { InboxEntry(consumer: consumer, eventID: $0) })
+                }
+            }
+            return processed
         }
     }
 

@@ -29,7 +29,8 @@ extension ServiceBootstrap.Settings {
             deliveryLimit: consumer.deliveryLimit,
             maximumBodySize: consumer.maximumBodyBytes,
             ackBatchSize: consumer.ackBatch,
-            concurrency: consumer.concurrency
+            concurrency: consumer.concurrency,
+            batchSize: consumer.batchSize
         )
     }
 

@@ -85,12 +85,13 @@ extension ServiceConfiguration.Handler: Decodable {
 extension ServiceConfiguration.Consumer: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency"])
+        try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size"])
         let defaults = Self()
         prefetch = try container.value("prefetch", default: defaults.prefetch)
         deliveryLimit = try container.value("delivery_limit", default: defaults.deliveryLimit)
         maximumBodyBytes = try container.value("max_body_bytes", default: defaults.maximumBodyBytes)
         ackBatch = try container.value("ack_batch", default: defaults.ackBatch)
         concurrency = try container.value("concurrency", default: defaults.concurrency)
+        batchSize = try container.value("batch_size", default: defaults.batchSize)
     }
 }

@@ -98,7 +98,7 @@ extension ServiceConfiguration {
         guard (1...Int(UInt16.max)).contains(consumer.prefetch) else {
             throw ConfigurationError(file: file, entry: "\(prefix).prefetch", message: "must be 1...65535, got \(consumer.prefetch)")
         }
-        for (value, key) in [(consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"), (consumer.concurrency, "concurrency")]
+        for (value, key) in [(consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"), (consumer.concurrency, "concurrency"), (consumer.batchSize, "batch_size")]
         where value <= 0 {
             throw ConfigurationError(file: file, entry: "\(prefix).\(key)", message: "must be positive, got \(value)")
         }

@@ -15,11 +15,12 @@
 ///       record-payment:
 ///         subscribes: [payment.PaymentSucceeded]
 ///     consumer:
-///       prefetch: 100
+///       prefetch: 300
 ///       delivery_limit: 5
 ///       max_body_bytes: 1048576
 ///       ack_batch: 1
-///       concurrency: 16
+///       concurrency: 8
+///       batch_size: 100
 /// ```
 ///
 /// Every key but `contexts.<name>` has a default. Unknown keys are rejected, so a typo
@@ -91,7 +92,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public struct Consumer: Sendable, Equatable {
         /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
         /// `ES_CONSUMER_PREFETCH` (every context).
-        public var prefetch: Int = 100
+        public var prefetch: Int = 300
         /// Deliveries of one message before the inbox dead-letters it.
         public var deliveryLimit: Int = 5
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
@@ -99,17 +100,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
         /// `ES_CONSUMER_ACK_BATCH` (every context).
         public var ackBatch: Int = 1
-        /// Deliveries processed at the same time, spread by source stream (see
+        /// Lanes processing deliveries at the same time, spread by source stream (see
         /// ``ContextConsumer/Configuration/concurrency``); 1 handles one after another.
-        public var concurrency: Int = 16
+        public var concurrency: Int = 8
+        /// The most deliveries a lane handles together, with one inbox lookup and one commit
+        /// (see ``ContextConsumer/Configuration/batchSize``).
+        public var batchSize: Int = 100
 
         /// Creates consumer settings.
-        public init(prefetch: Int = 100, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 16) {
+        public init(
+            prefetch: Int = 300, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 8, batchSize: Int = 100
+        ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
             self.maximumBodyBytes = maximumBodyBytes
             self.ackBatch = ackBatch
             self.concurrency = concurrency
+            self.batchSize = batchSize
         }
     }
 }

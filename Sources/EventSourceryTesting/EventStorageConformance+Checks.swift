@@ -376,6 +376,66 @@ extension EventStorageConformance {
             #expect(try await storage.headPosition() == 1)
         }
 
+        func inboxLookupOfSeveralEntries() async throws {
+            let events = (0..<5).map { _ in UUID() }
+            for eventID in events[..<3] {
+                _ = try await store.processOnce(consumer: "payments", eventID: eventID) { _ in }
+            }
+            _ = try await store.processOnce(consumer: "invoices", eventID: events[4]) { _ in }
+            let asked = events.map { InboxEntry(consumer: "payments", eventID: $0) } + [InboxEntry(consumer: "invoices", eventID: events[4])]
+            let processed = try await store.processedInboxEntries(asked)
+            #expect(processed == Set(events[..<3].map { InboxEntry(consumer: "payments", eventID: $0) } + [InboxEntry(consumer: "invoices", eventID: events[4])]))
+            #expect(try await store.processedInboxEntries([]).isEmpty)
+        }
+
+        func commitEachIsAtomicPerBatch() async throws {
+            let done = UUID()
+            _ = try await store.processOnce(consumer: "payments", eventID: done) { _ in }
+            func batch(_ amount: Int, to stream: StreamID, expecting version: ExpectedVersion = .any, inbox eventID: UUID? = nil) throws -> WriteBatch {
+                var batch = WriteBatch()
+                try batch.publish(deposits([amount]), to: stream, expectedVersion: version)
+                batch.inboxEntry = eventID.map { InboxEntry(consumer: "payments", eventID: $0) }
+                return batch
+            }
+            let fresh = UUID()
+            let stored = try await store.append(deposits([0]), to: "account-0")[0].envelope.id
+            // Fails after writing its first event: its second reuses a stored event id.
+            var halfway = WriteBatch()
+            try halfway.append([EventEnvelope(F.Deposited(amount: 6)), EventEnvelope(F.Deposited(amount: 7), id: stored)], to: "account-4")
+            halfway.inboxEntry = InboxEntry(consumer: "payments", eventID: UUID())
+            let results = await store.commitEach([
+                try batch(1, to: "account-1", expecting: .noStream, inbox: fresh),
+                try batch(2, to: "account-1", expecting: .noStream),  // loses to the first
+                try batch(3, to: "account-2", inbox: done),  // already processed
+                try batch(4, to: "account-1", expecting: .exact(1)),
+                halfway,
+                try batch(5, to: "account-3"),
+            ])
+            #expect(results.count == 6)
+            guard results.count == 6 else { return }
+            #expect((try? results[0].get())?.wasProcessed == true)
+            if case .failure(let error as EventStoreError) = results[1] {
+                #expect(error.code == .concurrencyConflict)
+            } else {
+                Issue.record("expected a concurrency conflict, got \(results[1])")
+            }
+            if case .success(.alreadyProcessed) = results[2] {} else { Issue.record("expected alreadyProcessed, got \(results[2])") }
+            #expect((try? results[3].get())?.wasProcessed == true)
+            if case .failure(let error as EventStoreError) = results[4] {
+                #expect(error.code == .duplicateEventID)
+            } else {
+                Issue.record("expected a duplicate event id, got \(results[4])")
+            }
+            #expect((try? results[5].get())?.wasProcessed == true)
+            let amounts = try await store.readAll().compactMap { $0.envelope.as(F.Deposited.self)?.amount }
+            #expect(amounts == [0, 1, 4, 5], "the failed batches wrote nothing; the others in order")
+            #expect(try await store.streamExists("account-4") == false)
+            #expect(try await storage.outboxCounts().pending == 3)
+            #expect(try await storage.isProcessed(consumer: "payments", eventID: fresh))
+            #expect(try await storage.isProcessed(consumer: "payments", eventID: halfway.inboxEntry!.eventID) == false)
+            #expect(await store.commitEach([]).isEmpty)
+        }
+
         // MARK: Snapshots and checkpoints
 
         func snapshotsReplaceOlder() async throws {

@@ -33,6 +33,8 @@ public struct EventStorageConformance: Sendable {
         case inboxRunsOnce
         case inboxFailureWritesNothing
         case inboxRaceProcessesOnce
+        case inboxLookupOfSeveralEntries
+        case commitEachIsAtomicPerBatch
         case snapshotsReplaceOlder
         case checkpointsStoreAndReset
         case projectionCatchUpAndRebuild
@@ -41,7 +43,6 @@ public struct EventStorageConformance: Sendable {
         case subscriptionsRunAfterCommit
         case upcastersApplyOnRead
         case unknownTypeIsTypedError
-
     }
 
     private let makeStorage: @Sendable () async throws -> any EventStorage
@@ -79,6 +80,8 @@ public struct EventStorageConformance: Sendable {
         case .inboxRunsOnce: try await checks.inboxRunsOnce()
         case .inboxFailureWritesNothing: try await checks.inboxFailureWritesNothing()
         case .inboxRaceProcessesOnce: try await checks.inboxRaceProcessesOnce()
+        case .inboxLookupOfSeveralEntries: try await checks.inboxLookupOfSeveralEntries()
+        case .commitEachIsAtomicPerBatch: try await checks.commitEachIsAtomicPerBatch()
         case .snapshotsReplaceOlder: try await checks.snapshotsReplaceOlder()
         case .checkpointsStoreAndReset: try await checks.checkpointsStoreAndReset()
         case .projectionCatchUpAndRebuild: try await checks.projectionCatchUpAndRebuild()

@@ -49,6 +49,8 @@ struct ConsumerConfigurationTests {
                       delivery_limit: 3
                       max_body_bytes: 4096
                       ack_batch: 10
+                      concurrency: 2
+                      batch_size: 25
                 """
         ))
         let order = try #require(configuration.contexts["order"])
@@ -57,6 +59,8 @@ struct ConsumerConfigurationTests {
         #expect(order.consumer.deliveryLimit == 3)
         #expect(order.consumer.maximumBodyBytes == 4096)
         #expect(order.consumer.ackBatch == 10)
+        #expect(order.consumer.concurrency == 2)
+        #expect(order.consumer.batchSize == 25)
         let description = try #require(configuration.contextDescription("order"))
         #expect(description.subscriptions.map(\.routingKey) == ["payment.PaymentFailed", "payment.PaymentSucceeded"])
         #expect(description.deliveryLimit == 3)
@@ -73,6 +77,7 @@ struct ConsumerConfigurationTests {
         #expect(configuration.contextDescription("payment")?.subscriptions.map(\.routingKey) == ["order.OrderPlaced"])
         #expect(configuration.contextDescription("invoice")?.subscriptions.map(\.routingKey) == ["payment.PaymentSucceeded"])
         #expect(configuration.topologies.count == 3)
+        #expect(configuration.contexts["invoice"]?.consumer.batchSize == 1, "one invoice number after another")
     }
 
     @Test func rejectsASubscriptionToAnUnknownContext() throws {
@@ -132,5 +137,17 @@ struct ConsumerConfigurationTests {
                 """
         )))
         #expect(zero.entry == "contexts.order.consumer.delivery_limit")
+        let negative = try #require(error(yaml(
+            order: """
+                      mark-paid:
+                        subscribes: [payment.PaymentSucceeded]
+                """,
+            consumer: """
+                    consumer:
+                      batch_size: -1
+                """
+        )))
+        #expect(negative.entry == "contexts.order.consumer.batch_size")
+        #expect(negative.message == "must be positive, got -1")
     }
 }

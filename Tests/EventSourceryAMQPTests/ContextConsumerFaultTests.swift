@@ -121,21 +121,17 @@ struct ContextConsumerFaultTests {
         let configuration = try ServiceConfiguration.load(
             path: TestBroker.repositoryRoot.appendingPathComponent("config/eventsourcery.yaml").path, environment: [:]
         )
-        let consuming = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
+        let consuming = try await TestBroker.freshTopology(configuration.topologies, url: Self.vhostURL)
         let publishing = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
         let modules = DemoContext.handlers(declineAbove: 1000)
         var stores: [String: EventStore] = [:]
         var services: [@Sendable () async throws -> Void] = []
-        for topology in configuration.topologies {
-            for queue in topology.queues { _ = try? await consuming.deleteQueue(queue.name) }
-        }
         for topology in configuration.topologies {
             let name = topology.context
             let module = try #require(modules.module(for: name))
             let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(name).sqlite").path)
             let store = EventStore(storage: storage, registry: module.registry)
             stores[name] = store
-            try await topology.declare(on: consuming)
             let consumer = ContextConsumer(
                 connection: consuming, store: store, handlers: module.makeHandlers(store),
                 configuration: ContextConsumer.Configuration(context: name), topology: topology, logger: TestBroker.logger

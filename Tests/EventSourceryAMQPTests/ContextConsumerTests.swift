@@ -269,6 +269,48 @@ struct ContextConsumerTests {
         #expect(try await fixture.failures().isEmpty)
         #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
     }
+
+    @Test func aBatchSkipsTheEventsItsInboxAlreadyHoldsWithoutRunningTheHandler() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let ids = (0..<20).map { _ in UUID.timeOrdered() }
+        // Half of the events were processed before (an earlier run, another replica).
+        for id in ids[..<10] {
+            _ = try await fixture.store.processOnce(consumer: "\(fixture.context).count", eventID: id) { _ in }
+        }
+        let runs = Counter()
+        let task = try await fixture.start(fixture.consumer([fixture.handler { _ in _ = runs.next() }], configuration: fixture.configuration(concurrency: 1)))
+        defer { task.cancel() }
+        try await fixture.publish(ids.enumerated().map { fixture.message($0.offset, id: $0.element) })
+        #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
+        #expect(runs.current == 10, "the handler ran for the new events only")
+        for index in 0..<20 {
+            #expect(try await fixture.handledCount(index) == (index < 10 ? 0 : 1), "event \(index)")
+        }
+    }
+
+    @Test func aHandlerFailingInABatchFailsOnlyItsOwnDelivery() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let failed = Flag()
+        let handler = fixture.handler { input in
+            if input.as(ItemCounted.self)?.index == 3, !failed.isSet {
+                failed.set()
+                throw TestFailure(message: "event 3 fails once")
+            }
+        }
+        let task = try await fixture.start(fixture.consumer([handler], configuration: fixture.configuration(concurrency: 1)))
+        defer { task.cancel() }
+        try await fixture.publish((0..<30).map { fixture.message($0) })
+        #expect(try await fixture.eventually { try await fixture.handledCount(3) == 1 })
+        #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
+        for index in 0..<30 {
+            #expect(try await fixture.handledCount(index) == 1, "event \(index)")
+        }
+        let failures = try await fixture.failures()
+        #expect(failures.map(\.error) == ["event 3 fails once"])
+        #expect(failures.first?.attempt == 1)
+    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

@@ -107,22 +107,7 @@ struct DemoFlowFaultTests {
 
         // A clean vhost: the demo queues go, then the topology is declared before any
         // process starts, so the first OrderPlaced already finds payment.inbox bound.
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
-        for topology in topologies {
-            for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        }
-        // Deleting a quorum queue completes asynchronously: a declaration right after it can
-        // see the old queue vanish before its bindings are made, so declare until it holds.
-        for topology in topologies {
-            for attempt in 1...20 {
-                do {
-                    try await topology.declare(on: connection)
-                    break
-                } catch let error as AMQPError where error.code == .notFound && attempt < 20 {
-                    try await Task.sleep(for: .milliseconds(250))
-                }
-            }
-        }
+        let connection = try await TestBroker.freshTopology(topologies, url: Self.vhostURL)
 
         var stores: [String: EventStore] = [:]
         var storages: [SQLiteEventStorage] = []

@@ -69,13 +69,49 @@ struct EventMessageIncomingTests {
         default: message.properties.headers?[EventMessage.Header.streamVersion] = nil
         }
         #expect(code.reason == reason)
-        #expect(throws: PoisonMessage.self) {
-            do {
-                _ = try EventMessage.incoming(delivery(message), maximumBodySize: 1024, registry: EventRegistry([ItemCounted.self]))
-            } catch let error as PoisonMessage {
-                #expect(error.code == code)
-                throw error
+        // The same verdict from reading the message alone and from reading and decoding it.
+        let readers: [(String, () throws -> Void)] = [
+            ("incoming", { _ = try EventMessage.incoming(self.delivery(message), maximumBodySize: 1024, registry: EventRegistry([ItemCounted.self])) }),
+            ("decode", { _ = try EventMessage.decode(self.delivery(message), maximumBodySize: 1024, registry: EventRegistry([ItemCounted.self])) }),
+        ]
+        for (name, read) in readers {
+            #expect(throws: PoisonMessage.self, "\(name)") {
+                do {
+                    try read()
+                } catch let error as PoisonMessage {
+                    #expect(error.code == code, "\(name)")
+                    throw error
+                }
             }
         }
+    }
+
+    @Test func aBodyThatIsJSONButNotTheEventIsUndecodable() throws {
+        var message = EventMessage.outgoing(try recorded(), context: "order")
+        message.body = Data(#"{"index":"forty-two"}"#.utf8)
+        do {
+            _ = try EventMessage.decode(delivery(message), registry: EventRegistry([ItemCounted.self]))
+            Issue.record("decoded a payload of the wrong shape")
+        } catch {
+            #expect(error.code == .undecodablePayload)
+            #expect(error.detail.contains("ItemCounted"))
+        }
+    }
+
+    @Test(arguments: [
+        ("application/json", true), ("Application/JSON", true), (" application/json ; charset=utf-8", true),
+        ("application/json;charset=utf-8", true), ("application/jsonx", false), ("text/plain", false), ("", false),
+    ])
+    func acceptsJSONContentTypes(_ contentType: String, _ accepted: Bool) throws {
+        var message = EventMessage.outgoing(try recorded(), context: "order")
+        message.properties.contentType = contentType
+        let code: PoisonMessage.Code?
+        do {
+            _ = try EventMessage.decode(delivery(message), registry: EventRegistry([ItemCounted.self]))
+            code = nil
+        } catch {
+            code = error.code
+        }
+        #expect(code == (accepted ? nil : .wrongContentType))
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A fact that happened, stated in the past tense.
 ///
 /// Events are plain `Codable` value types. Conform a struct and the store takes care
@@ -26,6 +28,21 @@ public protocol Event: Codable, Sendable {
 }
 
 extension Event {
-    public static var typeName: String { String(describing: Self.self) }
+    public static var typeName: String { DefaultTypeNames.name(of: Self.self) }
     public static var schemaVersion: Int { 1 }
+}
+
+/// The default type names, the types' Swift names, worked out once per type:
+/// `String(describing:)` reads type metadata on every call, and every append and
+/// publish asks for the name.
+private enum DefaultTypeNames {
+    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+
+    static func name(of type: any Event.Type) -> String {
+        let key = ObjectIdentifier(type)
+        if let name = names.withLock({ $0[key] }) { return name }
+        let name = String(describing: type)
+        names.withLock { $0[key] = name }
+        return name
+    }
 }

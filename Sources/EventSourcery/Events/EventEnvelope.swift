@@ -11,11 +11,11 @@ public struct EventEnvelope: Sendable {
     /// The event itself.
     public var event: any Event
 
-    /// Wraps an event with a fresh id and the current time.
+    /// Wraps an event with a fresh time-ordered id (``Foundation/UUID/timeOrdered(at:)``) and the current time.
     ///
     /// When `metadata` has no correlation id, the event starts a new flow and its own id
     /// becomes the correlation id.
-    public init(_ event: any Event, id: UUID = UUID(), createdAt: Date = Date(), metadata: EventMetadata = EventMetadata()) {
+    public init(_ event: any Event, id: UUID = .timeOrdered(), createdAt: Date = Date(), metadata: EventMetadata = EventMetadata()) {
         self.id = id
         self.createdAt = createdAt
         self.event = event

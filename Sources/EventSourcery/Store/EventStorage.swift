@@ -13,6 +13,16 @@ public protocol EventStorage: Sendable {
     ///   hold (nothing is written), `duplicateEventID` when an event id is already stored.
     func commit(_ batch: WriteBatch) async throws -> CommitOutcome
 
+    /// Commits each batch atomically on its own and returns one result per batch, in order.
+    ///
+    /// A batch that fails (a version conflict, a duplicate event id, an existing inbox entry
+    /// reported as ``CommitOutcome/alreadyProcessed``) writes nothing and fails alone; the
+    /// others commit in the order given. Backends may commit the batches in one shared
+    /// transaction, each in its own savepoint, so a set of small batches costs one commit;
+    /// when that transaction fails as a whole, every batch in it reports the failure.
+    /// The default implementation commits the batches one after another.
+    func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>]
+
     /// The version of `stream`: the version of its last event, 0 when it does not exist.
     func streamVersion(_ stream: StreamID) async throws -> Int64
 
@@ -49,6 +59,11 @@ public protocol EventStorage: Sendable {
 
     /// Whether `consumer` has processed the event `eventID`.
     func isProcessed(consumer: String, eventID: UUID) async throws -> Bool
+
+    /// The entries of `entries` that are recorded in the inbox, looked up together.
+    ///
+    /// The default implementation asks ``isProcessed(consumer:eventID:)`` for each.
+    func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry>
 
     // MARK: Outbox
 
@@ -87,6 +102,29 @@ public protocol EventStorage: Sendable {
 }
 
 extension EventStorage {
+    public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
+        var results: [Result<CommitOutcome, any Error>] = []
+        results.reserveCapacity(batches.count)
+        for batch in batches {
+            do {
+                results.append(.success(try await commit(batch)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    public func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry> {
+        var processed: Set<InboxEntry> = []
+        for entry in Set(entries) {
+            if try await isProcessed(consumer: entry.consumer, eventID: entry.eventID) {
+                processed.insert(entry)
+            }
+        }
+        return processed
+    }
+
     public func waitForOutboxChange(timeout: Duration) async {
         try? await Task.sleep(for: timeout)
     }

@@ -79,6 +79,38 @@ public struct EventStore: Sendable {
         }
     }
 
+    /// Commits each batch atomically on its own, sharing transactions where the backend can,
+    /// and notifies subscribers of what committed.
+    ///
+    /// Use it to commit many small independent batches at the cost of one commit, such as the
+    /// inbox work for a set of deliveries. A batch that fails writes nothing and fails alone.
+    ///
+    /// - Returns: one result per batch, in order: ``InboxOutcome/processed(_:)`` with the
+    ///   stored events, ``InboxOutcome/alreadyProcessed`` when the batch's inbox entry existed
+    ///   (nothing written), or the batch's error (``EventStoreError`` `concurrencyConflict`,
+    ///   `duplicateEventID`, `storageUnavailable`, ...).
+    public func commitEach(_ batches: [WriteBatch]) async -> [Result<InboxOutcome, any Error>] {
+        var results: [Result<InboxOutcome, any Error>] = []
+        results.reserveCapacity(batches.count)
+        for (batch, result) in zip(batches, await storage.commitEach(batches)) {
+            switch result {
+            case .success(.committed(let recorded)):
+                results.append(.success(.processed(await notify(recorded, appendedFrom: batch))))
+            case .success(.alreadyProcessed):
+                results.append(.success(.alreadyProcessed))
+            case .failure(let error):
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    /// The entries of `entries` already recorded in the inbox, looked up together.
+    public func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry> {
+        guard !entries.isEmpty else { return [] }
+        return try await storage.processedInboxEntries(entries)
+    }
+
     /// Runs `body` at most once per consumer and event id.
     ///
     /// The inbox entry and the writes `body` adds to the batch commit in one transaction,

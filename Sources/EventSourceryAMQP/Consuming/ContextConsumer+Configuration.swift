@@ -5,7 +5,7 @@ extension ContextConsumer {
         /// exchange and queue, the inbox consumer names `<context>.<handler>` and the failure
         /// stream `failures-<context>`.
         public var context: String
-        /// The most unacknowledged deliveries the broker sends. Default 100.
+        /// The most unacknowledged deliveries the broker sends. Default 300.
         public var prefetch: UInt16
         /// Deliveries of one message before the inbox queue dead-letters it (the queue's
         /// `x-delivery-limit`). Default 5.
@@ -17,14 +17,23 @@ extension ContextConsumer {
         public var ackBatchSize: Int
         /// The longest a committed delivery waits for its batched ack. Default 50 ms.
         public var ackFlushInterval: Duration
-        /// Deliveries processed at the same time. Default 16.
+        /// Lanes processing deliveries at the same time. Default 8.
         ///
         /// Deliveries are spread over this many lanes by their source stream: the events of
         /// one stream are handled one after another, in stream order, while other streams
         /// proceed in parallel, and their commits share transactions (SQLite group commit,
         /// PostgreSQL connections of the pool). Handlers that write to one shared stream
-        /// for every event (a counter) contend on it; give such a context `1`.
+        /// for every event (a counter) contend on it; give such a context `1` lane and a
+        /// ``batchSize`` of 1.
         public var concurrency: Int
+        /// The most deliveries one lane handles together. Default 100.
+        ///
+        /// A lane takes the deliveries waiting for it, at most one per source stream, looks up
+        /// their inbox entries at once and commits every handler's writes, each with its inbox
+        /// entry and atomically on its own, in one store call (one transaction and one disk
+        /// sync on SQLite). Handlers of one batch do not see each other's writes; one that
+        /// loses a race for a stream to another of its batch runs again alone afterwards.
+        public var batchSize: Int
         /// How often a handler that lost an optimistic-concurrency race is run again
         /// (with fresh state, after a short random pause) before the delivery counts as
         /// failed. Default 50.
@@ -35,12 +44,13 @@ extension ContextConsumer {
         /// Creates a configuration with defaults suited to most deployments.
         public init(
             context: String,
-            prefetch: UInt16 = 100,
+            prefetch: UInt16 = 300,
             deliveryLimit: Int = 5,
             maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
             ackBatchSize: Int = 1,
             ackFlushInterval: Duration = .milliseconds(50),
-            concurrency: Int = 16,
+            concurrency: Int = 8,
+            batchSize: Int = 100,
             conflictRetries: Int = 50,
             declaresTopology: Bool = true
         ) {
@@ -51,6 +61,7 @@ extension ContextConsumer {
             self.ackBatchSize = max(1, ackBatchSize)
             self.ackFlushInterval = ackFlushInterval
             self.concurrency = max(1, concurrency)
+            self.batchSize = max(1, batchSize)
             self.conflictRetries = max(0, conflictRetries)
             self.declaresTopology = declaresTopology
         }

@@ -27,6 +27,47 @@ extension EventMessage {
         )
     }
 
+    /// Reads the event carried by a delivery and decodes it through `registry` (upcasters
+    /// included): what a consumer does with each delivery.
+    ///
+    /// The body is parsed once, by the decoder; only a body that does not decode is checked
+    /// for being JSON at all, to tell ``PoisonMessage/Code/malformedJSON`` from
+    /// ``PoisonMessage/Code/undecodablePayload``.
+    ///
+    /// - Throws: ``PoisonMessage`` naming what is wrong.
+    public static func decode(_ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry) throws(PoisonMessage) -> (incoming: IncomingEvent, envelope: EventEnvelope) {
+        let incoming = try incoming(
+            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange,
+            maximumBodySize: maximumBodySize, registry: registry, checksJSON: false
+        )
+        do {
+            return (incoming, try registry.decode(incoming.event))
+        } catch {
+            try checkJSON(delivery.body)
+            throw error.code == .unknownEventType
+                ? PoisonMessage(.unknownEventType, detail: error.message)
+                : PoisonMessage(.undecodablePayload, detail: error.message)
+        }
+    }
+
+    /// Whether a content type is `application/json`, ignoring case, surrounding blanks and
+    /// parameters such as `; charset=utf-8`.
+    static func isJSONContentType(_ contentType: String) -> Bool {
+        if contentType == Self.contentType { return true }
+        let mediaType = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }
+        let trimmed = mediaType.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            .reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
+        return String(decoding: trimmed, as: UTF8.self).lowercased() == Self.contentType
+    }
+
+    private static func checkJSON(_ body: Data) throws(PoisonMessage) {
+        do {
+            _ = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
+        } catch {
+            throw PoisonMessage(.malformedJSON, detail: "the body is not JSON: \(error.localizedDescription)")
+        }
+    }
+
     /// Reads the event carried by a message's body and properties; see ``incoming(_:maximumBodySize:registry:)``.
     ///
     /// - Parameter exchange: The exchange it was published to; names the source context when
@@ -38,25 +79,25 @@ extension EventMessage {
         maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
         registry: EventRegistry? = nil
     ) throws(PoisonMessage) -> IncomingEvent {
+        try incoming(body: body, properties: properties, exchange: exchange, maximumBodySize: maximumBodySize, registry: registry, checksJSON: true)
+    }
+
+    private static func incoming(
+        body: Data, properties: AMQPProperties, exchange: String, maximumBodySize: Int, registry: EventRegistry?, checksJSON: Bool
+    ) throws(PoisonMessage) -> IncomingEvent {
         guard let messageID = properties.messageId, !messageID.isEmpty else {
             throw PoisonMessage(.missingMessageID, detail: "the message has no message_id; it cannot be deduplicated")
         }
-        guard let id = UUID(uuidString: messageID) else {
+        guard let id = UUID.parse(messageID) else {
             throw PoisonMessage(.invalidMessageID, detail: "message_id '\(messageID.prefix(80))' is not a UUID")
         }
-        guard let contentType = properties.contentType,
-            contentType.split(separator: ";").first.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) == Self.contentType
-        else {
+        guard let contentType = properties.contentType, Self.isJSONContentType(contentType) else {
             throw PoisonMessage(.wrongContentType, detail: "content_type is '\(properties.contentType ?? "none")', expected '\(Self.contentType)'")
         }
         guard body.count <= maximumBodySize else {
             throw PoisonMessage(.oversizedBody, detail: "the body has \(body.count) bytes; the limit is \(maximumBodySize)")
         }
-        do {
-            _ = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
-        } catch {
-            throw PoisonMessage(.malformedJSON, detail: "the body is not JSON: \(error.localizedDescription)")
-        }
+        if checksJSON { try checkJSON(body) }
         guard let typeName = properties.type, !typeName.isEmpty else {
             throw PoisonMessage(.missingHeaders, detail: "the message has no type property")
         }
@@ -83,8 +124,8 @@ extension EventMessage {
             if let text = value.stringValue { traceContext[key] = text }
         }
         let metadata = EventMetadata(
-            correlationID: properties.correlationId.flatMap(UUID.init(uuidString:)),
-            causationID: headers[Header.causationID]?.stringValue.flatMap(UUID.init(uuidString:)),
+            correlationID: properties.correlationId.flatMap(UUID.parse),
+            causationID: headers[Header.causationID]?.stringValue.flatMap(UUID.parse),
             traceContext: traceContext
         )
         let event = EncodedEvent(

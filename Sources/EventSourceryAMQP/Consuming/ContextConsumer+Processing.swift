@@ -1,0 +1,225 @@
+import AMQPClient
+import EventSourcery
+import Foundation
+import Logging
+
+extension ContextConsumer {
+    /// One handler to run for one delivery of a batch.
+    private struct HandlerRun {
+        /// The delivery's index in its batch.
+        var delivery: Int
+        var input: HandlerInput
+        var handler: EventHandler
+        var inboxEntry: InboxEntry
+    }
+
+    /// What one delivery of a batch came to so far.
+    private struct Tally {
+        var ran = 0
+        var alreadyProcessed = 0
+        var skipped = 0
+        var failure: (handler: EventHandler, input: HandlerInput, error: any Error)?
+        var poison: Outcome?
+
+        mutating func fail(_ run: HandlerRun, _ error: any Error) {
+            if failure == nil { failure = (run.handler, run.input, error) }
+        }
+    }
+
+    // MARK: A batch of deliveries
+
+    /// Processes a batch of deliveries, at most one per source stream: decodes them
+    /// (dead-lettering poison), looks up their inbox entries together, runs the matching
+    /// handlers one after another, and commits each handler's writes with its inbox entry
+    /// atomically on its own, all in one store call (one transaction on SQLite). Records
+    /// failures. Does not acknowledge.
+    ///
+    /// Handlers of one batch do not see each other's writes: one that loses an
+    /// optimistic-concurrency race (often to an earlier delivery of the batch writing the
+    /// same stream) runs again alone after the batch committed, with fresh state.
+    func process(_ deliveries: [Delivery], publisher: AMQPPublisher) async -> [Outcome] {
+        var tallies = Array(repeating: Tally(), count: deliveries.count)
+        var runs: [HandlerRun] = []
+        for (index, delivery) in deliveries.enumerated() {
+            do {
+                let input = try decode(delivery)
+                for handler in handlers where handler.handles(source: input.sourceContext, type: input.envelope.typeName) {
+                    let entry = InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id)
+                    runs.append(HandlerRun(delivery: index, input: input, handler: handler, inboxEntry: entry))
+                }
+            } catch {
+                tallies[index].poison = await deadLetter(delivery, error, publisher: publisher)
+            }
+        }
+        if !runs.isEmpty { await run(runs, tallies: &tallies) }
+
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(deliveries.count)
+        for tally in tallies {
+            if let poison = tally.poison {
+                outcomes.append(poison)
+            } else if let failure = tally.failure {
+                await recordFailure(of: failure.handler, input: failure.input, error: failure.error)
+                outcomes.append(.failed(handler: failure.handler.name))
+            } else {
+                outcomes.append(.processed(handlersRun: tally.ran, alreadyProcessed: tally.alreadyProcessed, skipped: tally.skipped))
+            }
+        }
+        return outcomes
+    }
+
+    /// Runs the handlers of a batch: one inbox lookup, the handlers in order, one
+    /// ``EventStore/commitEach(_:)``, then again alone those that lost a race. Once a handler
+    /// of a delivery failed, the delivery's later handlers are left for its retry.
+    private func run(_ runs: [HandlerRun], tallies: inout [Tally]) async {
+        let processed: Set<InboxEntry>
+        do {
+            processed = try await store.processedInboxEntries(runs.map(\.inboxEntry))
+        } catch {
+            for run in runs { tallies[run.delivery].fail(run, error) }
+            return
+        }
+        var batches: [WriteBatch] = []
+        var staged: [(run: HandlerRun, skipReason: String?)] = []
+        for run in runs where tallies[run.delivery].failure == nil {
+            if processed.contains(run.inboxEntry) {
+                count(.alreadyProcessed, of: run, skipReason: nil, in: &tallies[run.delivery])
+                continue
+            }
+            var batch = WriteBatch()
+            do {
+                let skipReason = try await stage(run.handler, run.input, into: &batch)
+                batch.inboxEntry = run.inboxEntry
+                batches.append(batch)
+                staged.append((run, skipReason))
+            } catch {
+                tallies[run.delivery].fail(run, error)
+            }
+        }
+        var lostRaces: [HandlerRun] = []
+        for ((run, skipReason), result) in zip(staged, await store.commitEach(batches)) {
+            switch result {
+            case .success(let outcome):
+                count(outcome, of: run, skipReason: skipReason, in: &tallies[run.delivery])
+            case .failure(let error as EventStoreError) where error.code == .concurrencyConflict:
+                lostRaces.append(run)
+            case .failure(let error):
+                tallies[run.delivery].fail(run, error)
+            }
+        }
+        for run in lostRaces where tallies[run.delivery].failure == nil {
+            do {
+                var skipReason: String?
+                let outcome = try await retryingConflicts {
+                    try await store.processOnce(consumer: run.inboxEntry.consumer, eventID: run.inboxEntry.eventID) { batch in
+                        skipReason = try await stage(run.handler, run.input, into: &batch)
+                    }
+                }
+                count(outcome, of: run, skipReason: skipReason, in: &tallies[run.delivery])
+            } catch {
+                tallies[run.delivery].fail(run, error)
+            }
+        }
+    }
+
+    /// Checks the handler's conditions, in order, inside its inbox work and lets it add its
+    /// writes to `batch`. Returns the name of the first condition that does not hold (the
+    /// handler is skipped and writes nothing), or `nil` when it ran.
+    private func stage(_ handler: EventHandler, _ input: HandlerInput, into batch: inout WriteBatch) async throws -> String? {
+        for condition in handler.conditions {
+            if try await !condition.isSatisfied(input) { return condition.name }
+        }
+        try await handler.handle(input, &batch)
+        return nil
+    }
+
+    /// Counts a committed (or already processed) handler run and logs skips and duplicates.
+    private func count(_ outcome: InboxOutcome, of run: HandlerRun, skipReason: String?, in tally: inout Tally) {
+        if !outcome.wasProcessed {
+            tally.alreadyProcessed += 1
+            logger.debug("Event already processed by handler", metadata: [
+                "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
+            ])
+        } else if let skipReason {
+            tally.skipped += 1
+            logger.info("Handler skipped", metadata: [
+                "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
+                "es.type": "\(run.input.envelope.typeName)", "consumer.reason": "\(skipReason)",
+            ])
+        } else {
+            tally.ran += 1
+        }
+    }
+
+    /// Reads a delivery through the wire contract and the store's registry.
+    private func decode(_ delivery: Delivery) throws(PoisonMessage) -> HandlerInput {
+        let (incoming, envelope) = try EventMessage.decode(delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
+        return HandlerInput(
+            envelope: envelope, sourceContext: incoming.sourceContext, streamID: incoming.streamID,
+            streamVersion: incoming.streamVersion, attempt: incoming.previousDeliveries + 1
+        )
+    }
+
+    /// Runs `body` again while it fails with a concurrency conflict, up to
+    /// ``Configuration/conflictRetries`` more times: a handler that lost a race for a stream
+    /// (another lane, another replica) reads the new state and decides again. A conflict
+    /// means another writer made progress, so the retries end.
+    private func retryingConflicts<Value>(_ body: () async throws -> Value) async throws -> Value {
+        var retries = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as EventStoreError where error.code == .concurrencyConflict && retries < configuration.conflictRetries {
+                retries += 1
+                // A little jitter spreads the lanes that lost the same race.
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...(200 * min(retries, 10)))))
+            }
+        }
+    }
+
+    /// Appends a ``HandlerFailed`` event to `failures-<context>`.
+    private func recordFailure(of handler: EventHandler, input: HandlerInput, error: any Error) async {
+        let failure = HandlerFailed(
+            eventID: input.envelope.id, eventType: input.envelope.typeName, sourceContext: input.sourceContext,
+            handler: handler.name, error: "\(error)", attempt: input.attempt, failedAt: Date()
+        )
+        let metadata: Logger.Metadata = [
+            "consumer.handler": "\(handler.name)", "es.event_id": "\(input.envelope.id)", "es.type": "\(input.envelope.typeName)",
+            "consumer.attempt": "\(input.attempt)", "error": "\(error)",
+        ]
+        do {
+            try await store.append([EventEnvelope(failure, metadata: input.causedMetadata)], to: HandlerFailed.stream(for: configuration.context))
+            logger.warning("Handler failed; the failure is recorded and the message requeued", metadata: metadata)
+        } catch let recordError {
+            logger.error("Handler failed and its failure could not be recorded; the message is requeued", metadata: metadata.merging(["consumer.record_error": "\(recordError)"]) { $1 })
+        }
+    }
+
+    /// Publishes a poison message to `<context>.dlx` with its reason and returns whether to ack it.
+    private func deadLetter(_ delivery: Delivery, _ poison: PoisonMessage, publisher: AMQPPublisher) async -> Outcome {
+        var properties = delivery.properties
+        var headers = properties.headers ?? [:]
+        headers[EventMessage.deathReasonHeader] = .string(poison.code.reason)
+        headers[EventMessage.deathDetailHeader] = .string(poison.detail)
+        properties.headers = headers
+        let message = OutgoingMessage(
+            exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties, mandatory: true
+        )
+        let metadata: Logger.Metadata = [
+            "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
+            "amqp.message_id": "\(delivery.properties.messageId ?? "none")", "amqp.routing_key": "\(delivery.routingKey)",
+        ]
+        let outcome: PublishOutcome
+        do {
+            outcome = try await publisher.publish(message)
+        } catch {
+            outcome = .notConfirmed(error as? AMQPError ?? AMQPError(.closedByClient, "\(error)"))
+        }
+        guard outcome.isConfirmed else {
+            logger.error("Poison message could not be dead-lettered; it is requeued", metadata: metadata.merging(["error": "\(outcome)"]) { $1 })
+            return .failed(handler: "dead-letter")
+        }
+        logger.warning("Poison message dead-lettered", metadata: metadata)
+        return .poison(poison.code)
+    }
+}
