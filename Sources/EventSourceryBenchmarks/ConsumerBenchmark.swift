@@ -21,13 +21,13 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     var events = 100_000
 
     @Option(help: "Unacknowledged deliveries in flight, for the consumer and the raw loop.")
-    var prefetch: UInt16 = 100
+    var prefetch: UInt16 = 1000
 
     @Option(help: "Source streams the events belong to (round robin); the handler appends to as many streams.")
     var streams = 1000
 
     @Option(help: "Consumer lanes (repeat the option to compare several).")
-    var concurrency: [Int] = [16]
+    var concurrency: [Int] = [4]
 
     @Option(help: "Deliveries a lane handles together (repeat the option to compare several).")
     var batchSize: [Int] = [100]

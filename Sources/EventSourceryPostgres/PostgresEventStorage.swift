@@ -217,47 +217,88 @@ public final class PostgresEventStorage: EventStorage {
     }
 
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
+        try await inTransaction("commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }) { connection in
+            try await write(batch, on: connection)
+        }
+    }
+
+    /// Commits each batch atomically on its own, all in one transaction with a savepoint per
+    /// batch: a batch that fails (or whose inbox entry exists) is rolled back to its
+    /// savepoint alone, and the set costs one commit.
+    public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
+        guard batches.count > 1 else {
+            var results: [Result<CommitOutcome, any Error>] = []
+            for batch in batches {
+                do { results.append(.success(try await commit(batch))) } catch { results.append(.failure(error)) }
+            }
+            return results
+        }
+        let logger = self.logger
+        do {
+            return try await inTransaction("commit batches") { connection in
+                var results: [Result<CommitOutcome, any Error>] = []
+                results.reserveCapacity(batches.count)
+                for batch in batches {
+                    try await connection.query("SAVEPOINT batch", logger: logger)
+                    do {
+                        let outcome = try await write(batch, on: connection)
+                        let keeps = if case .committed = outcome { true } else { false }
+                        try await connection.query(keeps ? "RELEASE SAVEPOINT batch" : "ROLLBACK TO SAVEPOINT batch", logger: logger)
+                        results.append(.success(outcome))
+                    } catch {
+                        try await connection.query("ROLLBACK TO SAVEPOINT batch", logger: logger)
+                        results.append(.failure(failure(error, operation: "commit a batch")))
+                    }
+                }
+                return results
+            }
+        } catch {
+            return batches.map { _ in .failure(error) }
+        }
+    }
+
+    /// Writes one batch inside the current transaction: its inbox entry first
+    /// (``CommitOutcome/alreadyProcessed`` when it exists), checkpoint, snapshots, then its
+    /// events with the append lock.
+    private func write(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> CommitOutcome {
         let schema = self.schema
         let logger = self.logger
         let needsAppendLock = batch.appends.contains { !$0.events.isEmpty || $0.expectedVersion != .any }
-        return try await inTransaction("commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }) {
-                connection in
-                if let inbox = batch.inboxEntry {
-                    // Waits for a concurrent transaction inserting the same entry, then skips
-                    // when that one committed.
-                    let inserted = try await connection.query(
-                        """
-                        INSERT INTO \(unescaped: schema).inbox (consumer, event_id) VALUES (\(inbox.consumer), \(inbox.eventID))
-                        ON CONFLICT DO NOTHING RETURNING 1
-                        """,
-                        logger: logger
-                    ).collect()
-                    if inserted.isEmpty { return .alreadyProcessed }
-                }
-                if let checkpoint = batch.checkpoint {
-                    try await connection.query(
-                        """
-                        INSERT INTO \(unescaped: schema).checkpoints (name, position, state)
-                        VALUES (\(checkpoint.name), \(checkpoint.position), \(checkpoint.state))
-                        ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state, updated_at = now()
-                        """,
-                        logger: logger
-                    )
-                }
-                for snapshot in batch.snapshots {
-                    try await connection.query(
-                        """
-                        INSERT INTO \(unescaped: schema).snapshots (stream_id, version, schema_version, state)
-                        VALUES (\(snapshot.streamID.rawValue), \(snapshot.version), \(Int32(clamping: snapshot.schemaVersion)), \(snapshot.state))
-                        ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
-                            schema_version = excluded.schema_version, state = excluded.state, taken_at = now()
-                        """,
-                        logger: logger
-                    )
-                }
-                guard needsAppendLock else { return .committed([]) }
-                return .committed(try await appendEvents(batch, on: connection))
-            }
+        if let inbox = batch.inboxEntry {
+            // Waits for a concurrent transaction inserting the same entry, then skips
+            // when that one committed.
+            let inserted = try await connection.query(
+                """
+                INSERT INTO \(unescaped: schema).inbox (consumer, event_id) VALUES (\(inbox.consumer), \(inbox.eventID))
+                ON CONFLICT DO NOTHING RETURNING 1
+                """,
+                logger: logger
+            ).collect()
+            if inserted.isEmpty { return .alreadyProcessed }
+        }
+        if let checkpoint = batch.checkpoint {
+            try await connection.query(
+                """
+                INSERT INTO \(unescaped: schema).checkpoints (name, position, state)
+                VALUES (\(checkpoint.name), \(checkpoint.position), \(checkpoint.state))
+                ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state, updated_at = now()
+                """,
+                logger: logger
+            )
+        }
+        for snapshot in batch.snapshots {
+            try await connection.query(
+                """
+                INSERT INTO \(unescaped: schema).snapshots (stream_id, version, schema_version, state)
+                VALUES (\(snapshot.streamID.rawValue), \(snapshot.version), \(Int32(clamping: snapshot.schemaVersion)), \(snapshot.state))
+                ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
+                    schema_version = excluded.schema_version, state = excluded.state, taken_at = now()
+                """,
+                logger: logger
+            )
+        }
+        guard needsAppendLock else { return .committed([]) }
+        return .committed(try await appendEvents(batch, on: connection))
     }
 
     /// Locks the head, checks the expected versions and inserts the events, their outbox

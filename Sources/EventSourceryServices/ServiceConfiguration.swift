@@ -15,11 +15,11 @@
 ///       record-payment:
 ///         subscribes: [payment.PaymentSucceeded]
 ///     consumer:
-///       prefetch: 300
+///       prefetch: 1000
 ///       delivery_limit: 5
 ///       max_body_bytes: 1048576
 ///       ack_batch: 1
-///       concurrency: 8
+///       concurrency: 4
 ///       batch_size: 100
 /// ```
 ///
@@ -92,7 +92,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public struct Consumer: Sendable, Equatable {
         /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
         /// `ES_CONSUMER_PREFETCH` (every context).
-        public var prefetch: Int = 300
+        public var prefetch: Int = 1000
         /// Deliveries of one message before the inbox dead-letters it.
         public var deliveryLimit: Int = 5
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
@@ -102,14 +102,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var ackBatch: Int = 1
         /// Lanes processing deliveries at the same time, spread by source stream (see
         /// ``ContextConsumer/Configuration/concurrency``); 1 handles one after another.
-        public var concurrency: Int = 8
+        public var concurrency: Int = 4
         /// The most deliveries a lane handles together, with one inbox lookup and one commit
         /// (see ``ContextConsumer/Configuration/batchSize``).
         public var batchSize: Int = 100
 
         /// Creates consumer settings.
         public init(
-            prefetch: Int = 300, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 8, batchSize: Int = 100
+            prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4, batchSize: Int = 100
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit

@@ -33,15 +33,11 @@ final class AcknowledgementTracker: Sendable {
     /// Settles processed deliveries: acknowledged (committed, or dead-lettered poison) or
     /// rejected with requeue.
     func settle(_ deliveries: some Sequence<(delivery: Delivery, acknowledge: Bool)>) {
-        let settlements = Dictionary(deliveries.lazy.map { ($0.delivery, $0.acknowledge) }) { first, _ in first }
         state.withLock { state in
-            // One pass over the window, however many deliveries settle together.
-            var remaining = settlements.count
-            for index in state.window.indices where remaining > 0 {
-                guard let acknowledge = settlements[state.window[index].delivery] else { continue }
-                remaining -= 1
+            for (delivery, acknowledge) in deliveries {
+                guard let index = Self.index(of: delivery, in: state.window) else { continue }
                 state.window[index].acknowledged = acknowledge
-                if !acknowledge { consumer.nack(state.window[index].delivery, requeue: true) }
+                if !acknowledge { consumer.nack(delivery, requeue: true) }
             }
             let settled = state.window.prefix { $0.acknowledged != nil }.count
             for entry in state.window.prefix(settled) where entry.acknowledged == true {
@@ -50,6 +46,20 @@ final class AcknowledgementTracker: Sendable {
             state.window.removeFirst(settled)
             if state.pending.count >= batchSize { send(&state) }
         }
+    }
+
+    /// Where `delivery` is in the window. Delivery tags grow in arrival order on one
+    /// connection, so a binary search by tag finds it; after a connection recovery the
+    /// window may hold tags of two connections, and a scan does.
+    private static func index(of delivery: Delivery, in window: [(delivery: Delivery, acknowledged: Bool?)]) -> Int? {
+        var low = 0
+        var high = window.count
+        while low < high {
+            let middle = (low + high) / 2
+            if window[middle].delivery.deliveryTag < delivery.deliveryTag { low = middle + 1 } else { high = middle }
+        }
+        if low < window.count, window[low].delivery == delivery { return low }
+        return window.firstIndex { $0.delivery == delivery }
     }
 
     /// Acknowledges the settled prefix now.

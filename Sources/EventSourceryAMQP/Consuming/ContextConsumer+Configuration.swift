@@ -5,7 +5,8 @@ extension ContextConsumer {
         /// exchange and queue, the inbox consumer names `<context>.<handler>` and the failure
         /// stream `failures-<context>`.
         public var context: String
-        /// The most unacknowledged deliveries the broker sends. Default 300.
+        /// The most unacknowledged deliveries the broker sends. Default 1000: enough to keep
+        /// every lane's next batch waiting while the current one commits.
         public var prefetch: UInt16
         /// Deliveries of one message before the inbox queue dead-letters it (the queue's
         /// `x-delivery-limit`). Default 5.
@@ -17,7 +18,7 @@ extension ContextConsumer {
         public var ackBatchSize: Int
         /// The longest a committed delivery waits for its batched ack. Default 50 ms.
         public var ackFlushInterval: Duration
-        /// Lanes processing deliveries at the same time. Default 8.
+        /// Lanes processing deliveries at the same time. Default 4.
         ///
         /// Deliveries are spread over this many lanes by their source stream: the events of
         /// one stream are handled one after another, in stream order, while other streams
@@ -44,12 +45,12 @@ extension ContextConsumer {
         /// Creates a configuration with defaults suited to most deployments.
         public init(
             context: String,
-            prefetch: UInt16 = 300,
+            prefetch: UInt16 = 1000,
             deliveryLimit: Int = 5,
             maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
             ackBatchSize: Int = 1,
             ackFlushInterval: Duration = .milliseconds(50),
-            concurrency: Int = 8,
+            concurrency: Int = 4,
             batchSize: Int = 100,
             conflictRetries: Int = 50,
             declaresTopology: Bool = true
