@@ -28,8 +28,8 @@ import Synchronization
 /// consistent snapshot of committed data and never block the writer (WAL).
 ///
 /// Batches that arrive while the writer is busy share its next transaction (group
-/// commit, one `fsync` for all of them), each in its own savepoint so each still commits
-/// or fails alone; see ``commit(_:)``.
+/// commit, one `fsync` for all of them); each still commits or fails alone; see
+/// ``commit(_:)``.
 ///
 /// ## Threads
 ///
@@ -214,8 +214,9 @@ public final class SQLiteEventStorage: EventStorage {
     /// Commits `batch` atomically and durably.
     ///
     /// Batches submitted while the writer is busy are committed together in its next
-    /// transaction, each in its own savepoint (group commit): each batch still succeeds or
-    /// fails on its own, and returns once the shared transaction is on disk. Task
+    /// transaction (group commit): each batch still succeeds or fails on its own (checked
+    /// before it writes; one that fails after writing is contained by savepoints), and
+    /// returns once the shared transaction is on disk. Task
     /// cancellation does not interrupt a queued commit: it commits or fails as a whole.
     ///
     /// - Throws: ``EventStoreError`` `concurrencyConflict` or `duplicateEventID` (nothing of
@@ -226,8 +227,7 @@ public final class SQLiteEventStorage: EventStorage {
     }
 
     /// Commits each batch atomically on its own, all in one transaction when the writer
-    /// takes them together (each batch in its own savepoint), and returns once that
-    /// transaction is on disk.
+    /// takes them together, and returns once that transaction is on disk.
     public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
         guard !batches.isEmpty else { return [] }
         let results = await enqueueCommit(batches)
