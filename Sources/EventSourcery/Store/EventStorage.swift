@@ -19,8 +19,8 @@ public protocol EventStorage: Sendable {
     /// reported as ``CommitOutcome/alreadyProcessed``) writes nothing and fails alone; the
     /// others commit in the order given. Backends may commit the batches in one shared
     /// transaction (a savepoint per batch, or checks before any write), so a set of small
-    /// batches costs one commit;
-    /// when that transaction fails as a whole, every batch in it reports the failure.
+    /// batches costs one commit; when that transaction fails as a whole, every batch in it
+    /// reports the failure.
     /// The default implementation commits the batches one after another.
     func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>]
 
