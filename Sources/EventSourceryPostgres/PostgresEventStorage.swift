@@ -226,12 +226,10 @@ public final class PostgresEventStorage: EventStorage {
     /// batch: a batch that fails (or whose inbox entry exists) is rolled back to its
     /// savepoint alone, and the set costs one commit.
     public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
-        guard batches.count > 1 else {
-            var results: [Result<CommitOutcome, any Error>] = []
-            for batch in batches {
-                do { results.append(.success(try await commit(batch))) } catch { results.append(.failure(error)) }
-            }
-            return results
+        if batches.isEmpty { return [] }
+        if batches.count == 1 {
+            // Alone: its own transaction, without a savepoint.
+            do { return [.success(try await commit(batches[0]))] } catch { return [.failure(error)] }
         }
         let logger = self.logger
         do {

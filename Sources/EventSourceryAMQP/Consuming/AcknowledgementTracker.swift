@@ -32,7 +32,7 @@ final class AcknowledgementTracker: Sendable {
 
     /// Settles processed deliveries: acknowledged (committed, or dead-lettered poison) or
     /// rejected with requeue.
-    func settle(_ deliveries: some Sequence<(delivery: Delivery, acknowledge: Bool)>) {
+    func settle(_ deliveries: some Sequence<(Delivery, Bool)>) {
         state.withLock { state in
             for (delivery, acknowledge) in deliveries {
                 guard let index = Self.index(of: delivery, in: state.window) else { continue }

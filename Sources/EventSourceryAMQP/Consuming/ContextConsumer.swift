@@ -14,12 +14,13 @@ import Synchronization
 ///    type, oversized body, missing headers) is published with its body and properties to
 ///    `<context>.dlx` with the headers `x-death-reason` and `x-death-detail`, confirmed,
 ///    and then acknowledged; the consumer goes on.
-/// 2. Every handler subscribed to the event's source and type runs inside
-///    ``EventStore/processOnce(consumer:eventID:_:)`` with the consumer name
-///    `<context>.<handler>`: the inbox entry and the handler's appends commit in one
-///    transaction, so a redelivery, or a duplicate publish with the same `message_id`,
+/// 2. Every handler subscribed to the event's source and type runs once per event under the
+///    inbox consumer name `<context>.<handler>`: inbox entries are looked up first (a handler
+///    whose entry exists does not run), and the entry commits in one transaction with the
+///    handler's appends, so a redelivery, or a duplicate publish with the same `message_id`,
 ///    changes nothing. The `redelivered` flag is never trusted. Handler conditions are
-///    checked inside that transaction; a skipped handler is logged with the condition's name.
+///    checked before the handler runs; a skipped handler is logged with the condition's name
+///    and its inbox entry is still recorded.
 /// 3. When every handler committed, the delivery is acknowledged (in batches with
 ///    ``Configuration/ackBatchSize``).
 ///
@@ -31,9 +32,12 @@ import Synchronization
 ///
 /// **Concurrency.** Deliveries are spread over ``Configuration/concurrency`` lanes by their
 /// source stream (the `x-stream-id` header): one stream's events are handled in stream order,
-/// different streams in parallel, so their commits share transactions. A handler that loses
-/// an optimistic-concurrency race is run again with fresh state
-/// (``Configuration/conflictRetries``). Acknowledgements follow arrival order.
+/// different streams in parallel. A lane handles the deliveries waiting for it as a batch
+/// (``Configuration/batchSize``, one per source stream): one inbox lookup and one
+/// ``EventStore/commitEach(_:)`` for the batch, whose handler writes commit each on its own
+/// but in one transaction. A handler that loses an optimistic-concurrency race is run again
+/// alone with fresh state (``Configuration/conflictRetries``). Acknowledgements follow
+/// arrival order.
 ///
 /// **Shutdown.** On graceful shutdown the consumer stops taking deliveries, finishes those
 /// in flight, acknowledges everything committed and cancels its subscription; deliveries the
@@ -137,7 +141,7 @@ public struct ContextConsumer: Service {
                         if batch.isEmpty { return }
                         guard state.begin(batch.count) else { continue }
                         let outcomes = await process(batch, publisher: publisher)
-                        acks.settle(zip(batch, outcomes.map(\.isAcknowledged)).lazy.map { ($0, $1) })
+                        acks.settle(zip(batch, outcomes.map(\.isAcknowledged)))
                         state.end(outcomes)
                     }
                 }
