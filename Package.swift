@@ -7,6 +7,7 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
 ]
 
 let package = Package(
@@ -17,13 +18,12 @@ let package = Package(
         .library(name: "EventSourcerySQLite", targets: ["EventSourcerySQLite"]),
         .library(name: "EventSourceryPostgres", targets: ["EventSourceryPostgres"]),
         .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
-        .library(name: "AMQPClient", targets: ["AMQPClient"]),
+        .library(name: "EventSourceryRabbitMQ", targets: ["EventSourceryRabbitMQ"]),
         .library(name: "EventSourceryAMQP", targets: ["EventSourceryAMQP"]),
         .library(name: "DemoContexts", targets: ["DemoContexts"]),
         .executable(name: "outbox-publisher", targets: ["OutboxPublisher"]),
         .executable(name: "context-consumer", targets: ["ContextConsumer"]),
         .executable(name: "eventsourcery-example", targets: ["EventSourceryExample"]),
-        .executable(name: "eventsourcery-bench", targets: ["EventSourceryBenchmarks"]),
         .executable(name: "order-api", targets: ["OrderAPIServer"]),
         .executable(name: "flow-trace", targets: ["FlowTraceCommand"]),
         .executable(name: "eventsourcery-demo", targets: ["DemoRunner"]),
@@ -75,7 +75,7 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"])]
         ),
         .target(
-            name: "AMQPClient",
+            name: "EventSourceryRabbitMQ",
             dependencies: [
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
@@ -89,7 +89,7 @@ let package = Package(
             name: "EventSourceryAMQP",
             dependencies: [
                 "EventSourcery",
-                "AMQPClient",
+                "EventSourceryRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -104,7 +104,7 @@ let package = Package(
                 "EventSourcerySQLite",
                 "EventSourceryPostgres",
                 "EventSourceryAMQP",
-                "AMQPClient",
+                "EventSourceryRabbitMQ",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -118,6 +118,7 @@ let package = Package(
         .target(
             name: "DemoContexts",
             dependencies: ["EventSourcery", "EventSourceryAMQP"],
+            path: "Demo/DemoContexts",
             swiftSettings: swiftSettings
         ),
 
@@ -130,6 +131,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Demo/OrderAPI",
             swiftSettings: swiftSettings
         ),
 
@@ -153,6 +155,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            path: "Demo/OrderAPIServer",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -163,6 +166,7 @@ let package = Package(
                 "FlowTrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            path: "Sources/Workers/FlowTraceCommand",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -171,13 +175,14 @@ let package = Package(
                 "EventSourcery",
                 "EventSourceryServices",
                 "EventSourceryAMQP",
-                "AMQPClient",
+                "EventSourceryRabbitMQ",
                 "DemoContexts",
                 "FlowTrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            path: "Demo/DemoRunner",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -187,10 +192,11 @@ let package = Package(
                 "EventSourceryAMQP",
                 "EventSourceryServices",
                 "DemoContexts",
-                "AMQPClient",
+                "EventSourceryRabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Sources/Workers/ContextConsumer",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -199,64 +205,55 @@ let package = Package(
                 "EventSourcery",
                 "EventSourceryAMQP",
                 "EventSourceryServices",
-                "AMQPClient",
+                "EventSourceryRabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Sources/Workers/OutboxPublisher",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EventSourceryExample",
             dependencies: ["EventSourcery", "EventSourcerySQLite"],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "EventSourceryBenchmarks",
-            dependencies: [
-                "EventSourcery",
-                "EventSourcerySQLite",
-                "EventSourceryPostgres",
-                "EventSourceryAMQP",
-                "AMQPClient",
-                "DemoContexts",  // the flow latency of the consumer benchmark
-                .product(name: "GRDB", package: "GRDB.swift"),  // the raw-GRDB baseline of the store benchmark
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            path: "Examples/EventSourceryExample",
             swiftSettings: swiftSettings
         ),
 
         // MARK: Tests
+        // Unit tier (`Tests/Unit`): no servers, no child processes; runs under ThreadSanitizer.
+        // Integration tier (`Tests/Integration`, targets named `…IntegrationTests`): a real
+        // RabbitMQ and PostgreSQL on loopback, SQLite files.
+        // System tier (`Tests/System`): the built executables as processes, fault suites.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "EventSourcery", "EventSourceryRabbitMQ", "EventSourceryAMQP", "EventSourceryPostgres", "EventSourcerySQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EventSourceryTests",
             dependencies: ["EventSourcery", "EventSourceryTesting"],
+            path: "Tests/Unit/EventSourceryTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "EventSourcerySQLiteTests",
+            name: "EventSourceryRabbitMQTests",
+            dependencies: ["EventSourceryRabbitMQ"],
+            path: "Tests/Unit/EventSourceryRabbitMQTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryAMQPTests",
             dependencies: [
-                "EventSourcery", "EventSourcerySQLite", "EventSourceryTesting",
-                // A second, raw connection to lock the database in the locking tests.
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "EventSourceryServices",
+                "EventSourceryTesting", "DemoContexts", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "EventSourceryPostgresTests",
-            dependencies: [
-                "EventSourcery", "EventSourceryPostgres", "EventSourceryTesting",
-                "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport",
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "AMQPTestSupport",
-            dependencies: ["AMQPClient", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/AMQPTestSupport",
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "AMQPClientTests",
-            dependencies: ["AMQPClient", "AMQPTestSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Unit/EventSourceryAMQPTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -266,21 +263,61 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            path: "Tests/Unit/OrderAPITests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FlowTraceTests",
             dependencies: ["EventSourcery", "EventSourcerySQLite", "EventSourceryAMQP", "DemoContexts", "FlowTrace"],
+            path: "Tests/Unit/FlowTraceTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "EventSourceryAMQPTests",
+            name: "EventSourcerySQLiteIntegrationTests",
             dependencies: [
-                "EventSourcery", "EventSourceryAMQP", "AMQPClient", "AMQPTestSupport", "EventSourcerySQLite",
+                "EventSourcery", "EventSourcerySQLite", "EventSourceryTesting",
+                // A second, raw connection to lock the database in the locking tests.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Tests/Integration/EventSourcerySQLiteIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryPostgresIntegrationTests",
+            dependencies: [
+                "EventSourcery", "EventSourceryPostgres", "EventSourceryTesting",
+                "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/Integration/EventSourceryPostgresIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryRabbitMQIntegrationTests",
+            dependencies: ["EventSourceryRabbitMQ", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Integration/EventSourceryRabbitMQIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventSourceryAMQPIntegrationTests",
+            dependencies: [
+                "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport", "EventSourcerySQLite",
                 "EventSourceryServices", "DemoContexts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            path: "Tests/Integration/EventSourceryAMQPIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SystemTests",
+            dependencies: [
+                "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport", "EventSourcerySQLite",
+                "EventSourceryPostgres", "EventSourceryServices", "DemoContexts",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/System/SystemTests",
             swiftSettings: swiftSettings
         ),
     ]

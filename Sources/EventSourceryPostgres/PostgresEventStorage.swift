@@ -347,7 +347,8 @@ public final class PostgresEventStorage: EventStorage {
                 insertion.traceContexts.append(trace)
                 insertion.payloads.append(String(decoding: event.payload, as: UTF8.self))
                 if append.publishes { insertion.publishedPositions.append(position) }
-                insertion.recorded.append(RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event))
+                insertion.recorded.append(
+                    RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event))
             }
             insertion.streamVersions[append.streamID.rawValue] = version
         }
@@ -440,7 +441,8 @@ public final class PostgresEventStorage: EventStorage {
         do {
             traceContext = try JSONDecoder().decode([String: String].self, from: Data(trace.utf8))
         } catch {
-            throw EventStoreError(.storageFailure, message: "The trace context of the event at position \(position) is not a JSON object of strings.")
+            throw EventStoreError(
+                .storageFailure, message: "The trace context of the event at position \(position) is not a JSON object of strings.")
         }
         return RecordedEvent(
             streamID: try StreamID(stream),
@@ -471,11 +473,13 @@ public final class PostgresEventStorage: EventStorage {
     }
 
     public func streamVersion(_ stream: StreamID) async throws -> Int64 {
-        let rows = try await rows("SELECT version FROM \(unescaped: schema).streams WHERE stream_id = \(stream.rawValue)", "read a stream version")
+        let rows = try await rows(
+            "SELECT version FROM \(unescaped: schema).streams WHERE stream_id = \(stream.rawValue)", "read a stream version")
         return try rows.first.map { try $0.decode(Int64.self) } ?? 0
     }
 
-    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent] {
+    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent]
+    {
         try await events(
             """
             SELECT \(unescaped: Self.eventColumns) FROM \(unescaped: schema).events e

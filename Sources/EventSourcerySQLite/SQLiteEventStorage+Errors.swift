@@ -8,7 +8,8 @@ extension SQLiteEventStorage {
     static func closedError(path: String) -> EventStoreError {
         EventStoreError(
             .storageUnavailable,
-            message: "The SQLite event storage at '\(path)' is closed: storage is closed. Open a new SQLiteEventStorage to use the database again."
+            message:
+                "The SQLite event storage at '\(path)' is closed: storage is closed. Open a new SQLiteEventStorage to use the database again."
         )
     }
 
@@ -16,15 +17,18 @@ extension SQLiteEventStorage {
     static func openError(_ error: any Error, path: String, configuration: Configuration) -> any Error {
         if error is EventStoreError { return error }
         guard let error = error as? DatabaseError else {
-            return EventStoreError(.storageUnavailable, message: "The SQLite database at '\(path)' cannot be opened: \(error).", underlying: error)
+            return EventStoreError(
+                .storageUnavailable, message: "The SQLite database at '\(path)' cannot be opened: \(error).", underlying: error)
         }
         switch error.resultCode {
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
-            return EventStoreError(.storageUnavailable, message: cannotOpenMessage(path: path, sqliteMessage: error.message), underlying: error)
+            return EventStoreError(
+                .storageUnavailable, message: cannotOpenMessage(path: path, sqliteMessage: error.message), underlying: error)
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
             return EventStoreError(
                 .storageUnavailable,
-                message: "The file '\(path)' is not an SQLite database or is corrupted (SQLite: \(error.message ?? "file is not a database")). "
+                message:
+                    "The file '\(path)' is not an SQLite database or is corrupted (SQLite: \(error.message ?? "file is not a database")). "
                     + "Check that the path names the event store's database, or restore it from a backup.",
                 underlying: error
             )
@@ -61,7 +65,8 @@ extension SQLiteEventStorage {
                 underlying: error
             )
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
-            return EventStoreError(.storageUnavailable, message: cannotOpenMessage(path: path, sqliteMessage: sqliteMessage), underlying: error)
+            return EventStoreError(
+                .storageUnavailable, message: cannotOpenMessage(path: path, sqliteMessage: sqliteMessage), underlying: error)
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
             return EventStoreError(
                 .storageUnavailable,
@@ -95,7 +100,8 @@ extension SQLiteEventStorage {
         } else if fileManager.fileExists(atPath: path), !fileManager.isWritableFile(atPath: path) {
             reason = "the file is not writable by this process. Fix its permissions, or open it with Configuration.isReadOnly"
         } else {
-            reason = "check that the path is right and that this process may create and write files in '\(directory.isEmpty ? "." : directory)'"
+            reason =
+                "check that the path is right and that this process may create and write files in '\(directory.isEmpty ? "." : directory)'"
         }
         return "The SQLite database at '\(path)' cannot be opened (SQLite: \(sqliteMessage ?? "unable to open database file")): \(reason)."
     }

@@ -102,7 +102,8 @@ extension SQLiteEventStorage {
         for pending in group {
             let own = results[offset..<offset + pending.batches.count]
             offset += pending.batches.count
-            pending.continuation.resume(returning: own.map { $0.mapError { Self.mapped($0, path: path, configuration: self.configuration) } })
+            pending.continuation.resume(
+                returning: own.map { $0.mapError { Self.mapped($0, path: path, configuration: self.configuration) } })
         }
     }
 

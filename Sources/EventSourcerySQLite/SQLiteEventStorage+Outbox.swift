@@ -51,9 +51,10 @@ extension SQLiteEventStorage {
     public func markPublished(_ entryIDs: [Int64], at date: Date) async throws {
         guard !entryIDs.isEmpty else { return }
         try await write(bookkeeping: true) { db in
-            let statement = try db.cachedStatement(sql: """
-                UPDATE outbox SET state = 'published', published_at = ?, leased_until = NULL WHERE id = ? AND state != 'published'
-                """)
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE outbox SET state = 'published', published_at = ?, leased_until = NULL WHERE id = ? AND state != 'published'
+                    """)
             let publishedAt = date.storedSeconds
             for id in entryIDs {
                 try statement.execute(arguments: [publishedAt, id])
@@ -64,17 +65,20 @@ extension SQLiteEventStorage {
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         try await write(bookkeeping: true) { db in
             // `attempts` on the right-hand side is the value before the update.
-            try db.cachedStatement(sql: """
-                UPDATE outbox
-                SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, leased_until = NULL,
-                    state = CASE WHEN attempts + 1 >= ? THEN 'parked' ELSE 'pending' END
-                WHERE id = ? AND state = 'pending'
-                """)
-                .execute(arguments: [error, nextAttemptAt.storedSeconds, attemptLimit, entryID])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE outbox
+                    SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, leased_until = NULL,
+                        state = CASE WHEN attempts + 1 >= ? THEN 'parked' ELSE 'pending' END
+                    WHERE id = ? AND state = 'pending'
+                    """
+            )
+            .execute(arguments: [error, nextAttemptAt.storedSeconds, attemptLimit, entryID])
             guard db.changesCount > 0 else { return nil }
-            let statement = try db.cachedStatement(sql: """
-                SELECT \(Self.entryColumns) FROM outbox AS o JOIN events AS e ON e.position = o.position WHERE o.id = ?
-                """)
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT \(Self.entryColumns) FROM outbox AS o JOIN events AS e ON e.position = o.position WHERE o.id = ?
+                    """)
             return try Self.fetchEntries(statement, arguments: [entryID]).first
         }
     }
@@ -82,14 +86,15 @@ extension SQLiteEventStorage {
     public func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry] {
         guard limit > 0 else { return [] }
         return try await read { db in
-            let statement = try db.cachedStatement(sql: """
-                SELECT \(Self.entryColumns)
-                FROM outbox AS o INDEXED BY outbox_parked
-                JOIN events AS e ON e.position = o.position
-                WHERE o.state = 'parked'
-                ORDER BY o.id
-                LIMIT ?
-                """)
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT \(Self.entryColumns)
+                    FROM outbox AS o INDEXED BY outbox_parked
+                    JOIN events AS e ON e.position = o.position
+                    WHERE o.state = 'parked'
+                    ORDER BY o.id
+                    LIMIT ?
+                    """)
             return try Self.fetchEntries(statement, arguments: [limit])
         }
     }
@@ -129,9 +134,10 @@ extension SQLiteEventStorage {
         guard !entryIDs.isEmpty else { return 0 }
         defer { outboxChanged.signal() }
         return try await write { db in
-            let statement = try db.cachedStatement(sql: """
-                UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL, leased_until = NULL WHERE id = ? AND state = 'parked'
-                """)
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL, leased_until = NULL WHERE id = ? AND state = 'parked'
+                    """)
             var count = 0
             for id in entryIDs {
                 try statement.execute(arguments: [id])
@@ -152,11 +158,13 @@ extension SQLiteEventStorage {
     public func outboxCounts() async throws -> OutboxCounts {
         try await read { db in
             // Each count reads only its partial index.
-            let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'),
-                       (SELECT count(*) FROM outbox WHERE state = 'parked'),
-                       (SELECT count(*) FROM outbox WHERE state = 'published')
-                """))
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'),
+                               (SELECT count(*) FROM outbox WHERE state = 'parked'),
+                               (SELECT count(*) FROM outbox WHERE state = 'published')
+                        """))
             guard let row else { return OutboxCounts(pending: 0, parked: 0, published: 0) }
             return OutboxCounts(
                 pending: try row.decode(Int.self, atIndex: 0),
@@ -179,14 +187,15 @@ extension SQLiteEventStorage {
                         + "the database was changed outside EventSourcery."
                 )
             }
-            entries.append(OutboxEntry(
-                id: try row.decode(Int64.self, atIndex: 0),
-                event: try recordedEvent(from: row, at: 5, traceDecoder: &traceDecoder),
-                state: state,
-                attempts: try row.decode(Int.self, atIndex: 2),
-                lastError: try row.decode(String?.self, atIndex: 3),
-                nextAttemptAt: try row.decode(Double?.self, atIndex: 4).map(Date.init(timeIntervalSinceReferenceDate:))
-            ))
+            entries.append(
+                OutboxEntry(
+                    id: try row.decode(Int64.self, atIndex: 0),
+                    event: try recordedEvent(from: row, at: 5, traceDecoder: &traceDecoder),
+                    state: state,
+                    attempts: try row.decode(Int.self, atIndex: 2),
+                    lastError: try row.decode(String?.self, atIndex: 3),
+                    nextAttemptAt: try row.decode(Double?.self, atIndex: 4).map(Date.init(timeIntervalSinceReferenceDate:))
+                ))
         }
         return entries
     }

@@ -72,11 +72,13 @@ extension SQLiteEventStorage {
     /// then costs nothing to read), else a JSON object with sorted keys.
     static func traceContextJSON(_ traceContext: [String: String], encoder: inout JSONEncoder?) throws -> String? {
         guard !traceContext.isEmpty else { return nil }
-        let jsonEncoder = encoder ?? {
-            let jsonEncoder = JSONEncoder()
-            jsonEncoder.outputFormatting = [.sortedKeys]
-            return jsonEncoder
-        }()
+        let jsonEncoder =
+            encoder
+            ?? {
+                let jsonEncoder = JSONEncoder()
+                jsonEncoder.outputFormatting = [.sortedKeys]
+                return jsonEncoder
+            }()
         encoder = jsonEncoder
         return String(decoding: try jsonEncoder.encode(traceContext), as: UTF8.self)
     }

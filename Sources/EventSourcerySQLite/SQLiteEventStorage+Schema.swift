@@ -19,68 +19,69 @@ extension SQLiteEventStorage {
             // transaction rolls back its positions too, so positions are dense: 1, 2, 3…
             // A stream's version is max(stream_version), found through the unique index:
             // one index seek, and no second table to update on every append.
-            try db.execute(sql: """
-                CREATE TABLE events (
-                    position INTEGER PRIMARY KEY AUTOINCREMENT,
-                    stream_id TEXT NOT NULL,
-                    stream_version INTEGER NOT NULL,
-                    event_id BLOB NOT NULL UNIQUE,
-                    type_name TEXT NOT NULL,
-                    schema_version INTEGER NOT NULL,
-                    created_at REAL NOT NULL,
-                    correlation_id BLOB,
-                    causation_id BLOB,
-                    trace_context TEXT,
-                    payload BLOB NOT NULL,
-                    UNIQUE (stream_id, stream_version)
-                );
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                        position INTEGER PRIMARY KEY AUTOINCREMENT,
+                        stream_id TEXT NOT NULL,
+                        stream_version INTEGER NOT NULL,
+                        event_id BLOB NOT NULL UNIQUE,
+                        type_name TEXT NOT NULL,
+                        schema_version INTEGER NOT NULL,
+                        created_at REAL NOT NULL,
+                        correlation_id BLOB,
+                        causation_id BLOB,
+                        trace_context TEXT,
+                        payload BLOB NOT NULL,
+                        UNIQUE (stream_id, stream_version)
+                    );
 
-                -- One row per event appended with publish. Outbox order is id order.
-                -- state: 'pending', 'parked' or 'published'. leased_until: a relay claimed
-                -- the entry and nobody else gets it before then.
-                CREATE TABLE outbox (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    position INTEGER NOT NULL,
-                    stream_id TEXT NOT NULL,
-                    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'parked', 'published')),
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    last_error TEXT,
-                    next_attempt_at REAL,
-                    leased_until REAL,
-                    published_at REAL
-                );
-                -- The relay's scan: pending entries in outbox order.
-                CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
-                CREATE INDEX outbox_parked ON outbox (id) WHERE state = 'parked';
-                -- Entries that may hold back the later entries of their stream: unpublished
-                -- entries that were claimed or failed. Small: the entries in flight.
-                CREATE INDEX outbox_in_flight ON outbox (stream_id, id)
-                    WHERE state != 'published' AND (next_attempt_at IS NOT NULL OR leased_until IS NOT NULL);
-                -- Clean-up of published entries.
-                CREATE INDEX outbox_published ON outbox (published_at) WHERE state = 'published';
+                    -- One row per event appended with publish. Outbox order is id order.
+                    -- state: 'pending', 'parked' or 'published'. leased_until: a relay claimed
+                    -- the entry and nobody else gets it before then.
+                    CREATE TABLE outbox (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        position INTEGER NOT NULL,
+                        stream_id TEXT NOT NULL,
+                        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'parked', 'published')),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        last_error TEXT,
+                        next_attempt_at REAL,
+                        leased_until REAL,
+                        published_at REAL
+                    );
+                    -- The relay's scan: pending entries in outbox order.
+                    CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
+                    CREATE INDEX outbox_parked ON outbox (id) WHERE state = 'parked';
+                    -- Entries that may hold back the later entries of their stream: unpublished
+                    -- entries that were claimed or failed. Small: the entries in flight.
+                    CREATE INDEX outbox_in_flight ON outbox (stream_id, id)
+                        WHERE state != 'published' AND (next_attempt_at IS NOT NULL OR leased_until IS NOT NULL);
+                    -- Clean-up of published entries.
+                    CREATE INDEX outbox_published ON outbox (published_at) WHERE state = 'published';
 
-                -- No expiry: a duplicate delivery is caught however late it arrives.
-                CREATE TABLE inbox (
-                    consumer TEXT NOT NULL,
-                    event_id BLOB NOT NULL,
-                    processed_at REAL NOT NULL,
-                    PRIMARY KEY (consumer, event_id)
-                ) WITHOUT ROWID;
+                    -- No expiry: a duplicate delivery is caught however late it arrives.
+                    CREATE TABLE inbox (
+                        consumer TEXT NOT NULL,
+                        event_id BLOB NOT NULL,
+                        processed_at REAL NOT NULL,
+                        PRIMARY KEY (consumer, event_id)
+                    ) WITHOUT ROWID;
 
-                -- The latest snapshot of each stream.
-                CREATE TABLE snapshots (
-                    stream_id TEXT NOT NULL PRIMARY KEY,
-                    version INTEGER NOT NULL,
-                    schema_version INTEGER NOT NULL,
-                    state BLOB NOT NULL
-                );
+                    -- The latest snapshot of each stream.
+                    CREATE TABLE snapshots (
+                        stream_id TEXT NOT NULL PRIMARY KEY,
+                        version INTEGER NOT NULL,
+                        schema_version INTEGER NOT NULL,
+                        state BLOB NOT NULL
+                    );
 
-                CREATE TABLE checkpoints (
-                    name TEXT NOT NULL PRIMARY KEY,
-                    position INTEGER NOT NULL,
-                    state BLOB NOT NULL
-                );
-                """)
+                    CREATE TABLE checkpoints (
+                        name TEXT NOT NULL PRIMARY KEY,
+                        position INTEGER NOT NULL,
+                        state BLOB NOT NULL
+                    );
+                    """)
         }
         return migrator
     }

@@ -80,8 +80,9 @@ public final class SQLiteEventStorage: EventStorage {
         var grdb = GRDB.Configuration()
         grdb.label = "EventSourcery.SQLite"
         grdb.readonly = configuration.isReadOnly
-        grdb.busyMode = .timeout(TimeInterval(configuration.busyTimeout.components.seconds)
-            + TimeInterval(configuration.busyTimeout.components.attoseconds) / 1e18)
+        grdb.busyMode = .timeout(
+            TimeInterval(configuration.busyTimeout.components.seconds)
+                + TimeInterval(configuration.busyTimeout.components.attoseconds) / 1e18)
         grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
         grdb.foreignKeysEnabled = false
         let synchronous = configuration.synchronous.rawValue
@@ -146,7 +147,11 @@ public final class SQLiteEventStorage: EventStorage {
     public func close() throws {
         // Taking the pool out first makes every later access fail before it reaches
         // SQLite; a write already queued behind the close sees `nil` too (see `write`).
-        guard let pool = pool.withLock({ pool in defer { pool = nil }; return pool }) else { return }
+        guard
+            let pool = pool.withLock({ pool in
+                defer { pool = nil }; return pool
+            })
+        else { return }
         do {
             try pool.close()
         } catch {
@@ -276,7 +281,9 @@ public final class SQLiteEventStorage: EventStorage {
                 }
                 guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
                     if let inbox = batch.inboxEntry {
-                        try db.cachedStatement(sql: "DELETE FROM inbox WHERE consumer = ? AND event_id = ?").execute(arguments: [inbox.consumer, inbox.eventID])
+                        try db.cachedStatement(sql: "DELETE FROM inbox WHERE consumer = ? AND event_id = ?").execute(arguments: [
+                            inbox.consumer, inbox.eventID,
+                        ])
                     }
                     throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
                 }
@@ -299,11 +306,12 @@ public final class SQLiteEventStorage: EventStorage {
         var recorded: [RecordedEvent] = []
         recorded.reserveCapacity(batch.eventCount)
         if !batch.appends.isEmpty {
-            let insertEvent = try db.cachedStatement(sql: """
-                INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version,
-                                    created_at, correlation_id, causation_id, trace_context, payload)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+            let insertEvent = try db.cachedStatement(
+                sql: """
+                    INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version,
+                                        created_at, correlation_id, causation_id, trace_context, payload)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
             let insertOutbox = try db.cachedStatement(sql: "INSERT INTO outbox (position, stream_id) VALUES (?, ?)")
             var traceEncoder: JSONEncoder?
             for (append, startVersion) in zip(batch.appends, startVersions) {
@@ -329,19 +337,23 @@ public final class SQLiteEventStorage: EventStorage {
             }
         }
         if let checkpoint = batch.checkpoint {
-            try db.cachedStatement(sql: """
-                INSERT INTO checkpoints (name, position, state) VALUES (?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
-                """)
-                .execute(arguments: [checkpoint.name, checkpoint.position, checkpoint.state])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO checkpoints (name, position, state) VALUES (?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
+                    """
+            )
+            .execute(arguments: [checkpoint.name, checkpoint.position, checkpoint.state])
         }
         for snapshot in batch.snapshots {
-            try db.cachedStatement(sql: """
-                INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES (?, ?, ?, ?)
-                ON CONFLICT (stream_id) DO UPDATE
-                SET version = excluded.version, schema_version = excluded.schema_version, state = excluded.state
-                """)
-                .execute(arguments: [snapshot.streamID.rawValue, snapshot.version, snapshot.schemaVersion, snapshot.state])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (stream_id) DO UPDATE
+                    SET version = excluded.version, schema_version = excluded.schema_version, state = excluded.state
+                    """
+            )
+            .execute(arguments: [snapshot.streamID.rawValue, snapshot.version, snapshot.schemaVersion, snapshot.state])
         }
         return recorded
     }
@@ -351,13 +363,17 @@ public final class SQLiteEventStorage: EventStorage {
     /// The version check above runs inside the same immediate transaction as the insert,
     /// so a clash on (stream_id, stream_version) means another writer that bypasses this
     /// library's locking appended concurrently; it is still reported as the conflict it is.
-    private static func constraintError(_ error: DatabaseError, event: EncodedEvent, append: WriteBatch.StreamAppend, in db: Database) throws -> any Error {
+    private static func constraintError(
+        _ error: DatabaseError, event: EncodedEvent, append: WriteBatch.StreamAppend, in db: Database
+    ) throws -> any Error {
         let message = error.message ?? ""
         if message.contains("events.event_id") {
             return EventStoreError.duplicateEvent(event.id, stream: append.streamID)
         }
         if message.contains("events.stream_version") {
-            let actual = try Int64.fetchOne(db, sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?", arguments: [append.streamID.rawValue]) ?? 0
+            let actual =
+                try Int64.fetchOne(
+                    db, sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?", arguments: [append.streamID.rawValue]) ?? 0
             return EventStoreError.conflict(stream: append.streamID, expected: append.expectedVersion, actual: actual)
         }
         return error
@@ -374,14 +390,16 @@ public final class SQLiteEventStorage: EventStorage {
         }
     }
 
-    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent] {
+    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent]
+    {
         try await read { db in
             let range = "stream_id = ? AND stream_version >= ? AND stream_version <= ?"
             if let createdUpTo {
-                let statement = try db.cachedStatement(sql: """
-                    SELECT \(Self.eventColumns) FROM events
-                    WHERE \(range) AND created_at <= ? ORDER BY stream_version
-                    """)
+                let statement = try db.cachedStatement(
+                    sql: """
+                        SELECT \(Self.eventColumns) FROM events
+                        WHERE \(range) AND created_at <= ? ORDER BY stream_version
+                        """)
                 return try Self.fetchRecordedEvents(
                     statement,
                     arguments: [stream.rawValue, fromVersion, upToVersion ?? .max, createdUpTo.storedSeconds]
@@ -395,7 +413,8 @@ public final class SQLiteEventStorage: EventStorage {
     public func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent] {
         guard limit > 0 else { return [] }
         return try await read { db in
-            let statement = try db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?")
+            let statement = try db.cachedStatement(
+                sql: "SELECT \(Self.eventColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?")
             return try Self.fetchRecordedEvents(statement, arguments: [position, limit])
         }
     }
@@ -426,7 +445,8 @@ public final class SQLiteEventStorage: EventStorage {
         try await read { db in
             let statement = try db.cachedStatement(sql: "SELECT position, state FROM checkpoints WHERE name = ?")
             return try Row.fetchOne(statement, arguments: [name]).map { row in
-                ProjectionCheckpoint(name: name, position: try row.decode(Int64.self, atIndex: 0), state: try row.decode(Data.self, atIndex: 1))
+                ProjectionCheckpoint(
+                    name: name, position: try row.decode(Int64.self, atIndex: 0), state: try row.decode(Data.self, atIndex: 1))
             }
         }
     }
@@ -448,7 +468,8 @@ public final class SQLiteEventStorage: EventStorage {
                     let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                     var arguments: StatementArguments = [consumer]
                     arguments += StatementArguments(chunk)
-                    let found = try UUID.fetchAll(db, sql: "SELECT event_id FROM inbox WHERE consumer = ? AND event_id IN (\(placeholders))", arguments: arguments)
+                    let found = try UUID.fetchAll(
+                        db, sql: "SELECT event_id FROM inbox WHERE consumer = ? AND event_id IN (\(placeholders))", arguments: arguments)
                     processed.formUnion(found.map { InboxEntry(consumer: consumer, eventID: $0) })
                 }
             }

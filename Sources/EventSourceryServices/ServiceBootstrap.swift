@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 public import EventSourceryAMQP
 import Foundation
@@ -106,7 +106,8 @@ public enum ServiceBootstrap {
                 attempt += 1
                 guard broker.waitForBroker, !Task.isCancelled else {
                     throw StartupError(
-                        message: "Cannot connect to the broker at \(configuration.host):\(configuration.port) vhost '\(configuration.vhost)': \(error)",
+                        message:
+                            "Cannot connect to the broker at \(configuration.host):\(configuration.port) vhost '\(configuration.vhost)': \(error)",
                         exitCode: 69
                     )
                 }

@@ -13,7 +13,8 @@ extension KeyedDecodingContainer where Key == ConfigurationKey {
     func rejectUnknownKeys(_ allowed: [String]) throws {
         for key in allKeys where !allowed.contains(key.stringValue) {
             throw DecodingError.dataCorrupted(
-                DecodingError.Context(codingPath: codingPath + [key], debugDescription: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+                DecodingError.Context(
+                    codingPath: codingPath + [key], debugDescription: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
             )
         }
     }

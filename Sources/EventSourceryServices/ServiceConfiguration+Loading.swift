@@ -5,7 +5,9 @@ extension ServiceConfiguration {
     /// Reads the YAML file at `path` and applies environment overrides.
     ///
     /// - Throws: ``ConfigurationError`` naming the file and the entry that is wrong.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> ServiceConfiguration {
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> ServiceConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -79,7 +81,8 @@ extension ServiceConfiguration {
         }
         for (name, context) in contexts {
             guard name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
-                throw ConfigurationError(file: file, entry: "contexts.\(name)", message: "a context name is lower-case letters, digits and '-'")
+                throw ConfigurationError(
+                    file: file, entry: "contexts.\(name)", message: "a context name is lower-case letters, digits and '-'")
             }
             guard !context.store.isEmpty else {
                 throw ConfigurationError(file: file, entry: "contexts.\(name).store", message: "must name a store")
@@ -98,7 +101,10 @@ extension ServiceConfiguration {
         guard (1...Int(UInt16.max)).contains(consumer.prefetch) else {
             throw ConfigurationError(file: file, entry: "\(prefix).prefetch", message: "must be 1...65535, got \(consumer.prefetch)")
         }
-        for (value, key) in [(consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"), (consumer.concurrency, "concurrency"), (consumer.batchSize, "batch_size")]
+        for (value, key) in [
+            (consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"),
+            (consumer.concurrency, "concurrency"), (consumer.batchSize, "batch_size"),
+        ]
         where value <= 0 {
             throw ConfigurationError(file: file, entry: "\(prefix).\(key)", message: "must be positive, got \(value)")
         }
@@ -119,20 +125,23 @@ extension ServiceConfiguration {
                 }
                 let parts = subscription.split(separator: ".", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                    throw ConfigurationError(file: file, entry: subscriptionEntry, message: "'\(subscription)' is not written source.EventType")
+                    throw ConfigurationError(
+                        file: file, entry: subscriptionEntry, message: "'\(subscription)' is not written source.EventType")
                 }
                 let source = String(parts[0])
                 let type = String(parts[1])
                 guard let publisher = contexts[source] else {
                     throw ConfigurationError(
                         file: file, entry: subscriptionEntry,
-                        message: "'\(subscription)' names the unknown context '\(source)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
+                        message:
+                            "'\(subscription)' names the unknown context '\(source)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
                     )
                 }
                 guard publisher.publishes.contains(type) else {
                     throw ConfigurationError(
                         file: file, entry: subscriptionEntry,
-                        message: "'\(subscription)': context '\(source)' does not publish '\(type)'; it publishes \(publisher.publishes.joined(separator: ", "))"
+                        message:
+                            "'\(subscription)': context '\(source)' does not publish '\(type)'; it publishes \(publisher.publishes.joined(separator: ", "))"
                     )
                 }
             }

@@ -109,7 +109,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
         /// Creates consumer settings.
         public init(
-            prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4, batchSize: Int = 100
+            prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4,
+            batchSize: Int = 100
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit

@@ -266,7 +266,8 @@ extension EventStorageConformance {
             try await store.publish(deposits([3]), to: "account-2")
             let now = Date()
             let first = try await due(limit: 10, at: now)[0]
-            let failed = try await storage.recordFailedAttempt(first.id, error: "nacked by broker", nextAttemptAt: now.addingTimeInterval(60), attemptLimit: 5)
+            let failed = try await storage.recordFailedAttempt(
+                first.id, error: "nacked by broker", nextAttemptAt: now.addingTimeInterval(60), attemptLimit: 5)
             #expect(failed?.attempts == 1)
             #expect(failed?.state == .pending)
             #expect(failed?.lastError == "nacked by broker")
@@ -382,16 +383,24 @@ extension EventStorageConformance {
                 _ = try await store.processOnce(consumer: "payments", eventID: eventID) { _ in }
             }
             _ = try await store.processOnce(consumer: "invoices", eventID: events[4]) { _ in }
-            let asked = events.map { InboxEntry(consumer: "payments", eventID: $0) } + [InboxEntry(consumer: "invoices", eventID: events[4])]
+            let asked =
+                events.map { InboxEntry(consumer: "payments", eventID: $0) } + [InboxEntry(consumer: "invoices", eventID: events[4])]
             let processed = try await store.processedInboxEntries(asked)
-            #expect(processed == Set(events[..<3].map { InboxEntry(consumer: "payments", eventID: $0) } + [InboxEntry(consumer: "invoices", eventID: events[4])]))
+            #expect(
+                processed
+                    == Set(
+                        events[..<3].map { InboxEntry(consumer: "payments", eventID: $0) } + [
+                            InboxEntry(consumer: "invoices", eventID: events[4])
+                        ]))
             #expect(try await store.processedInboxEntries([]).isEmpty)
         }
 
         func commitEachIsAtomicPerBatch() async throws {
             let done = UUID()
             _ = try await store.processOnce(consumer: "payments", eventID: done) { _ in }
-            func batch(_ amount: Int, to stream: StreamID, expecting version: ExpectedVersion = .any, inbox eventID: UUID? = nil) throws -> WriteBatch {
+            func batch(
+                _ amount: Int, to stream: StreamID, expecting version: ExpectedVersion = .any, inbox eventID: UUID? = nil
+            ) throws -> WriteBatch {
                 var batch = WriteBatch()
                 try batch.publish(deposits([amount]), to: stream, expectedVersion: version)
                 batch.inboxEntry = eventID.map { InboxEntry(consumer: "payments", eventID: $0) }
@@ -457,7 +466,9 @@ extension EventStorageConformance {
             try await store.commit(batch)
             batch.checkpoint = ProjectionCheckpoint(name: "balances", position: 9, state: Data("[2]".utf8))
             try await store.commit(batch)
-            #expect(try await storage.checkpoint(named: "balances") == ProjectionCheckpoint(name: "balances", position: 9, state: Data("[2]".utf8)))
+            #expect(
+                try await storage.checkpoint(named: "balances")
+                    == ProjectionCheckpoint(name: "balances", position: 9, state: Data("[2]".utf8)))
             try await storage.resetCheckpoint(named: "balances")
             #expect(try await storage.checkpoint(named: "balances") == nil)
         }
@@ -573,7 +584,8 @@ extension EventStorageConformance {
             subscriptions.subscribe(to: F.AccountOpened.self) { _, _ in throw SubscriberFailed() }
             let store = EventStore(storage: storage, registry: F.registry, subscriptions: subscriptions)
 
-            try await store.append([EventEnvelope(F.AccountOpened(owner: "Ada"))] + deposits([5, 6]), to: "account-1", expectedVersion: .noStream)
+            try await store.append(
+                [EventEnvelope(F.AccountOpened(owner: "Ada"))] + deposits([5, 6]), to: "account-1", expectedVersion: .noStream)
             #expect(seen.withLock { $0 } == [5, 6])
             #expect(everything.withLock { $0 } == 3)
             #expect(try await store.streamVersion("account-1") == 3, "a failing subscriber does not undo the append")

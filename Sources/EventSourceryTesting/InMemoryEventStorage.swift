@@ -103,7 +103,8 @@ public final class InMemoryEventStorage: EventStorage {
         state.withLock { $0.version(of: stream) }
     }
 
-    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent] {
+    public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent]
+    {
         state.withLock { state in
             (state.streams[stream] ?? []).map { state.events[$0] }.filter { event in
                 event.streamVersion >= fromVersion

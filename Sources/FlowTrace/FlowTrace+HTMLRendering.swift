@@ -56,7 +56,9 @@ extension FlowTrace {
         if let entry {
             html += "<dt>entry</dt><dd><code>\(esc(entry))</code></dd>\n"
         }
-        html += "<dt>events</dt><dd>\(steps.count)" + (failures.isEmpty ? "" : " (\(failures.count) failed attempt\(failures.count == 1 ? "" : "s"))") + "</dd>\n"
+        html +=
+            "<dt>events</dt><dd>\(steps.count)"
+            + (failures.isEmpty ? "" : " (\(failures.count) failed attempt\(failures.count == 1 ? "" : "s"))") + "</dd>\n"
         html += "<dt>contexts</dt><dd>\(esc(contexts.joined(separator: " → ")))</dd>\n"
         html += "<dt>duration</dt><dd>\(esc(DurationText.format(duration))) from first to last event</dd>\n"
         if let startedAt {
@@ -73,7 +75,9 @@ extension FlowTrace {
                 cause = esc(DurationText.signed(sinceCause)) + (step.isCrossContext ? " via broker" : "")
                 if step.hasClockSkew { cause += " <span class=\"skew\">clock skew</span>" }
             }
-            let causedBy = step.causeIndex.map { "#\($0 + 1)" } ?? step.causationID.map { "<code>\(esc($0.uuidString.lowercased()))</code> (outside)" } ?? "–"
+            let causedBy =
+                step.causeIndex.map { "#\($0 + 1)" } ?? step.causationID.map { "<code>\(esc($0.uuidString.lowercased()))</code> (outside)" }
+                ?? "–"
             html += "<tr id=\"row-\(step.index + 1)\"\(step.isFailure ? " class=\"failure\"" : "")>"
             html += "<td class=\"num\">\(step.index + 1)</td>"
             html += "<td class=\"num\">\(esc(DurationText.signed(step.sinceStart)))</td>"

@@ -36,7 +36,9 @@ extension FlowTrace {
         var parent: [Int?] = Array(repeating: nil, count: nodes.count)
         var children: [[Int]] = Array(repeating: [], count: nodes.count)
         for (index, node) in nodes.enumerated() {
-            guard let cause = node.recorded.event.metadata.causationID, let causeIndex = indexByID[cause], causeIndex != index else { continue }
+            guard let cause = node.recorded.event.metadata.causationID, let causeIndex = indexByID[cause], causeIndex != index else {
+                continue
+            }
             parent[index] = causeIndex
             children[causeIndex].append(index)
         }
@@ -93,7 +95,8 @@ extension FlowTrace {
                 sincePrevious: event.createdAt.timeIntervalSince(previous),
                 sinceCause: cause.map { event.createdAt.timeIntervalSince(steps[$0].createdAt) },
                 isFailure: failureEventTypes.contains(event.typeName),
-                summary: PayloadSummary.summarize(event.payload, typeName: event.typeName, isFailure: failureEventTypes.contains(event.typeName)),
+                summary: PayloadSummary.summarize(
+                    event.payload, typeName: event.typeName, isFailure: failureEventTypes.contains(event.typeName)),
                 payload: String(decoding: event.payload, as: UTF8.self)
             )
             stepIndex[node] = steps.count

@@ -114,7 +114,8 @@ public struct FlowTracer: Sendable {
         guard let store = stores.first(where: { $0.context == configuration.entryContext }) else {
             throw FlowTraceError(
                 .unknownContext,
-                message: "No store for the entry context '\(configuration.entryContext)'; the stores are: \(stores.map(\.context).joined(separator: ", "))",
+                message:
+                    "No store for the entry context '\(configuration.entryContext)'; the stores are: \(stores.map(\.context).joined(separator: ", "))",
                 context: configuration.entryContext
             )
         }
@@ -167,7 +168,8 @@ public struct FlowTracer: Sendable {
         guard !events.isEmpty else {
             throw FlowTraceError(
                 .unknownCorrelation,
-                message: "No event of the flow \(correlationID.uuidString.lowercased()) in the stores \(stores.map(\.context).joined(separator: ", ")) (\(scanned) events read).",
+                message:
+                    "No event of the flow \(correlationID.uuidString.lowercased()) in the stores \(stores.map(\.context).joined(separator: ", ")) (\(scanned) events read).",
                 correlationID: correlationID
             )
         }

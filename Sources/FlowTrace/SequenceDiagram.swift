@@ -44,14 +44,16 @@ struct SequenceDiagram {
 
             """
         // Header.
-        out += "<text x=\"16\" y=\"24\" font-size=\"15\" font-weight=\"bold\">Flow \(esc(trace.correlationID.uuidString.lowercased()))</text>\n"
+        out +=
+            "<text x=\"16\" y=\"24\" font-size=\"15\" font-weight=\"bold\">Flow \(esc(trace.correlationID.uuidString.lowercased()))</text>\n"
         out += "<text x=\"16\" y=\"44\" fill=\"#555\">\(esc(subtitle))</text>\n"
 
         // Row guides and times.
         for step in trace.steps {
             let y = y(ofRow: step.index)
             out += "<line x1=\"\(Self.gutter)\" y1=\"\(y)\" x2=\"\(width - 10)\" y2=\"\(y)\" stroke=\"#f0f0f0\"/>\n"
-            out += "<text x=\"\(Self.gutter - 12)\" y=\"\(y + 4)\" text-anchor=\"end\" fill=\"#666\">\(esc(DurationText.signed(step.sinceStart)))</text>\n"
+            out +=
+                "<text x=\"\(Self.gutter - 12)\" y=\"\(y + 4)\" text-anchor=\"end\" fill=\"#666\">\(esc(DurationText.signed(step.sinceStart)))</text>\n"
         }
 
         // Lifelines.
@@ -60,9 +62,11 @@ struct SequenceDiagram {
             let x = x(ofColumn: column)
             let stroke = Self.strokes[column % Self.strokes.count]
             out += "<g class=\"lifeline\" data-context=\"\(esc(context))\">"
-            out += "<line x1=\"\(x)\" y1=\"\(Self.headTop + Self.headHeight)\" x2=\"\(x)\" y2=\"\(bottom)\" stroke=\"\(stroke)\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>"
+            out +=
+                "<line x1=\"\(x)\" y1=\"\(Self.headTop + Self.headHeight)\" x2=\"\(x)\" y2=\"\(bottom)\" stroke=\"\(stroke)\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>"
             out += "<rect x=\"\(x - 80)\" y=\"\(Self.headTop)\" width=\"160\" height=\"\(Self.headHeight)\" rx=\"6\" fill=\"\(stroke)\"/>"
-            out += "<text x=\"\(x)\" y=\"\(Self.headTop + 20)\" text-anchor=\"middle\" fill=\"#ffffff\" font-size=\"14\" font-weight=\"bold\">\(esc(Markup.clipped(context, to: 20)))</text>"
+            out +=
+                "<text x=\"\(x)\" y=\"\(Self.headTop + 20)\" text-anchor=\"middle\" fill=\"#ffffff\" font-size=\"14\" font-weight=\"bold\">\(esc(Markup.clipped(context, to: 20)))</text>"
             out += "</g>\n"
         }
 
@@ -85,7 +89,8 @@ struct SequenceDiagram {
     }
 
     private var subtitle: String {
-        var text = "\(trace.steps.count) event\(trace.steps.count == 1 ? "" : "s") · \(trace.contexts.count) context\(trace.contexts.count == 1 ? "" : "s")"
+        var text =
+            "\(trace.steps.count) event\(trace.steps.count == 1 ? "" : "s") · \(trace.contexts.count) context\(trace.contexts.count == 1 ? "" : "s")"
         text += " · \(DurationText.format(trace.duration)) from first to last"
         if let entry = trace.entry { text += " · \(entry)" }
         if !trace.failures.isEmpty { text += " · \(trace.failures.count) failed attempt\(trace.failures.count == 1 ? "" : "s")" }
@@ -104,13 +109,17 @@ struct SequenceDiagram {
         tooltip += "\ncreated \(DurationText.timestamp(step.createdAt)), \(DurationText.signed(step.sinceStart)) from start"
         if let sinceCause = step.sinceCause { tooltip += ", \(DurationText.signed(sinceCause)) from cause" }
         if !step.summary.isEmpty { tooltip += "\n\(step.summary)" }
-        var out = "<g class=\"step\" id=\"step-\(step.index + 1)\" data-context=\"\(esc(step.context))\" data-event=\"\(esc(step.eventType))\">"
+        var out =
+            "<g class=\"step\" id=\"step-\(step.index + 1)\" data-context=\"\(esc(step.context))\" data-event=\"\(esc(step.eventType))\">"
         out += "<title>\(esc(tooltip))</title>"
-        out += "<rect x=\"\(x - Self.boxWidth / 2)\" y=\"\(y - Self.boxHeight / 2)\" width=\"\(Self.boxWidth)\" height=\"\(Self.boxHeight)\" rx=\"8\" "
+        out +=
+            "<rect x=\"\(x - Self.boxWidth / 2)\" y=\"\(y - Self.boxHeight / 2)\" width=\"\(Self.boxWidth)\" height=\"\(Self.boxHeight)\" rx=\"8\" "
         out += "fill=\"\(fill)\" stroke=\"\(stroke)\" stroke-width=\"1.5\"\(step.isFailure ? " stroke-dasharray=\"4 3\"" : "")/>"
         let name = (step.isFailure ? "✗ " : "") + step.eventType
-        out += "<text x=\"\(x)\" y=\"\(y - 3)\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">\(esc(Markup.clipped(name, to: 26)))</text>"
-        out += "<text x=\"\(x)\" y=\"\(y + 13)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">\(esc(Markup.clipped(step.streamLabel, to: 32)))</text>"
+        out +=
+            "<text x=\"\(x)\" y=\"\(y - 3)\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">\(esc(Markup.clipped(name, to: 26)))</text>"
+        out +=
+            "<text x=\"\(x)\" y=\"\(y + 13)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">\(esc(Markup.clipped(step.streamLabel, to: 32)))</text>"
         out += "</g>\n"
         return out
     }
@@ -122,7 +131,8 @@ struct SequenceDiagram {
         let xe = x(ofColumn: effectColumn), ye = y(ofRow: effect.index)
         let skew = effect.hasClockSkew
         let color = skew ? "#c62828" : "#555"
-        let style = "fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(skew ? " stroke-dasharray=\"5 3\"" : "") marker-end=\"url(#\(skew ? "arrow-skew" : "arrow"))\""
+        let style =
+            "fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(skew ? " stroke-dasharray=\"5 3\"" : "") marker-end=\"url(#\(skew ? "arrow-skew" : "arrow"))\""
         var label = effect.sinceCause.map(DurationText.signed) ?? ""
         if skew { label += " clock skew" }
         let halo = "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\""
@@ -134,7 +144,8 @@ struct SequenceDiagram {
             out += "<line x1=\"\(x1)\" y1=\"\(yc)\" x2=\"\(x2)\" y2=\"\(ye)\" \(style)/>"
             // The label sits on the line, a third of the way from the effect, clear of the boxes.
             let lx = Double(x2) + Double(x1 - x2) / 3, ly = Double(ye) + Double(yc - ye) / 3
-            out += "<text x=\"\(Self.coordinate(lx))\" y=\"\(Self.coordinate(ly - 4))\" text-anchor=\"middle\" font-size=\"11\" fill=\"\(color)\" \(halo)>\(esc(label))</text>"
+            out +=
+                "<text x=\"\(Self.coordinate(lx))\" y=\"\(Self.coordinate(ly - 4))\" text-anchor=\"middle\" font-size=\"11\" fill=\"\(color)\" \(halo)>\(esc(label))</text>"
         } else {
             // Within one context (no broker hop): a curve on the left of the lifeline's boxes.
             let x1 = xc - Self.boxWidth / 2, x2 = xe - Self.boxWidth / 2

@@ -167,7 +167,9 @@ public struct Repository<A: Aggregate>: Sendable {
         let newVersion = loaded.version + Int64(recorded.count)
         guard let snapshots, newVersion / snapshots.frequency > loaded.version / snapshots.frequency else { return }
         batch.snapshots.append(
-            Snapshot(streamID: stream, version: newVersion, state: try snapshots.encode(loaded.aggregate), schemaVersion: snapshots.schemaVersion)
+            Snapshot(
+                streamID: stream, version: newVersion, state: try snapshots.encode(loaded.aggregate), schemaVersion: snapshots.schemaVersion
+            )
         )
     }
 }

@@ -44,7 +44,9 @@ public struct EventStore: Sendable {
     /// - Throws: ``EventStoreError`` `concurrencyConflict` (with expected and actual versions)
     ///   when `expectedVersion` does not hold; nothing is written then.
     @discardableResult
-    public func append(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) async throws -> [StoredEvent] {
+    public func append(
+        _ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any
+    ) async throws -> [StoredEvent] {
         var batch = WriteBatch()
         try batch.append(events, to: stream, expectedVersion: expectedVersion)
         return try await commit(batch)
@@ -55,7 +57,9 @@ public struct EventStore: Sendable {
     /// The outbox relay publishes the entries to the broker; an event is in the outbox
     /// if and only if it is in the store.
     @discardableResult
-    public func publish(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) async throws -> [StoredEvent] {
+    public func publish(
+        _ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any
+    ) async throws -> [StoredEvent] {
         var batch = WriteBatch()
         try batch.publish(events, to: stream, expectedVersion: expectedVersion)
         return try await commit(batch)
@@ -146,7 +150,8 @@ public struct EventStore: Sendable {
     ///   - upToVersion: stop after this version (the stream as it was at that version).
     ///   - asOf: only events created at or before this time (the stream as it was then).
     /// - Returns: the decoded events; empty when the stream does not exist.
-    public func load(_ stream: StreamID, fromVersion: Int64 = 1, upToVersion: Int64? = nil, asOf: Date? = nil) async throws -> [StoredEvent] {
+    public func load(_ stream: StreamID, fromVersion: Int64 = 1, upToVersion: Int64? = nil, asOf: Date? = nil) async throws -> [StoredEvent]
+    {
         let recorded = try await storage.readStream(stream, fromVersion: fromVersion, upToVersion: upToVersion, createdUpTo: asOf)
         return try recorded.map { event throws(EventStoreError) in try registry.decode(event) }
     }
@@ -186,13 +191,16 @@ public struct EventStore: Sendable {
         stored.reserveCapacity(recorded.count)
         for (event, envelope) in zip(recorded, envelopes) {
             if let envelope {
-                stored.append(StoredEvent(streamID: event.streamID, streamVersion: event.streamVersion, position: event.position, envelope: envelope))
+                stored.append(
+                    StoredEvent(streamID: event.streamID, streamVersion: event.streamVersion, position: event.position, envelope: envelope))
             } else if let decoded = try? registry.decode(event) {
                 stored.append(decoded)
             } else {
-                logger.debug("Appended event has no registered type; subscribers skip it", metadata: [
-                    "es.event_id": "\(event.event.id)", "es.type": "\(event.event.typeName)",
-                ])
+                logger.debug(
+                    "Appended event has no registered type; subscribers skip it",
+                    metadata: [
+                        "es.event_id": "\(event.event.id)", "es.type": "\(event.event.typeName)",
+                    ])
             }
         }
         guard !subscriptions.isEmpty else { return stored }
@@ -201,10 +209,12 @@ public struct EventStore: Sendable {
                 do {
                     try await handler(event)
                 } catch {
-                    logger.error("Subscriber failed; the append stays committed", metadata: [
-                        "es.stream": "\(event.streamID)", "es.event_id": "\(event.envelope.id)",
-                        "es.type": "\(event.envelope.typeName)", "error": "\(error)",
-                    ])
+                    logger.error(
+                        "Subscriber failed; the append stays committed",
+                        metadata: [
+                            "es.stream": "\(event.streamID)", "es.event_id": "\(event.envelope.id)",
+                            "es.type": "\(event.envelope.typeName)", "error": "\(error)",
+                        ])
                 }
             }
         }

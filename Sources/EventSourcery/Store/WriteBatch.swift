@@ -34,12 +34,16 @@ public struct WriteBatch: Sendable {
     public var isEmpty: Bool { appends.allSatisfy(\.events.isEmpty) && inboxEntry == nil && checkpoint == nil && snapshots.isEmpty }
 
     /// Adds events to append to `stream`.
-    public mutating func append(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) throws(EventStoreError) {
+    public mutating func append(
+        _ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any
+    ) throws(EventStoreError) {
         try add(events, to: stream, expectedVersion: expectedVersion, publishes: false)
     }
 
     /// Adds events to append to `stream`, each with an outbox entry for the relay.
-    public mutating func publish(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any) throws(EventStoreError) {
+    public mutating func publish(
+        _ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion = .any
+    ) throws(EventStoreError) {
         try add(events, to: stream, expectedVersion: expectedVersion, publishes: true)
     }
 
@@ -51,11 +55,14 @@ public struct WriteBatch: Sendable {
     /// The number of events the batch appends.
     public var eventCount: Int { appends.reduce(0) { $0 + $1.events.count } }
 
-    private mutating func add(_ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion, publishes: Bool) throws(EventStoreError) {
+    private mutating func add(
+        _ events: [EventEnvelope], to stream: StreamID, expectedVersion: ExpectedVersion, publishes: Bool
+    ) throws(EventStoreError) {
         var encoded: [EncodedEvent] = []
         encoded.reserveCapacity(events.count)
         for event in events { encoded.append(try EventRegistry.encode(event)) }
-        appends.append(StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: encoded, publishes: publishes, envelopes: events))
+        appends.append(
+            StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: encoded, publishes: publishes, envelopes: events))
     }
 }
 

@@ -1,4 +1,4 @@
-import AMQPClient
+import EventSourceryRabbitMQ
 import Synchronization
 
 /// Acknowledges settled deliveries in the order they arrived, so a `multiple` ack never

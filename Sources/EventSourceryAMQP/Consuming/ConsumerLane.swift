@@ -1,4 +1,4 @@
-import AMQPClient
+import EventSourceryRabbitMQ
 import Synchronization
 
 /// The deliveries waiting for one lane of a ``ContextConsumer``, taken in batches.

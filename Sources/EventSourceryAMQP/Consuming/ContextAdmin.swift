@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 import Foundation
 
@@ -94,12 +94,16 @@ public struct ContextAdmin: Sendable {
                         || key == EventMessage.deliveryCountHeader)
                 }
                 let message = OutgoingMessage(
-                    exchange: "", routingKey: ContextTopology.inboxQueue(for: context), body: delivery.body, properties: properties, mandatory: true
+                    exchange: "", routingKey: ContextTopology.inboxQueue(for: context), body: delivery.body, properties: properties,
+                    mandatory: true
                 )
                 let outcome = try await publisher.publish(message)
                 guard outcome.isConfirmed else {
                     consumer.nack(delivery, requeue: true)
-                    throw AMQPError(.protocolError, "replaying \(delivery.properties.messageId ?? "a message") to \(ContextTopology.inboxQueue(for: context)) failed: \(outcome)")
+                    throw AMQPError(
+                        .protocolError,
+                        "replaying \(delivery.properties.messageId ?? "a message") to \(ContextTopology.inboxQueue(for: context)) failed: \(outcome)"
+                    )
                 }
                 consumer.ack(delivery)
                 moved += 1

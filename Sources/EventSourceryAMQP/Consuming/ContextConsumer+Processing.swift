@@ -1,4 +1,4 @@
-import AMQPClient
+import EventSourceryRabbitMQ
 import EventSourcery
 import Foundation
 import Logging
@@ -137,15 +137,19 @@ extension ContextConsumer {
     private func count(_ outcome: InboxOutcome, of run: HandlerRun, skipReason: String?, in tally: inout Tally) {
         if !outcome.wasProcessed {
             tally.alreadyProcessed += 1
-            logger.debug("Event already processed by handler", metadata: [
-                "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
-            ])
+            logger.debug(
+                "Event already processed by handler",
+                metadata: [
+                    "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
+                ])
         } else if let skipReason {
             tally.skipped += 1
-            logger.info("Handler skipped", metadata: [
-                "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
-                "es.type": "\(run.input.envelope.typeName)", "consumer.reason": "\(skipReason)",
-            ])
+            logger.info(
+                "Handler skipped",
+                metadata: [
+                    "consumer.handler": "\(run.handler.name)", "es.event_id": "\(run.input.envelope.id)",
+                    "es.type": "\(run.input.envelope.typeName)", "consumer.reason": "\(skipReason)",
+                ])
         } else {
             tally.ran += 1
         }
@@ -153,7 +157,8 @@ extension ContextConsumer {
 
     /// Reads a delivery through the wire contract and the store's registry.
     private func decode(_ delivery: Delivery) throws(PoisonMessage) -> HandlerInput {
-        let (incoming, envelope) = try EventMessage.decode(delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
+        let (incoming, envelope) = try EventMessage.decode(
+            delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
         return HandlerInput(
             envelope: envelope, sourceContext: incoming.sourceContext, streamID: incoming.streamID,
             streamVersion: incoming.streamVersion, attempt: incoming.previousDeliveries + 1
@@ -188,10 +193,13 @@ extension ContextConsumer {
             "consumer.attempt": "\(input.attempt)", "error": "\(error)",
         ]
         do {
-            try await store.append([EventEnvelope(failure, metadata: input.causedMetadata)], to: HandlerFailed.stream(for: configuration.context))
+            try await store.append(
+                [EventEnvelope(failure, metadata: input.causedMetadata)], to: HandlerFailed.stream(for: configuration.context))
             logger.warning("Handler failed; the failure is recorded and the message requeued", metadata: metadata)
         } catch let recordError {
-            logger.error("Handler failed and its failure could not be recorded; the message is requeued", metadata: metadata.merging(["consumer.record_error": "\(recordError)"]) { $1 })
+            logger.error(
+                "Handler failed and its failure could not be recorded; the message is requeued",
+                metadata: metadata.merging(["consumer.record_error": "\(recordError)"]) { $1 })
         }
     }
 
@@ -203,7 +211,8 @@ extension ContextConsumer {
         headers[EventMessage.deathDetailHeader] = .string(poison.detail)
         properties.headers = headers
         let message = OutgoingMessage(
-            exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties, mandatory: true
+            exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties,
+            mandatory: true
         )
         let metadata: Logger.Metadata = [
             "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
@@ -216,7 +225,8 @@ extension ContextConsumer {
             outcome = .notConfirmed(error as? AMQPError ?? AMQPError(.closedByClient, "\(error)"))
         }
         guard outcome.isConfirmed else {
-            logger.error("Poison message could not be dead-lettered; it is requeued", metadata: metadata.merging(["error": "\(outcome)"]) { $1 })
+            logger.error(
+                "Poison message could not be dead-lettered; it is requeued", metadata: metadata.merging(["error": "\(outcome)"]) { $1 })
             return .failed(handler: "dead-letter")
         }
         logger.warning("Poison message dead-lettered", metadata: metadata)

@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 import Foundation
 public import Logging
@@ -76,11 +76,14 @@ public struct ContextConsumer: Service {
         self.store = store
         self.handlers = handlers
         self.configuration = configuration
-        self.topology = topology ?? ContextTopology(ContextDescription(
-            name: configuration.context,
-            handlers: Dictionary(handlers.map { ($0.name, $0.subscriptions) }, uniquingKeysWith: +),
-            deliveryLimit: configuration.deliveryLimit
-        ))
+        self.topology =
+            topology
+            ?? ContextTopology(
+                ContextDescription(
+                    name: configuration.context,
+                    handlers: Dictionary(handlers.map { ($0.name, $0.subscriptions) }, uniquingKeysWith: +),
+                    deliveryLimit: configuration.deliveryLimit
+                ))
         var logger = logger
         logger[metadataKey: "consumer.context"] = "\(configuration.context)"
         self.logger = logger
@@ -99,10 +102,12 @@ public struct ContextConsumer: Service {
         let state = ConsumerState()
         let publisher = AMQPPublisher(connection: connection, window: 1)
         let interval = configuration.ackFlushInterval
-        logger.info("Context consumer started", metadata: [
-            "amqp.queue": "\(topology.inboxQueue)", "consumer.handlers": "\(handlers.map(\.name).joined(separator: ","))",
-            "consumer.prefetch": "\(configuration.prefetch)", "consumer.concurrency": "\(configuration.concurrency)",
-        ])
+        logger.info(
+            "Context consumer started",
+            metadata: [
+                "amqp.queue": "\(topology.inboxQueue)", "consumer.handlers": "\(handlers.map(\.name).joined(separator: ","))",
+                "consumer.prefetch": "\(configuration.prefetch)", "consumer.concurrency": "\(configuration.concurrency)",
+            ])
         try await withThrowingTaskGroup(of: Void.self) { group in
             if configuration.ackBatchSize > 1 {
                 group.addTask {
@@ -123,15 +128,19 @@ public struct ContextConsumer: Service {
         acks.flushAll()
         await consumer.cancel()
         let statistics = state.statistics
-        logger.info("Context consumer stopped", metadata: [
-            "consumer.processed": "\(statistics.processed)", "consumer.failed": "\(statistics.failed)",
-            "consumer.poison": "\(statistics.poison)",
-        ])
+        logger.info(
+            "Context consumer stopped",
+            metadata: [
+                "consumer.processed": "\(statistics.processed)", "consumer.failed": "\(statistics.failed)",
+                "consumer.poison": "\(statistics.poison)",
+            ])
     }
 
     /// Hands each delivery to one of ``Configuration/concurrency`` lanes, chosen by the
     /// event's source stream, until the deliveries end; then lets the lanes finish.
-    private func consume(_ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher) async throws {
+    private func consume(
+        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher
+    ) async throws {
         let lanes = (0..<configuration.concurrency).map { _ in ConsumerLane(batchLimit: configuration.batchSize) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in lanes {

@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import Foundation
 
 /// A message in a context's dead-letter queue `<context>.dead`, as ``ContextAdmin`` lists it.
@@ -35,7 +35,9 @@ public struct DeadLetter: Sendable, Hashable {
             self.reason = reason
         } else if let reason = headers["x-first-death-reason"]?.stringValue {
             self.reason = reason
-        } else if case .array(let deaths)? = headers["x-death"], case .table(let first)? = deaths.first, let reason = first["reason"]?.stringValue {
+        } else if case .array(let deaths)? = headers["x-death"], case .table(let first)? = deaths.first,
+            let reason = first["reason"]?.stringValue
+        {
             self.reason = reason
         } else {
             reason = "unknown"

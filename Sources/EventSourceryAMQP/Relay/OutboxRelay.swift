@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 import Foundation
 public import Logging
@@ -37,7 +37,10 @@ public struct OutboxRelay: Service {
     public let logger: Logger
 
     /// Creates a relay. Call ``run()`` (or ``runOnce()``) with the publisher's connection running.
-    public init(storage: any EventStorage, publisher: AMQPPublisher, configuration: Configuration, logger: Logger = Logger(label: "eventsourcery.relay")) {
+    public init(
+        storage: any EventStorage, publisher: AMQPPublisher, configuration: Configuration,
+        logger: Logger = Logger(label: "eventsourcery.relay")
+    ) {
         self.storage = storage
         self.publisher = publisher
         self.configuration = configuration
@@ -72,9 +75,11 @@ public struct OutboxRelay: Service {
                 await waitForWork()
             }
         }
-        logger.info("Outbox relay stopped", metadata: [
-            "outbox.published": "\(total.published)", "outbox.failed": "\(total.failed)", "outbox.parked": "\(total.parked)",
-        ])
+        logger.info(
+            "Outbox relay stopped",
+            metadata: [
+                "outbox.published": "\(total.published)", "outbox.failed": "\(total.failed)", "outbox.parked": "\(total.parked)",
+            ])
     }
 
     /// Publishes everything that is due now and returns; for scripts and tests.
@@ -145,15 +150,19 @@ public struct OutboxRelay: Service {
             statistics.failed += 1
             if updated?.state == .parked {
                 statistics.parked += 1
-                logger.error("Outbox entry parked after repeated refusals; requeue it once the cause is fixed", metadata: [
-                    "outbox.entry": "\(entry.id)", "es.event_id": "\(entry.event.event.id)", "es.stream": "\(stream)",
-                    "outbox.attempts": "\(attempts)", "error": "\(reason)",
-                ])
+                logger.error(
+                    "Outbox entry parked after repeated refusals; requeue it once the cause is fixed",
+                    metadata: [
+                        "outbox.entry": "\(entry.id)", "es.event_id": "\(entry.event.event.id)", "es.stream": "\(stream)",
+                        "outbox.attempts": "\(attempts)", "error": "\(reason)",
+                    ])
             } else {
-                logger.warning("Outbox entry not confirmed; will retry", metadata: [
-                    "outbox.entry": "\(entry.id)", "es.stream": "\(stream)", "outbox.attempts": "\(attempts)",
-                    "outbox.retry_in": "\(delay)", "error": "\(reason)",
-                ])
+                logger.warning(
+                    "Outbox entry not confirmed; will retry",
+                    metadata: [
+                        "outbox.entry": "\(entry.id)", "es.stream": "\(stream)", "outbox.attempts": "\(attempts)",
+                        "outbox.retry_in": "\(delay)", "error": "\(reason)",
+                    ])
             }
         }
         if !published.isEmpty {
@@ -167,7 +176,8 @@ public struct OutboxRelay: Service {
         switch outcome {
         case .confirmed: ("confirmed after an earlier entry of its stream failed; resent in order", false)
         case .nacked: ("the broker refused the message (basic.nack)", true)
-        case .returned(let code, let text): ("unroutable: the broker returned the message (\(code) \(text)); check the exchange's bindings", true)
+        case .returned(let code, let text):
+            ("unroutable: the broker returned the message (\(code) \(text)); check the exchange's bindings", true)
         case .notConfirmed(let error): ("no confirm before the connection was lost: \(error)", false)
         }
     }

@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 
 /// How the relay retries an entry the broker did not take: capped exponential backoff and
 /// an attempt limit after which the entry is parked.

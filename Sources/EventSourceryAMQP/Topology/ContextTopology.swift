@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import Foundation
 
 /// The broker objects one context needs, computed from a ``ContextDescription``.
@@ -44,15 +44,19 @@ public struct ContextTopology: Sendable, Hashable {
         exchanges = ([name] + sources).map { AMQPExchange(name: EventMessage.exchange(for: $0), kind: .topic, durable: true) }
         exchanges.append(AMQPExchange(name: Self.deadLetterExchange(for: name), kind: .fanout, durable: true))
         queues = [
-            AMQPQueue(name: Self.inboxQueue(for: name), durable: true, arguments: [
-                "x-queue-type": "quorum",
-                "x-delivery-limit": .int64(Int64(max(1, description.deliveryLimit))),
-                "x-dead-letter-exchange": .string(Self.deadLetterExchange(for: name)),
-            ]),
+            AMQPQueue(
+                name: Self.inboxQueue(for: name), durable: true,
+                arguments: [
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": .int64(Int64(max(1, description.deliveryLimit))),
+                    "x-dead-letter-exchange": .string(Self.deadLetterExchange(for: name)),
+                ]),
             AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true),
         ]
         bindings = description.subscriptions.map { subscription in
-            AMQPBinding(queue: Self.inboxQueue(for: name), exchange: EventMessage.exchange(for: subscription.source), routingKey: subscription.routingKey)
+            AMQPBinding(
+                queue: Self.inboxQueue(for: name), exchange: EventMessage.exchange(for: subscription.source),
+                routingKey: subscription.routingKey)
         }
         bindings.append(AMQPBinding(queue: Self.deadLetterQueue(for: name), exchange: Self.deadLetterExchange(for: name), routingKey: "#"))
     }

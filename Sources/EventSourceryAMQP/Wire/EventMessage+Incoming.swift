@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 public import Foundation
 
@@ -20,7 +20,9 @@ extension EventMessage {
     ///   - registry: When given, a type name it does not know is ``PoisonMessage/Code/unknownEventType``.
     /// - Returns: The event with its source context, stream id and version.
     /// - Throws: ``PoisonMessage`` naming what is wrong.
-    public static func incoming(_ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry? = nil) throws(PoisonMessage) -> IncomingEvent {
+    public static func incoming(
+        _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry? = nil
+    ) throws(PoisonMessage) -> IncomingEvent {
         try incoming(
             body: delivery.body, properties: delivery.properties, exchange: delivery.exchange,
             maximumBodySize: maximumBodySize, registry: registry
@@ -35,7 +37,9 @@ extension EventMessage {
     /// ``PoisonMessage/Code/undecodablePayload``.
     ///
     /// - Throws: ``PoisonMessage`` naming what is wrong.
-    public static func decode(_ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry) throws(PoisonMessage) -> (incoming: IncomingEvent, envelope: EventEnvelope) {
+    public static func decode(
+        _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry
+    ) throws(PoisonMessage) -> (incoming: IncomingEvent, envelope: EventEnvelope) {
         let incoming = try incoming(
             body: delivery.body, properties: delivery.properties, exchange: delivery.exchange,
             maximumBodySize: maximumBodySize, registry: registry, checksJSON: false
@@ -79,7 +83,8 @@ extension EventMessage {
         maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
         registry: EventRegistry? = nil
     ) throws(PoisonMessage) -> IncomingEvent {
-        try incoming(body: body, properties: properties, exchange: exchange, maximumBodySize: maximumBodySize, registry: registry, checksJSON: true)
+        try incoming(
+            body: body, properties: properties, exchange: exchange, maximumBodySize: maximumBodySize, registry: registry, checksJSON: true)
     }
 
     private static func incoming(
@@ -92,7 +97,8 @@ extension EventMessage {
             throw PoisonMessage(.invalidMessageID, detail: "message_id '\(messageID.prefix(80))' is not a UUID")
         }
         guard let contentType = properties.contentType, Self.isJSONContentType(contentType) else {
-            throw PoisonMessage(.wrongContentType, detail: "content_type is '\(properties.contentType ?? "none")', expected '\(Self.contentType)'")
+            throw PoisonMessage(
+                .wrongContentType, detail: "content_type is '\(properties.contentType ?? "none")', expected '\(Self.contentType)'")
         }
         guard body.count <= maximumBodySize else {
             throw PoisonMessage(.oversizedBody, detail: "the body has \(body.count) bytes; the limit is \(maximumBodySize)")

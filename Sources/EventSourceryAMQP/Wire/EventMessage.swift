@@ -1,4 +1,4 @@
-public import AMQPClient
+public import EventSourceryRabbitMQ
 public import EventSourcery
 import Foundation
 

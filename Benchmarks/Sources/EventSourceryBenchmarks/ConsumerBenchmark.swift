@@ -1,0 +1,365 @@
+import EventSourceryRabbitMQ
+import ArgumentParser
+import DemoContexts
+import EventSourcery
+import EventSourceryAMQP
+import EventSourcerySQLite
+import Foundation
+import Synchronization
+
+/// Context consumer throughput from a pre-filled inbox queue (inbox dedupe + one append per
+/// event on SQLite), beside a raw consume+ack loop over the same queue contents in the same run;
+/// then the latency from `OrderPlaced` commit to `OrderCompleted` commit through the three demo
+/// contexts (relays and consumers in this process) at a steady order rate.
+struct ConsumerBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consumer",
+        abstract:
+            "Context consumer throughput from a pre-filled inbox (inbox dedupe + one SQLite append per event) beside a raw consume+ack loop."
+    )
+
+    @Option(help: "Events in the pre-filled inbox queue.")
+    var events = 100_000
+
+    @Option(help: "Unacknowledged deliveries in flight, for the consumer and the raw loop.")
+    var prefetch: UInt16 = 1000
+
+    @Option(help: "Source streams the events belong to (round robin); the handler appends to as many streams.")
+    var streams = 1000
+
+    @Option(help: "Consumer lanes (repeat the option to compare several).")
+    var concurrency: [Int] = [4]
+
+    @Option(help: "Deliveries a lane handles together (repeat the option to compare several).")
+    var batchSize: [Int] = [100]
+
+    @Option(help: "A second consumer run acknowledges with one multiple-ack per this many deliveries (1 skips it).")
+    var ackBatch = 100
+
+    @Flag(help: "Also run the consumer (ack 1) on a store opened with synchronous = NORMAL (commits do not wait for the disk).")
+    var synchronousNormal = false
+
+    @Option(help: "Orders per second for the flow latency run.")
+    var rate = 100
+
+    @Option(help: "Seconds the flow latency run lasts.")
+    var seconds = 10
+
+    @Flag(help: "Skip the throughput runs.")
+    var skipThroughput = false
+
+    @Flag(
+        help:
+            "Skip the flow latency run (it uses the fixed demo names order, payment, invoice on the broker's vhost and deletes their queues)."
+    )
+    var skipLatency = false
+
+    @Option(help: "The broker.")
+    var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
+
+    func run() async throws {
+        if !skipThroughput { try await throughput() }
+        if !skipLatency { try await flowLatency() }
+    }
+
+    private func throughput() async throws {
+        let suffix = UUID().uuidString.prefix(6).lowercased()
+        let context = "bench-consumer-\(suffix)"
+        let source = "bench-source-\(suffix)"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        let subscription = EventSubscription(source: source, type: QueuedItem.typeName)
+        let topology = ContextTopology(
+            ContextDescription(
+                name: context,
+                handlers: ["append-one": [subscription]],
+                deliveryLimit: 5
+            ))
+        try await topology.declare(on: connection)
+        defer {
+            Task {
+                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+                for exchange in [
+                    EventMessage.exchange(for: context), EventMessage.exchange(for: source),
+                    ContextTopology.deadLetterExchange(for: context),
+                ] {
+                    try? await connection.deleteExchange(exchange)
+                }
+                await connection.close()
+            }
+        }
+
+        let messages = try (0..<events).map { index in
+            let envelope = EventEnvelope(QueuedItem.sample(index))
+            let recorded = RecordedEvent(
+                streamID: try StreamID("item-\(index % streams)"), streamVersion: Int64(index / streams + 1), position: Int64(index + 1),
+                event: try EventRegistry.encode(envelope))
+            return EventMessage.outgoing(recorded, context: source)
+        }
+        print(
+            "consumer benchmark: \(events) events of \(messages[0].body.count) bytes from \(streams) streams in the quorum queue \(topology.inboxQueue), prefetch \(prefetch)"
+        )
+        BenchmarkTable.header()
+
+        // Baseline: the same queue contents consumed and acked one by one, nothing else.
+        try await fill(topology.inboxQueue, with: messages, on: connection)
+        let raw = try await rawConsume(topology.inboxQueue)
+        BenchmarkTable.line(
+            "raw consume + ack each (prefetch \(prefetch))", events: events, elapsed: raw.elapsed, cpu: raw.cpu, latencies: [])
+        let rawRate = Double(events) / raw.elapsed.seconds
+
+        var runs = concurrency.flatMap { lanes in batchSize.map { (lanes: lanes, batch: $0, ack: 1) } }
+        if ackBatch > 1, let first = runs.first { runs.append((first.lanes, first.batch, ackBatch)) }
+        for run in runs {
+            try await fill(topology.inboxQueue, with: messages, on: connection)
+            let measured = try await consume(
+                topology: topology, subscription: subscription, lanes: run.lanes, batchSize: run.batch, ackBatch: run.ack,
+                store: directory.appendingPathComponent("store-\(run.lanes)-\(run.batch)-\(run.ack).sqlite").path
+            )
+            let name = "ContextConsumer: \(run.lanes) lanes, batch \(run.batch), ack \(run.ack)"
+            BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
+            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", Double(events) / measured.elapsed.seconds / rawRate * 100))
+        }
+        if synchronousNormal {
+            try await fill(topology.inboxQueue, with: messages, on: connection)
+            let run = try await consume(
+                topology: topology, subscription: subscription, lanes: concurrency[0], batchSize: batchSize[0], ackBatch: 1,
+                store: directory.appendingPathComponent("store-normal.sqlite").path, synchronous: .normal
+            )
+            BenchmarkTable.line(
+                "ContextConsumer: same, synchronous=NORMAL (ack 1)", events: events, elapsed: run.elapsed, cpu: run.cpu, latencies: [])
+            print(
+                String(
+                    format: "  ContextConsumer (synchronous NORMAL) / raw consume+ack: %.1f%%",
+                    Double(events) / run.elapsed.seconds / rawRate * 100))
+        }
+    }
+
+    /// Publishes `messages` (confirmed) so they land in `queue`, and waits until it holds them all.
+    private func fill(_ queue: String, with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
+        let publisher = AMQPPublisher(connection: connection, window: 1000)
+        for chunk in stride(from: 0, to: messages.count, by: 1000) {
+            let outcomes = try await publisher.publish(Array(messages[chunk..<min(chunk + 1000, messages.count)]))
+            guard outcomes.allSatisfy(\.isConfirmed) else { throw ValidationError("the broker refused part of the pre-fill") }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while Int(try await connection.queueState(queue).messageCount) < messages.count {
+            guard ContinuousClock.now < deadline else { throw ValidationError("\(queue) did not fill up") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Consumes `events` deliveries from `queue`, acknowledging each.
+    private func rawConsume(_ queue: String) async throws -> (elapsed: Duration, cpu: Duration) {
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        defer { Task { await connection.close() } }
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+        var count = 0
+        for try await delivery in consumer.deliveries {
+            consumer.ack(delivery)
+            count += 1
+            if count == events { break }
+        }
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        await consumer.cancel()
+        return (elapsed, used)
+    }
+
+    /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
+    /// SQLite store, until every event is committed and acknowledged.
+    private func consume(
+        topology: ContextTopology, subscription: EventSubscription, lanes: Int, batchSize: Int, ackBatch: Int, store path: String,
+        synchronous: SQLiteEventStorage.SynchronousMode = .full
+    ) async throws -> (elapsed: Duration, cpu: Duration) {
+        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await connection.connect()
+        var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
+        storageConfiguration.synchronous = synchronous
+        let storage = try SQLiteEventStorage(configuration: storageConfiguration)
+        defer {
+            try? storage.close()
+            Task { await connection.close() }
+        }
+        let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
+        let handled = HandledCount(target: events)
+        let streams = self.streams
+        let handler = EventHandler(name: "append-one", subscriptions: [subscription]) { input, batch in
+            guard let item = input.as(QueuedItem.self) else { return }
+            try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % streams)"))
+            handled.add()
+        }
+        let consumer = ContextConsumer(
+            connection: connection, store: store, handlers: [handler],
+            configuration: ContextConsumer.Configuration(
+                context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, concurrency: lanes, batchSize: batchSize,
+                declaresTopology: false
+            ),
+            topology: topology
+        )
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        let running = Task { try await consumer.run() }
+        // The handler counts before its transaction commits; stopping the consumer then lets
+        // the delivery in flight commit and flushes every acknowledgement before run() returns.
+        await handled.waitForTarget()
+        running.cancel()
+        try await running.value
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        let failures = try await store.streamVersion(StreamID("failures-\(topology.context)"))
+        guard handled.value.load(ordering: .relaxed) == events, failures == 0 else {
+            throw ValidationError(
+                "the consumer handled \(handled.value.load(ordering: .relaxed)) of \(events) events with \(failures) failures")
+        }
+        if try await connection.queueState(topology.inboxQueue).messageCount > 0 {
+            throw ValidationError("\(topology.inboxQueue) still holds messages")
+        }
+        return (elapsed, used)
+    }
+}
+
+extension ConsumerBenchmark {
+    /// Places orders at ``rate`` per second for ``seconds`` into the demo order store while the
+    /// demo contexts' relays and consumers run as tasks, and measures from each `OrderPlaced`
+    /// commit to the `OrderCompleted` commit, as seen by polling the order store every 1 ms.
+    fileprivate func flowLatency() async throws {
+        let contexts = ["order", "payment", "invoice"]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bench-flow-\(UUID().uuidString.prefix(6).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consuming = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        let publishing = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+        try await consuming.connect()
+        try await publishing.connect()
+        let queues = contexts.flatMap { [ContextTopology.inboxQueue(for: $0), ContextTopology.deadLetterQueue(for: $0)] }
+        for queue in queues { _ = try? await consuming.deleteQueue(queue) }
+
+        let modules = DemoContext.handlers()
+        var stores: [String: EventStore] = [:]
+        var storages: [SQLiteEventStorage] = []
+        var services: [@Sendable () async throws -> Void] = []
+        for name in contexts {
+            guard let module = modules.module(for: name) else { throw ValidationError("no demo context \(name)") }
+            let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(name).sqlite").path)
+            storages.append(storage)
+            let store = EventStore(storage: storage, registry: module.registry)
+            stores[name] = store
+            let consumer = ContextConsumer(
+                connection: consuming, store: store, handlers: module.makeHandlers(store),
+                configuration: ContextConsumer.Configuration(context: name))
+            try await consumer.topology.declare(on: consuming)
+            let relay = OutboxRelay(
+                storage: storage, publisher: AMQPPublisher(connection: publishing),
+                configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50))
+            )
+            services.append { try await consumer.run() }
+            services.append { try await relay.run() }
+        }
+        guard let order = stores["order"] else { return }
+        let tasks = services.map { service in Task { try await service() } }
+
+        let total = rate * seconds
+        let placed = Mutex<[String: ContinuousClock.Instant]>([:])
+        let completed = Mutex<[String: ContinuousClock.Instant]>([:])
+        let watching = Task {
+            var position: Int64 = 0
+            while !Task.isCancelled {
+                let events = try await order.readAll(after: position, limit: 1000)
+                let now = ContinuousClock.now
+                for event in events {
+                    if let done = event.envelope.as(OrderCompleted.self) { completed.withLock { $0[done.orderID] = now } }
+                }
+                position = events.last?.position ?? position
+                if events.count < 1000 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        print(
+            "flow latency: \(total) orders at \(rate)/s through order → payment → invoice → order (relays and consumers in-process, SQLite stores)"
+        )
+        let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(rate, 1)))
+        let start = ContinuousClock.now
+        let cpu = CPUTime.now()
+        for index in 0..<total {
+            let due = start + interval * index
+            if due > .now { try await Task.sleep(until: due) }
+            // Amounts up to 1000: every order is paid, invoiced and completed.
+            try await DemoContext.placeOrder("o\(index)", amount: index % 1000 + 1, in: order)
+            let commit = ContinuousClock.now
+            placed.withLock { $0["o\(index)"] = commit }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while completed.withLock({ $0.count }) < total, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let elapsed = ContinuousClock.now - start
+        let used = CPUTime.now() - cpu
+        watching.cancel()
+        _ = try? await watching.value
+        for task in tasks { task.cancel() }
+        for task in tasks { _ = try? await task.value }
+        for queue in queues { _ = try? await consuming.deleteQueue(queue) }
+        await consuming.close()
+        await publishing.close()
+        for storage in storages { try? storage.close() }
+
+        let commits = placed.withLock { $0 }
+        let latencies = completed.withLock { done in done.compactMap { id, time in commits[id].map { time - $0 } } }
+        BenchmarkTable.header()
+        BenchmarkTable.line(
+            "OrderPlaced → OrderCompleted commit at \(rate)/s", events: latencies.count, elapsed: elapsed, cpu: used, latencies: latencies)
+        if latencies.count < total {
+            print("  \(total - latencies.count) orders did not complete within 30 s")
+        }
+    }
+}
+
+/// The number of events the benchmark's handler has handled, and a wait for the last one
+/// (without polling, which would cost the consumer measured CPU).
+private final class HandledCount: Sendable {
+    let value = Atomic<Int>(0)
+    private let target: Int
+    private let reached: AsyncStream<Void>
+    private let reach: AsyncStream<Void>.Continuation
+
+    init(target: Int) {
+        self.target = target
+        (reached, reach) = AsyncStream.makeStream()
+    }
+
+    func add() {
+        if value.add(1, ordering: .relaxed).newValue == target { reach.finish() }
+    }
+
+    /// Returns once `target` events were handled.
+    func waitForTarget() async {
+        for await _ in reached {}
+    }
+}
+
+/// An event of the benchmark's source context, with a JSON body of about 200 bytes.
+struct QueuedItem: Event {
+    var index: Int
+    var customer: String
+    var amount: Int
+    var note: String
+
+    static func sample(_ index: Int) -> QueuedItem {
+        QueuedItem(
+            index: index, customer: "customer-\(index % 997)", amount: index % 5000,
+            note: String(repeating: "x", count: 120))
+    }
+}
+
+/// The one event the benchmark's handler appends per consumed event.
+struct QueuedItemHandled: Event {
+    var index: Int
+}

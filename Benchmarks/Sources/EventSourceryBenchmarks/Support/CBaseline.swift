@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+
+/// The C baseline of the AMQP benchmarks (`Benchmarks/amqp-baseline.c`): rabbitmq-c used
+/// directly, run as a child process in the same benchmark run.
+enum CBaseline {
+    /// Runs `amqp-baseline <mode> <host> <port> <queue> <count> <parameter>` and returns its
+    /// messages/s and, when printed, its CPU time per message in µs.
+    static func run(
+        _ path: String, host: String, port: Int, mode: String, queue: String, count: Int, parameter: Int
+    ) throws -> (rate: Double, cpu: Double?) {
+        let output = try spawn(path, [mode, host, "\(port)", queue, "\(count)", "\(parameter)"])
+        let fields = output.split(whereSeparator: \.isWhitespace)
+        guard let field = fields.first(where: { $0.hasPrefix("rate=") }), let rate = Double(field.dropFirst(5)) else {
+            throw ValidationError("unexpected output from the C baseline: \(output)")
+        }
+        let cpu = fields.first(where: { $0.hasPrefix("cpu_us_per_message=") }).flatMap { Double($0.dropFirst(19)) }
+        return (rate, cpu)
+    }
+
+    /// Runs a program and returns its standard output (posix_spawn + waitpid).
+    private static func spawn(_ executable: String, _ arguments: [String]) throws -> String {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw ValidationError("pipe failed") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            throw ValidationError("could not run \(executable): error \(spawned)")
+        }
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while case let count = read(fds[0], &buffer, buffer.count), count > 0 {
+            output.append(contentsOf: buffer[0..<count])
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else { throw ValidationError("\(executable) \(arguments.joined(separator: " ")) failed (status \(status))") }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

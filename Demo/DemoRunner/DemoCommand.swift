@@ -1,0 +1,154 @@
+import EventSourceryRabbitMQ
+import ArgumentParser
+import DemoContexts
+import EventSourcery
+import EventSourceryServices
+import FlowTrace
+import Foundation
+import Logging
+import UnixSignals
+
+/// The distributed demo on one machine: the order, payment and invoice contexts as separate
+/// processes talking only through RabbitMQ, orders placed through the order API, live
+/// progress, a checked summary and one order's timeline across the contexts.
+@main
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eventsourcery-demo",
+        abstract: "Runs the order/payment/invoice flow as processes over RabbitMQ and reports how the orders settled.",
+        discussion: """
+            Starts a context-consumer and an outbox-publisher per context and the order-api, with \
+            SQLite stores in the run folder (emptied first), places orders through POST /orders, \
+            waits until every order is completed or cancelled, prints a summary and checks it, \
+            prints one order's timeline and writes it as an HTML sequence diagram, then stops \
+            everything it started. The broker comes from the config file or AMQP_URL; the \
+            scripts/demo wrapper gives each run a fresh vhost. Exit status 0 when every check holds.
+            """
+    )
+
+    static let contexts = ["order", "payment", "invoice"]
+
+    /// A process the demo starts: a built product with the arguments that give it its role
+    /// (the configuration, store and port arguments are added when it starts).
+    struct Service: Sendable {
+        var name: String
+        var product: String
+        var arguments: [String]
+    }
+
+    /// The processes the demo starts, in start order. `compose/docker-compose.yml` runs the
+    /// same ones (`--list-services` prints them for scripts/check-compose).
+    static let services: [Service] =
+        contexts.map { Service(name: "context-consumer-\($0)", product: "context-consumer", arguments: ["--context", $0]) }
+        + contexts.map { Service(name: "outbox-publisher-\($0)", product: "outbox-publisher", arguments: ["--context", $0]) }
+        + [Service(name: "order-api", product: "order-api", arguments: [])]
+
+    @Option(help: "The services' configuration file (broker, relay, contexts).")
+    var config = "config/eventsourcery.yaml"
+
+    @Option(help: "Orders to place.")
+    var orders = 300
+
+    @Option(help: "Orders placed per second.")
+    var rate = 100
+
+    @Option(help: "The run folder for stores, logs and the trace (emptied at start).")
+    var runDirectory = ".run/demo"
+
+    @Option(help: "The port of the order API on 127.0.0.1.")
+    var port = 8080
+
+    @Option(help: "Seconds to wait for every order to settle.")
+    var settleTimeout = 120
+
+    @Option(help: "The folder with the built services (default: this executable's folder).")
+    var executables: String?
+
+    @Flag(help: "Print the processes the demo starts (product and role arguments, one per line) and exit.")
+    var listServices = false
+
+    func validate() throws {
+        guard orders > 0, rate > 0, settleTimeout > 0 else {
+            throw ValidationError("--orders, --rate and --settle-timeout must be positive")
+        }
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
+    }
+
+    func run() async throws {
+        if listServices {
+            for service in Self.services { print(([service.product] + service.arguments).joined(separator: " ")) }
+            return
+        }
+        let settings = try loadSettings()
+        let services = ServiceProcesses(executables: settings.executables, logs: settings.logs)
+        let parameters = DemoRun.Parameters(config: config, orders: orders, rate: rate, port: port, settleTimeout: settleTimeout)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let outcome: Result<Bool, any Error>? = await withTaskGroup(of: Result<Bool, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await DemoRun(command: parameters, settings: settings, services: services).run()) } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                for await signal in signals {
+                    print("\n\(signal) received: stopping the services")
+                    return nil
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        let unclean = await services.stopAll()
+        print(unclean.isEmpty ? "All services stopped." : "Services that did not stop cleanly: \(unclean.joined(separator: ", "))")
+        switch outcome {
+        case .success(true)?:
+            guard unclean.isEmpty else { throw ExitCode.failure }
+        case .success(false)?:
+            throw ExitCode.failure
+        case .failure(let error)?:
+            print("Demo failed: \(error)")
+            throw ExitCode.failure
+        case nil:
+            throw ExitCode(130)
+        }
+    }
+
+    struct Settings: Sendable {
+        var brokerURL: String
+        var stores: [String: String]
+        var executables: URL
+        var logs: URL
+        var runDirectory: URL
+    }
+
+    private func loadSettings() throws -> Settings {
+        let configuration: ServiceConfiguration
+        do {
+            configuration = try ServiceConfiguration.load(path: config)
+        } catch {
+            print("\(error)")
+            throw ExitCode(78)
+        }
+        for context in Self.contexts where configuration.contexts[context] == nil {
+            print("\(config): the demo needs the context '\(context)'")
+            throw ExitCode(78)
+        }
+        let run = URL(fileURLWithPath: runDirectory, isDirectory: true).standardizedFileURL
+        try? FileManager.default.removeItem(at: run)
+        let logs = run.appendingPathComponent("logs", isDirectory: true)
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let executables =
+            executables.map { URL(fileURLWithPath: $0, isDirectory: true) }
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        return Settings(
+            brokerURL: configuration.broker.url,
+            stores: Dictionary(
+                uniqueKeysWithValues: Self.contexts.map { ($0, "sqlite:\(run.appendingPathComponent("\($0).sqlite").path)") }),
+            executables: executables,
+            logs: logs,
+            runDirectory: run
+        )
+    }
+}

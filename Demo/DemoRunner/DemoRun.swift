@@ -1,0 +1,291 @@
+import EventSourceryRabbitMQ
+import DemoContexts
+import EventSourcery
+import EventSourceryAMQP
+import EventSourceryServices
+import FlowTrace
+import Foundation
+import Logging
+
+/// One run of the demo: start the services, place the orders, watch them settle, report.
+struct DemoRun: Sendable {
+    /// The command-line choices of the run.
+    struct Parameters: Sendable {
+        var config: String
+        var orders: Int
+        var rate: Int
+        var port: Int
+        var settleTimeout: Int
+    }
+
+    let command: Parameters
+    let settings: DemoCommand.Settings
+    let services: ServiceProcesses
+
+    private var contexts: [String] { DemoCommand.contexts }
+
+    /// The order API the run starts.
+    private var client: OrderClient { OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!) }
+
+    /// The demo's own broker connection logs problems only; the services log to their files.
+    private static let quietLogger: Logger = {
+        var logger = Logger(label: "demo.amqp")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Runs the demo; returns whether every check of the summary holds.
+    func run() async throws -> Bool {
+        print(
+            "EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over \(StorageLocation.redacted(settings.brokerURL))"
+        )
+        print("Run folder: \(settings.runDirectory.path) (service logs in logs/)")
+        let broker = AMQPConnection(configuration: try AMQPConnection.Configuration(url: settings.brokerURL), logger: Self.quietLogger)
+        do {
+            try await broker.connect()
+        } catch {
+            throw DemoError("cannot reach the broker at \(StorageLocation.redacted(settings.brokerURL)): \(error)")
+        }
+        defer { Task { await broker.close() } }
+
+        try await startServices(broker: broker)
+        var opened: [String: EventStore] = [:]
+        for context in contexts {
+            let storage = try await StorageLocation(settings.stores[context]!).open()
+            opened[context] = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
+        }
+        let stores = opened
+
+        let plan = OrderPlan(count: command.orders, declineAbove: DemoContext.defaultDeclineAbove)
+        let started = ContinuousClock.now
+        let board = try await withThrowingTaskGroup(of: FlowBoard?.self) { group in
+            group.addTask {
+                try await place(plan); return nil
+            }
+            group.addTask { try await watch(plan: plan, stores: stores, broker: broker) }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let board = result { return board }
+            }
+            throw DemoError("the progress watch ended without a result")
+        }
+        print("")
+        let elapsed = ContinuousClock.now - started
+        return try await report(plan: plan, board: board, elapsed: elapsed, stores: stores, broker: broker)
+    }
+
+    // MARK: Services
+
+    private func startServices(broker: AMQPConnection) async throws {
+        // The consumers declare the topology; publishing before it exists would park events.
+        let (consumers, others) = (
+            DemoCommand.services.filter { $0.product == "context-consumer" },
+            DemoCommand.services.filter { $0.product != "context-consumer" }
+        )
+        for service in consumers { try await start(service) }
+        try await waitUntil("the consumers subscribed to their inbox queues", timeout: .seconds(60)) {
+            for context in contexts {
+                guard let state = try? await broker.queueState(ContextTopology.inboxQueue(for: context)), state.consumerCount > 0 else {
+                    return false
+                }
+            }
+            return true
+        }
+        for service in others { try await start(service) }
+        try await waitUntil("the order API answered /health on 127.0.0.1:\(command.port)", timeout: .seconds(60)) {
+            await client.isHealthy()
+        }
+        print("Started: \(DemoCommand.services.map(\.name).joined(separator: ", ")); the order API on http://127.0.0.1:\(command.port)")
+    }
+
+    /// Starts a service with the run's configuration, its context's store (the order API
+    /// serves the order store) and the broker of the run.
+    private func start(_ service: DemoCommand.Service) async throws {
+        var arguments = service.arguments + ["--config", command.config]
+        if let index = service.arguments.firstIndex(of: "--context") {
+            arguments += ["--store", settings.stores[service.arguments[index + 1]]!]
+        } else {
+            arguments += ["--store", settings.stores["order"]!, "--port", "\(command.port)"]
+        }
+        try await services.start(
+            service.name, product: service.product, arguments: arguments, environment: ["AMQP_URL": settings.brokerURL])
+    }
+
+    private func waitUntil(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            try await services.checkAlive()
+            guard ContinuousClock.now < deadline else { throw DemoError("timed out waiting until \(what)") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    // MARK: Orders
+
+    /// Places the plan's orders at the configured rate, up to 16 requests at a time.
+    private func place(_ plan: OrderPlan) async throws {
+        let start = ContinuousClock.now
+        let interval = Duration.seconds(1) / command.rate
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, order) in plan.orders.enumerated() {
+                if index >= 16 { try await group.next() }
+                try await Task.sleep(until: start + interval * index)
+                group.addTask { try await client.placeOrder(id: order.id, amount: order.amount) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Shows progress until every order settled; throws when a service dies or the orders
+    /// do not settle in time.
+    private func watch(plan: OrderPlan, stores: [String: EventStore], broker: AMQPConnection) async throws -> FlowBoard {
+        var board = FlowBoard()
+        let deadline = ContinuousClock.now + .seconds(command.settleTimeout)
+        let interactive = isatty(STDOUT_FILENO) == 1
+        var lastLine = ContinuousClock.now - .seconds(10)
+        while true {
+            try await board.update(from: stores["order"]!)
+            let inFlight = try await eventsInFlight(stores: stores, broker: broker)
+            let line = String(
+                format: "placed %d/%d · paid %d · completed %d · cancelled %d · events in flight %d",
+                board.placedAt.count, plan.orders.count, board.paid.count, board.completed.count, board.cancelled.count, inFlight
+            )
+            let settled = board.settledCount == plan.orders.count
+            if interactive {
+                print("\r\(line)   ", terminator: "")
+                fflush(nil)
+            } else if settled || ContinuousClock.now - lastLine >= .seconds(2) {
+                print(line)
+                lastLine = ContinuousClock.now
+            }
+            if settled { return board }
+            try await services.checkAlive()
+            guard ContinuousClock.now < deadline else {
+                throw DemoError(
+                    "\(plan.orders.count - board.settledCount) orders did not settle within \(command.settleTimeout) s (see the logs in \(settings.logs.path))"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Events written but not yet consumed: pending outbox entries plus messages waiting in
+    /// the inbox queues.
+    private func eventsInFlight(stores: [String: EventStore], broker: AMQPConnection) async throws -> Int {
+        var total = 0
+        for context in contexts {
+            total += try await stores[context]!.storage.outboxCounts().pending
+            total += Int((try? await broker.queueState(ContextTopology.inboxQueue(for: context)).messageCount) ?? 0)
+        }
+        return total
+    }
+
+    // MARK: Summary
+
+    private func report(
+        plan: OrderPlan, board: FlowBoard, elapsed: Duration, stores: [String: EventStore], broker: AMQPConnection
+    ) async throws -> Bool {
+        var counts: [String: [String: Int]] = [:]
+        var invoiceNumbers: [Int] = []
+        var parked = 0
+        var failures = 0
+        var deadLetters = 0
+        for context in contexts {
+            let store = stores[context]!
+            var position: Int64 = 0
+            while true {
+                let events = try await store.readAll(after: position, limit: 1000)
+                guard let last = events.last else { break }
+                for stored in events {
+                    counts[context, default: [:]][stored.envelope.typeName, default: 0] += 1
+                    if let invoice = stored.event as? InvoiceIssued { invoiceNumbers.append(invoice.invoiceNumber) }
+                }
+                position = last.position
+            }
+            parked += try await store.storage.outboxCounts().parked
+            failures += Int(try await store.streamVersion(HandlerFailed.stream(for: context)))
+            deadLetters += Int(try await broker.queueState(ContextTopology.deadLetterQueue(for: context)).messageCount)
+        }
+        func count(_ context: String, _ type: String) -> Int { counts[context]?[type] ?? 0 }
+
+        let declined = plan.declinedCount
+        let latencies = board.latencies
+        print(
+            """
+
+            Summary (\(plan.orders.count) orders in \(String(format: "%.1f", elapsed.seconds)) s)
+              outcome      orders
+              completed    \(pad(board.completed.count))
+              cancelled    \(pad(board.cancelled.count))   (amount above \(plan.declineAbove): \(declined))
+              paid         \(pad(board.paid.count))
+            """)
+        print("  events per context")
+        for context in contexts {
+            let line = (counts[context] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print("    \(context.padding(toLength: 8, withPad: " ", startingAt: 0)) \(line)")
+        }
+        print(
+            "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled: p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
+        )
+        print("  dead letters \(deadLetters) · parked outbox entries \(parked) · recorded handler failures \(failures) (retried)")
+
+        let checks: [(String, Bool)] = [
+            ("every order settled", board.settledCount == plan.orders.count),
+            ("cancelled = orders above the payment limit", board.cancelled.count == declined),
+            ("completed = the other orders", board.completed.count == plan.orders.count - declined),
+            (
+                "payments: succeeded = completed, failed = cancelled",
+                count("payment", "PaymentSucceeded") == board.completed.count && count("payment", "PaymentFailed") == board.cancelled.count
+            ),
+            (
+                "invoices = succeeded payments, numbered 1…n without gaps",
+                invoiceNumbers.sorted() == Array(1..<(invoiceNumbers.count + 1))
+                    && invoiceNumbers.count == count("payment", "PaymentSucceeded")
+            ),
+            ("dead letters = 0", deadLetters == 0),
+            ("parked outbox entries = 0", parked == 0),
+        ]
+        print("  checks")
+        for (name, holds) in checks { print("    \(holds ? "✓" : "✗") \(name)") }
+
+        if let order = board.completed.keys.min() ?? board.cancelled.keys.min() {
+            try await printTimeline(of: order, stores: stores)
+        }
+        return checks.allSatisfy(\.1)
+    }
+
+    private func printTimeline(of order: String, stores: [String: EventStore]) async throws {
+        let trace = try await FlowTrace.trace(orderID: order, in: contexts.map { (context: $0, storage: stores[$0]!.storage) })
+        print("\nThe timeline of order \(order) across the contexts:")
+        print(trace.renderText())
+        let file = settings.runDirectory.appendingPathComponent("trace-\(order).html")
+        try Data(trace.renderHTML().utf8).write(to: file)
+        print("Sequence diagram: \(file.path)")
+    }
+
+    private func pad(_ value: Int) -> String {
+        let text = "\(value)"
+        return String(repeating: " ", count: max(0, 6 - text.count)) + text
+    }
+}
+
+/// The orders a demo run places: deterministic amounts, some above the payment limit.
+struct OrderPlan: Sendable {
+    struct Order: Sendable {
+        var id: String
+        var amount: Int
+    }
+
+    let orders: [Order]
+    let declineAbove: Int
+
+    init(count: Int, declineAbove: Int) {
+        self.declineAbove = declineAbove
+        // Amounts spread over 20...1419: about three in ten orders are declined.
+        orders = (0..<count).map { index in
+            Order(id: String(format: "%05d", index + 1), amount: 20 + (index * 7919) % 1400)
+        }
+    }
+
+    var declinedCount: Int { orders.filter { $0.amount > declineAbove }.count }
+}

@@ -1,0 +1,116 @@
+import DemoContexts
+public import EventSourcery
+import Foundation
+public import Hummingbird
+import Logging
+
+/// The HTTP API of the order context: places orders and shows them with their timeline.
+///
+/// Register the routes on a router and serve it with a Hummingbird `Application`:
+///
+/// ```swift
+/// let router = Router()
+/// OrderRoutes(store: orderStore).register(on: router)
+/// let app = Application(router: router)
+/// try await app.runService()
+/// ```
+///
+/// The routes:
+/// - `POST /orders` with `{"amount": <positive integer>, "orderId": "<optional id>"}` places
+///   the order with ``DemoContexts/DemoContext/placeOrder(_:amount:in:)`` (its `OrderPlaced`
+///   starts the flow, so its id is the correlation id) and answers `201 Created` with
+///   `{"orderId", "status", "amount", "eventId", "correlationId"}` and `Location: /orders/<id>`.
+///   A generated order id is a lowercase UUID; a given one is 1 to 249 ASCII letters,
+///   digits, `-` and `_`. An order id already in use answers `409 Conflict`.
+/// - `GET /orders/{id}` answers the order's `status` (`placed`, `paid`, `cancelled` or
+///   `completed`), `amount`, `correlationId` and `timeline`: each event of the stream
+///   `order-<id>` with its type, time (ISO 8601 with fractional seconds), id, causation id,
+///   stream version and fields. An unknown order answers `404 Not Found`.
+/// - `GET /health` answers `{"status": "ok"}`.
+///
+/// Failures answer `{"error": "<message>"}`; a bad request's message names the field or
+/// parameter to fix. Bodies are JSON with sorted keys; ids are lowercase UUIDs.
+public struct OrderRoutes: Sendable {
+    /// The order context's store; its registry must know the order events
+    /// (``DemoContexts/DemoContext/eventTypes``).
+    public let store: EventStore
+
+    /// Creates the routes over the order context's store.
+    public init(store: EventStore) {
+        self.store = store
+    }
+
+    /// Adds the routes to `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("health") { request, context in
+            try Self.encoder.encode(["status": "ok"], from: request, context: context)
+        }
+        router.post("orders") { request, context in
+            try await placeOrder(request, context: context)
+        }
+        router.get("orders/{id}") { request, context in
+            try await order(request, context: context)
+        }
+    }
+
+    /// The encoder of every response body.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    private func placeOrder(_ request: Request, context: some RequestContext) async throws -> Response {
+        let body: PlaceOrderRequest
+        do {
+            body = try await JSONDecoder().decode(PlaceOrderRequest.self, from: request, context: context)
+        } catch is DecodingError {
+            throw OrderAPIError.badRequest(PlaceOrderRequest.notAnObject)
+        }
+        let orderID = body.orderID ?? UUID().lowercasedString
+        _ = try OrderID.stream(for: orderID, named: "The field 'orderId'")
+        let placed: EventEnvelope
+        do {
+            placed = try await DemoContext.placeOrder(orderID, amount: body.amount, in: store)
+        } catch let error as EventStoreError where error.code == .concurrencyConflict {
+            throw OrderAPIError(
+                status: .conflict, message: "The order '\(orderID)' already exists; choose another 'orderId' or leave it out.")
+        } catch {
+            throw storeFailure(error, context: context)
+        }
+        context.logger.info(
+            "Order placed",
+            metadata: [
+                "order.id": "\(orderID)", "order.amount": "\(body.amount)", "es.event_id": "\(placed.id.lowercasedString)",
+            ])
+        var response = try Self.encoder.encode(
+            PlacedOrder(orderID: orderID, amount: body.amount, placed: placed), from: request, context: context)
+        response.status = .created
+        response.headers[.location] = "/orders/\(orderID)"
+        return response
+    }
+
+    private func order(_ request: Request, context: some RequestContext) async throws -> Response {
+        let orderID = try context.parameters.require("id")
+        let stream = try OrderID.stream(for: orderID, named: "The order id in the path /orders/{id}")
+        let events: [StoredEvent]
+        do {
+            events = try await store.load(stream)
+        } catch {
+            throw storeFailure(error, context: context)
+        }
+        guard !events.isEmpty else {
+            throw OrderAPIError(status: .notFound, message: "No order '\(orderID)' exists.")
+        }
+        return try Self.encoder.encode(OrderView(orderID: orderID, events: events), from: request, context: context)
+    }
+
+    /// Logs a store failure and answers it without the store's details.
+    private func storeFailure(_ error: any Error, context: some RequestContext) -> OrderAPIError {
+        context.logger.error("Store failure", metadata: ["error": "\(error)"])
+        if let error = error as? EventStoreError, error.code == .storageUnavailable {
+            return OrderAPIError(status: .serviceUnavailable, message: "The order store is unavailable; try again later.")
+        }
+        return OrderAPIError(status: .internalServerError, message: "The order store failed; see the server log.")
+    }
+}

@@ -1,0 +1,168 @@
+import EventSourceryRabbitMQ
+import ArgumentParser
+import DemoContexts
+import EventSourcery
+import EventSourceryAMQP
+import EventSourceryServices
+import Foundation
+import Logging
+
+/// `context-consumer`: runs one bounded context's handlers on its inbox queue.
+@main
+struct ContextConsumerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "context-consumer",
+        abstract: "Consumes a bounded context's inbox queue and runs its handlers exactly once per event.",
+        discussion: """
+            Declares the context's topology from the configuration file (exchanges, the quorum \
+            queue <context>.inbox, <context>.dlx -> <context>.dead), then consumes. AMQP_URL, \
+            ES_STORE_URL, ES_CONSUMER_PREFETCH, ES_CONSUMER_ACK_BATCH and ES_BROKER_WAIT \
+            override the file. Stops gracefully on SIGTERM or \
+            SIGINT: the delivery in flight is finished and everything committed is acknowledged.
+
+            Admin modes (run once and exit): --export-definitions <file> writes the topology of \
+            every context as a RabbitMQ definitions file; --list-dead lists <context>.dead; \
+            --replay-dead moves <context>.dead back into <context>.inbox; --list-failures lists \
+            the handler failures recorded in the stream failures-<context>.
+
+            Exit codes: 0 done, 64 bad arguments, 69 broker or store unavailable, 78 bad configuration.
+            """
+    )
+
+    @OptionGroup var service: ServiceOptions
+
+    @Option(name: .long, help: "Write the RabbitMQ definitions of every context's topology to this file and exit.")
+    var exportDefinitions: String?
+
+    @Flag(name: .long, help: "List the messages in <context>.dead (they stay there) and exit.")
+    var listDead = false
+
+    @Flag(name: .long, help: "Move the messages in <context>.dead back into <context>.inbox and exit.")
+    var replayDead = false
+
+    @Flag(name: .long, help: "List the handler failures recorded in the context's store and exit.")
+    var listFailures = false
+
+    @Option(name: .long, help: "The payment context's simulated gateway declines amounts above this.")
+    var declineAbove = DemoContext.defaultDeclineAbove
+
+    @Flag(
+        name: .long,
+        help:
+            "The order context also publishes OrderPaid, OrderCancelled and OrderCompleted (only when a consumer binds them; unroutable messages are parked)."
+    )
+    var publishOrderOutcomes = false
+
+    private var context: String { service.context }
+    private var config: String { service.config }
+
+    func validate() throws {
+        guard [exportDefinitions != nil, listDead, replayDead, listFailures].filter({ $0 }).count <= 1 else {
+            throw ValidationError("use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures")
+        }
+    }
+
+    func run() async throws {
+        let logger = service.makeLogger(label: "context-consumer")
+        do {
+            let settings = try service.loadSettings()
+            if let exportDefinitions {
+                try export(settings.configuration, to: exportDefinitions, logger: logger)
+                return
+            }
+            if listDead || replayDead {
+                let connection = try await ServiceBootstrap.connect(settings, logger: logger)
+                try await settings.topology.declare(on: connection)
+                let admin = ContextAdmin(context: context, connection: connection)
+                if listDead {
+                    let letters = try await admin.deadLetters()
+                    print("\(letters.count) dead letter(s) in \(settings.topology.deadLetterQueue)")
+                    for letter in letters {
+                        print("\(letter.messageID ?? "-")\t\(letter.routingKey)\t\(letter.reason)\t\(letter.detail ?? "")")
+                    }
+                } else {
+                    let moved = try await admin.replayDeadLetters()
+                    print("moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueue)")
+                }
+                await connection.close()
+                return
+            }
+            if listFailures {
+                let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+                let failures = try await ContextAdmin.handlerFailures(
+                    context: context, store: EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self]), logger: logger)
+                )
+                print("\(failures.count) handler failure(s) in failures-\(context)")
+                for failure in failures {
+                    print(
+                        "\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)"
+                    )
+                }
+                return
+            }
+            let module = try self.module(settings)
+            let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+            let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
+            let handlers = try checkedHandlers(module.makeHandlers(eventStore), settings: settings)
+            let connection = try await ServiceBootstrap.connect(settings, logger: logger)
+            let consumer = ContextConsumer(
+                connection: connection,
+                store: eventStore,
+                handlers: handlers,
+                configuration: settings.consumerConfiguration,
+                topology: settings.topology,
+                logger: logger
+            )
+            try await ServiceBootstrap.runUntilSignalled(consumer, connection: connection, logger: logger)
+        } catch let error as ServiceBootstrap.StartupError {
+            logger.critical("\(error.message)")
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    private func export(_ configuration: ServiceConfiguration, to path: String, logger: Logger) throws(ServiceBootstrap.StartupError) {
+        do {
+            try ContextTopology.definitionsJSON(configuration.topologies).write(to: URL(fileURLWithPath: path))
+            logger.info("RabbitMQ definitions written", metadata: ["file": "\(path)"])
+        } catch {
+            throw ServiceBootstrap.StartupError("Cannot write \(path): \(error)", exitCode: 73)
+        }
+    }
+
+    private func module(_ settings: ServiceBootstrap.Settings) throws(ServiceBootstrap.StartupError) -> ContextModule {
+        let modules = DemoContext.handlers(declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes)
+        guard let module = modules.module(for: context) else {
+            throw ServiceBootstrap.StartupError(
+                "Bad configuration: no handler code is built in for context '\(context)'; built in: \(modules.contextNames.joined(separator: ", "))",
+                exitCode: 78
+            )
+        }
+        return module
+    }
+
+    /// The handlers, after checking that their names and subscriptions match the file.
+    private func checkedHandlers(
+        _ handlers: [EventHandler], settings: ServiceBootstrap.Settings
+    ) throws(ServiceBootstrap.StartupError) -> [EventHandler] {
+        let configured = settings.configuration.contexts[context]?.handlers ?? [:]
+        for handler in handlers {
+            let entry = "contexts.\(context).handlers.\(handler.name)"
+            guard let handlerConfiguration = configured[handler.name] else {
+                throw ServiceBootstrap.StartupError(
+                    "Bad configuration: \(config): \(entry): is missing; the code has this handler", exitCode: 78)
+            }
+            let subscriptions = Set(handlerConfiguration.subscribes.compactMap(EventSubscription.init))
+            guard subscriptions == Set(handler.subscriptions) else {
+                throw ServiceBootstrap.StartupError(
+                    "Bad configuration: \(config): \(entry).subscribes: the code subscribes to \(handler.subscriptions.map(\.routingKey).sorted().joined(separator: ", "))",
+                    exitCode: 78
+                )
+            }
+        }
+        for name in configured.keys.sorted() where !handlers.contains(where: { $0.name == name }) {
+            throw ServiceBootstrap.StartupError(
+                "Bad configuration: \(config): contexts.\(context).handlers.\(name): no handler of that name is built in", exitCode: 78)
+        }
+        return handlers
+    }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-/// Every test that talks to the broker: serialized, because the recovery tests restart it.
-@Suite(.serialized, .timeLimit(.minutes(1)))
-struct AMQPBrokerTests {}

@@ -1,0 +1,190 @@
+import EventSourceryRabbitMQ
+import TestSupport
+import DemoContexts
+import EventSourcery
+import EventSourceryAMQP
+import EventSourcerySQLite
+import EventSourceryServices
+import Foundation
+import Testing
+
+/// The `context-consumer` executable, run as a real process and killed.
+///
+/// The demo handlers know the context names `order` and `payment`, so these tests use the
+/// broker's second vhost `es-test` (set up by `scripts/rabbitmq`) to keep those names apart
+/// from anything else on the node.
+@Suite(.serialized, .timeLimit(.minutes(3)), .requiresBroker)
+struct ContextConsumerFaultTests {
+    static var vhostURL: String {
+        var url = URLComponents(string: TestBroker.url)!
+        url.user = "es-test"
+        url.password = "es-test"
+        url.path = "/es-test"
+        return url.string!
+    }
+
+    private func configuration(store: String, ackBatch: Int) -> String {
+        """
+        broker:
+          url: \(Self.vhostURL)
+        contexts:
+          order:
+            store: sqlite:\(store)-order.sqlite
+            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
+          payment:
+            store: sqlite:\(store)
+            publishes: [PaymentSucceeded, PaymentFailed]
+            handlers:
+              charge-order:
+                subscribes: [order.OrderPlaced]
+            consumer:
+              prefetch: 200
+              delivery_limit: 5
+              ack_batch: \(ackBatch)
+        """
+    }
+
+    private func orderPlaced(_ index: Int) throws -> OutgoingMessage {
+        let envelope = EventEnvelope(OrderPlaced(orderID: "o\(index)", amount: index % 1500))
+        let recorded = RecordedEvent(
+            streamID: try StreamID("order-o\(index)"), streamVersion: 1, position: Int64(index + 1),
+            event: try EventRegistry.encode(envelope))
+        return EventMessage.outgoing(recorded, context: "order")
+    }
+
+    @Test func aConsumerKilledMidBatchAndRestartedAppendsExactlyOncePerEvent() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-fault-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let storePath = directory.appendingPathComponent("payment.sqlite").path
+        let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
+        try configuration(store: storePath, ackBatch: 50).write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
+        let topology = ContextTopology(
+            ContextDescription(
+                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
+                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: 5
+            ))
+        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+        try await topology.declare(on: connection)
+        defer {
+            Task {
+                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+                await connection.close()
+            }
+        }
+        let count = 3000
+        let outcomes = try await AMQPPublisher(connection: connection).publish((0..<count).map(orderPlaced))
+        #expect(outcomes.allSatisfy { $0.isConfirmed })
+
+        let environment = ["AMQP_URL": Self.vhostURL, "LOG_LEVEL": "warning"]
+        let arguments = ["--context", "payment", "--config", configPath]
+        let storage = try SQLiteEventStorage(path: storePath)
+        defer { try? storage.close() }
+        let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
+
+        let first = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, try await store.readAllRecorded(limit: 10_000).count < 300 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        first.signal(SIGKILL)
+        let killed = try await first.wait()
+        #expect(killed.status == 128 + SIGKILL, "\(killed.standardError)")
+        let appendedBeforeKill = try await store.readAllRecorded(limit: 10_000).count
+        #expect(appendedBeforeKill >= 300 && appendedBeforeKill < count, "the kill came mid-stream")
+
+        let second = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let finish = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < finish, try await store.readAllRecorded(limit: 10_000).count < count {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        second.signal(SIGTERM)
+        let stopped = try await second.wait()
+        #expect(stopped.status == 0, "\(stopped.standardError)")
+
+        let events = try await store.readAll(limit: 10_000)
+        #expect(events.count == count)
+        let orders = events.compactMap { $0.envelope.as(PaymentSucceeded.self)?.orderID ?? $0.envelope.as(PaymentFailed.self)?.orderID }
+        #expect(orders.count == count)
+        #expect(Set(orders).count == count, "exactly one payment event per order")
+        #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
+        #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+    }
+
+    /// A small flow through the three demo contexts in one process (the 1,000-order flow
+    /// with separate processes is a test of its own): every order ends completed or
+    /// cancelled, invoices equal succeeded payments and are numbered without gaps.
+    @Test func theDemoContextsSettleASmallFlow() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("demo-flow-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = try ServiceConfiguration.load(
+            path: TestRepository.root.appendingPathComponent("config/eventsourcery.yaml").path, environment: [:]
+        )
+        let consuming = try await TestBroker.freshTopology(configuration.topologies, url: Self.vhostURL)
+        let publishing = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
+        let modules = DemoContext.handlers(declineAbove: 1000)
+        var stores: [String: EventStore] = [:]
+        var services: [@Sendable () async throws -> Void] = []
+        for topology in configuration.topologies {
+            let name = topology.context
+            let module = try #require(modules.module(for: name))
+            let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(name).sqlite").path)
+            let store = EventStore(storage: storage, registry: module.registry)
+            stores[name] = store
+            let consumer = ContextConsumer(
+                connection: consuming, store: store, handlers: module.makeHandlers(store),
+                configuration: ContextConsumer.Configuration(context: name), topology: topology, logger: TestBroker.logger
+            )
+            let relay = OutboxRelay(
+                storage: storage, publisher: AMQPPublisher(connection: publishing),
+                configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50)), logger: TestBroker.logger
+            )
+            services.append { try await consumer.run() }
+            services.append { try await relay.run() }
+        }
+        defer {
+            Task {
+                for topology in configuration.topologies {
+                    for queue in topology.queues { _ = try? await consuming.deleteQueue(queue.name) }
+                }
+                await consuming.close()
+                await publishing.close()
+            }
+        }
+        let order = try #require(stores["order"])
+        let invoice = try #require(stores["invoice"])
+        let amounts = (0..<30).map { $0 * 70 }  // 0...2030: above 1000 is declined
+        let runners = services
+        let tasks = runners.map { service in Task { try await service() } }
+        defer { tasks.forEach { $0.cancel() } }
+        for (index, amount) in amounts.enumerated() {
+            try await DemoContext.placeOrder("o\(index)", amount: amount, in: order)
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var states: [DemoContext.OrderState] = []
+        while ContinuousClock.now < deadline {
+            states = []
+            for index in amounts.indices { states.append(try await DemoContext.orderState("o\(index)", in: order).state) }
+            if states.allSatisfy({ $0 == .completed || $0 == .cancelled }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for (index, amount) in amounts.enumerated() {
+            #expect(states[index] == (amount > 1000 ? .cancelled : .completed), "order o\(index) of \(amount)")
+        }
+        let issued = try await invoice.readAll(limit: 1000).compactMap { $0.envelope.as(InvoiceIssued.self) }
+        #expect(issued.count == amounts.filter { $0 <= 1000 }.count)
+        #expect(issued.map(\.invoiceNumber).sorted() == Array(1...issued.count))
+        // Causation: OrderCompleted <- InvoiceIssued, in the order's correlation.
+        let completed = try await order.readAll(limit: 1000).filter { $0.envelope.as(OrderCompleted.self) != nil }
+        let invoiceEvents = try await invoice.readAll(limit: 1000)
+        for event in completed {
+            let cause = invoiceEvents.first { $0.envelope.id == event.envelope.metadata.causationID }
+            #expect(cause?.envelope.as(InvoiceIssued.self) != nil)
+            #expect(cause?.envelope.metadata.correlationID == event.envelope.metadata.correlationID)
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import TestSupport
+import EventSourceryAMQP
+import EventSourceryServices
+import Foundation
+import Testing
+
+/// `handlers:` and `consumer:` in the service configuration, and their validation.
+struct ConsumerConfigurationTests {
+    private func yaml(order handlers: String, consumer: String = "") -> String {
+        """
+        contexts:
+          order:
+            store: sqlite:order.sqlite
+            publishes: [OrderPlaced]
+            handlers:
+        \(handlers)
+        \(consumer)
+          payment:
+            store: sqlite:payment.sqlite
+            publishes: [PaymentSucceeded, PaymentFailed]
+        """
+    }
+
+    private func load(_ text: String) throws(ConfigurationError) -> ServiceConfiguration {
+        let configuration = try ServiceConfiguration.parse(text, file: "test.yaml")
+        try configuration.validate(file: "test.yaml")
+        return configuration
+    }
+
+    private func error(_ text: String) -> ConfigurationError? {
+        do {
+            _ = try load(text)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func readsHandlersAndConsumerSettings() throws {
+        let configuration = try load(
+            yaml(
+                order: """
+                          mark-paid:
+                            subscribes: [payment.PaymentSucceeded]
+                          cancel:
+                            subscribes: [payment.PaymentFailed]
+                    """,
+                consumer: """
+                        consumer:
+                          prefetch: 20
+                          delivery_limit: 3
+                          max_body_bytes: 4096
+                          ack_batch: 10
+                          concurrency: 2
+                          batch_size: 25
+                    """
+            ))
+        let order = try #require(configuration.contexts["order"])
+        #expect(order.handlers["mark-paid"]?.subscribes == ["payment.PaymentSucceeded"])
+        #expect(order.consumer.prefetch == 20)
+        #expect(order.consumer.deliveryLimit == 3)
+        #expect(order.consumer.maximumBodyBytes == 4096)
+        #expect(order.consumer.ackBatch == 10)
+        #expect(order.consumer.concurrency == 2)
+        #expect(order.consumer.batchSize == 25)
+        let description = try #require(configuration.contextDescription("order"))
+        #expect(description.subscriptions.map(\.routingKey) == ["payment.PaymentFailed", "payment.PaymentSucceeded"])
+        #expect(description.deliveryLimit == 3)
+        #expect(configuration.contexts["payment"]?.consumer == ServiceConfiguration.Consumer())
+    }
+
+    @Test func theShippedConfigurationIsValid() throws {
+        let path = TestRepository.root.appendingPathComponent("config/eventsourcery.yaml").path
+        let configuration = try ServiceConfiguration.load(path: path, environment: [:])
+        #expect(
+            configuration.contextDescription("order")?.subscriptions.map(\.routingKey) == [
+                "invoice.InvoiceIssued", "payment.PaymentFailed", "payment.PaymentSucceeded",
+            ])
+        #expect(configuration.contextDescription("payment")?.subscriptions.map(\.routingKey) == ["order.OrderPlaced"])
+        #expect(configuration.contextDescription("invoice")?.subscriptions.map(\.routingKey) == ["payment.PaymentSucceeded"])
+        #expect(configuration.topologies.count == 3)
+        #expect(configuration.contexts["invoice"]?.consumer.batchSize == 1, "one invoice number after another")
+    }
+
+    @Test func rejectsASubscriptionToAnUnknownContext() throws {
+        let failure = try #require(
+            error(
+                yaml(
+                    order: """
+                                  mark-paid:
+                                    subscribes: [billing.PaymentSucceeded]
+                        """)))
+        #expect(failure.file == "test.yaml")
+        #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
+        #expect(failure.message.contains("unknown context 'billing'"))
+    }
+
+    @Test func rejectsASubscriptionToATypeTheSourceDoesNotPublish() throws {
+        let failure = try #require(
+            error(
+                yaml(
+                    order: """
+                                  mark-paid:
+                                    subscribes: [payment.PaymentRefunded]
+                        """)))
+        #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
+        #expect(failure.message.contains("does not publish 'PaymentRefunded'"))
+        #expect(failure.description.hasPrefix("test.yaml: contexts.order.handlers.mark-paid.subscribes: "))
+    }
+
+    @Test func rejectsAMalformedSubscription() throws {
+        for text in ["PaymentSucceeded", "payment.", ".PaymentSucceeded", "a.b.c"] {
+            let failure = try #require(
+                error(
+                    yaml(
+                        order: """
+                                      mark-paid:
+                                        subscribes: [\"\(text)\"]
+                            """)))
+            #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
+            #expect(failure.message.contains("source.EventType"))
+        }
+    }
+
+    @Test func rejectsADuplicateSubscriptionWithinAHandler() throws {
+        let failure = try #require(
+            error(
+                yaml(
+                    order: """
+                                  mark-paid:
+                                    subscribes: [payment.PaymentSucceeded, payment.PaymentSucceeded]
+                        """)))
+        #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
+        #expect(failure.message.contains("twice"))
+    }
+
+    @Test func rejectsUnknownKeysAndBadConsumerValues() throws {
+        let unknown = try #require(
+            error(
+                yaml(
+                    order: """
+                                  mark-paid:
+                                    subscribe: [payment.PaymentSucceeded]
+                        """)))
+        #expect(unknown.entry == "contexts.order.handlers.mark-paid.subscribe")
+        let zero = try #require(
+            error(
+                yaml(
+                    order: """
+                              mark-paid:
+                                subscribes: [payment.PaymentSucceeded]
+                        """,
+                    consumer: """
+                            consumer:
+                              delivery_limit: 0
+                        """
+                )))
+        #expect(zero.entry == "contexts.order.consumer.delivery_limit")
+        let negative = try #require(
+            error(
+                yaml(
+                    order: """
+                              mark-paid:
+                                subscribes: [payment.PaymentSucceeded]
+                        """,
+                    consumer: """
+                            consumer:
+                              batch_size: -1
+                        """
+                )))
+        #expect(negative.entry == "contexts.order.consumer.batch_size")
+        #expect(negative.message == "must be positive, got -1")
+    }
+}
