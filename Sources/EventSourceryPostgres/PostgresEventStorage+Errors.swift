@@ -18,6 +18,11 @@ enum SQLState {
     static let invalidTextRepresentation = "22P02"
     static let untranslatableCharacter = "22P05"
     static let insufficientPrivilege = "42501"
+    /// Raised by `append_events`: an expected version does not hold.
+    static let versionConflict = "ES001"
+    /// Raised by `append_events`: the transaction is older than one that appended to the
+    /// same stream and committed first; a new transaction succeeds.
+    static let transactionOrderConflict = "ES002"
 }
 
 extension PostgresEventStorage {
@@ -156,4 +161,27 @@ extension PostgresEventStorage {
     static func errorDetail(of error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.detail]
     }
+}
+
+extension EventStoreError {
+    /// The conflict `append_events` reports when the appending transaction is older than one
+    /// that appended to the same stream and committed first: the batch is valid, and runs
+    /// again in a new transaction.
+    var isTransactionOrderConflict: Bool {
+        code == .concurrencyConflict && message.hasPrefix(PostgresEventStorage.transactionOrderPrefix)
+    }
+}
+
+extension PostgresEventStorage {
+    static let transactionOrderPrefix = "Another transaction appended to stream"
+
+    static func transactionOrderMessage(stream: StreamID) -> String {
+        "\(transactionOrderPrefix) '\(stream)' and committed while this older transaction waited for the stream. "
+            + "Nothing was written: run the batch again (EventStore.commit does so by itself)."
+    }
+}
+
+extension WriteBatch {
+    /// Holds appends only: no inbox entry, checkpoint or snapshot.
+    var isOnlyAppends: Bool { inboxEntry == nil && checkpoint == nil && snapshots.isEmpty }
 }

@@ -27,6 +27,11 @@ extension PostgresEventStorage {
     ///   attempts, retry time, lease and publish time; partial indexes keep the unpublished
     ///   rows cheap to scan.
     /// - `inbox`, `checkpoints`, `snapshots`.
+    ///
+    /// `v2` lets appends run concurrently (see "Global order without lost events" on
+    /// ``PostgresEventStorage``): it drops `store_head`, gives `streams` the position of each
+    /// stream's last event, and creates `append_events`, the function that appends one
+    /// batch in one statement.
     static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -104,8 +109,102 @@ extension PostgresEventStorage {
                 )
                 """,
             ]
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "concurrent appends",
+            statements: [
+                "ALTER TABLE {schema}.streams ADD COLUMN last_position bigint NOT NULL DEFAULT 0",
+                """
+                UPDATE {schema}.streams s SET last_position = coalesce(
+                    (SELECT max(e.position) FROM {schema}.events e WHERE e.stream_id = s.stream_id), 0)
+                """,
+                "DROP TABLE {schema}.store_head",
+                appendFunction,
+            ]
+        ),
     ]
+
+    /// `append_events`: appends a batch's events to their streams in one statement.
+    ///
+    /// It first takes a transaction-level advisory lock per stream (sorted, so two batches
+    /// never deadlock), and only then the transaction id. For each append (`in_streams[i]`,
+    /// `in_expected[i]`: -1 any, 0 no stream, n exact; `in_counts[i]` events) it locks the
+    /// stream's row (creating it when new), checks the
+    /// expected version (SQLSTATE `ES001`, detail `<append index> <actual version>`), and
+    /// checks that no event of the stream has a position above the ones this transaction
+    /// hands out (SQLSTATE `ES002`: the transaction's id is older than that of a transaction
+    /// that appended to the stream and committed first; retrying in a new transaction
+    /// succeeds). Positions are `transaction id × 2^20 + n`, n counting this transaction's
+    /// events. Then it inserts the events and, where `publishes[j]`, their outbox rows,
+    /// updates the streams and notifies `channel` when anything was published. Returns each
+    /// event's position and stream version, in order.
+    static let appendFunction = """
+        CREATE FUNCTION {schema}.append_events(
+            in_streams text[], in_expected bigint[], in_counts integer[],
+            in_event_ids uuid[], in_type_names text[], in_schema_versions integer[], in_created_ats timestamptz[],
+            in_correlation_ids text[], in_causation_ids text[], in_trace_contexts text[], in_payloads text[],
+            in_publishes boolean[], in_channel text, in_notice text
+        ) RETURNS TABLE (event_position bigint, event_version bigint)
+        LANGUAGE plpgsql AS $fn$
+        DECLARE
+            base bigint;
+            next_position bigint;
+            current_version bigint;
+            current_last bigint;
+            positions bigint[] := '{}';
+            versions bigint[] := '{}';
+            event_streams text[] := '{}';
+        BEGIN
+            -- Stream locks first, in one order (no deadlock between two batches), and only
+            -- then the transaction id: a transaction that had none yet gets one newer than
+            -- that of every transaction that appended to these streams before it.
+            PERFORM pg_advisory_xact_lock(k) FROM (
+                SELECT DISTINCT hashtextextended('{schema}.' || s, 0) AS k FROM unnest(in_streams) AS s ORDER BY 1
+            ) AS keys;
+            base := (pg_current_xact_id()::text::bigint) << 20;
+            SELECT coalesce(max(e.position) + 1, base) INTO next_position FROM {schema}.events e
+                WHERE e.position >= base AND e.position < base + 1048576;
+            FOR i IN 1 .. coalesce(array_length(in_streams, 1), 0) LOOP
+                INSERT INTO {schema}.streams (stream_id, version) VALUES (in_streams[i], 0) ON CONFLICT (stream_id) DO NOTHING;
+                SELECT s.version, s.last_position INTO current_version, current_last
+                    FROM {schema}.streams s WHERE s.stream_id = in_streams[i] FOR UPDATE;
+                IF in_expected[i] <> -1 AND in_expected[i] <> current_version THEN
+                    RAISE EXCEPTION 'stream % is at version %, not %', in_streams[i], current_version, in_expected[i]
+                        USING ERRCODE = 'ES001', DETAIL = (i - 1) || ' ' || current_version;
+                END IF;
+                CONTINUE WHEN in_counts[i] = 0;
+                IF current_last >= next_position THEN
+                    RAISE EXCEPTION 'stream % has an event committed by a newer transaction', in_streams[i]
+                        USING ERRCODE = 'ES002', DETAIL = (i - 1) || ' ' || current_version;
+                END IF;
+                IF next_position + in_counts[i] > base + 1048576 THEN
+                    RAISE EXCEPTION 'a transaction appends at most 1048576 events' USING ERRCODE = '54000';
+                END IF;
+                FOR k IN 1 .. in_counts[i] LOOP
+                    positions := positions || (next_position + k - 1);
+                    versions := versions || (current_version + k);
+                    event_streams := event_streams || in_streams[i];
+                END LOOP;
+                next_position := next_position + in_counts[i];
+                UPDATE {schema}.streams SET version = current_version + in_counts[i], last_position = next_position - 1
+                    WHERE stream_id = in_streams[i];
+            END LOOP;
+            INSERT INTO {schema}.events (position, stream_id, stream_version, event_id, type_name, schema_version,
+                created_at, correlation_id, causation_id, trace_context, payload)
+            SELECT p, s, v, id, t, sv, ca, NULLIF(co, '')::uuid, NULLIF(cs, '')::uuid, tc::jsonb, pl::jsonb
+            FROM unnest(positions, event_streams, versions, in_event_ids, in_type_names, in_schema_versions,
+                in_created_ats, in_correlation_ids, in_causation_ids, in_trace_contexts, in_payloads)
+                AS x (p, s, v, id, t, sv, ca, co, cs, tc, pl);
+            INSERT INTO {schema}.outbox (id, stream_id)
+            SELECT p, s FROM unnest(positions, event_streams, in_publishes) AS x (p, s, published) WHERE published;
+            IF true = ANY (in_publishes) THEN
+                PERFORM pg_notify(in_channel, in_notice);
+            END IF;
+            RETURN QUERY SELECT * FROM unnest(positions, versions);
+        END
+        $fn$
+        """
 
     /// Creates the schema when missing and applies the migrations it lacks.
     ///

@@ -23,27 +23,38 @@ import Synchronization
 ///
 /// ## Global order without lost events
 ///
-/// A reader of ``readAll(after:limit:)`` (a projection, the outbox relay) remembers the
-/// last position it saw and asks for what comes after. With a plain sequence, a
-/// transaction could take position 10, a second one position 11 and commit first: a reader
-/// that sees 11 moves past 10 and never reads it once it commits.
+/// A reader of ``readAll(after:limit:)`` (a projection, a subscription) remembers the last
+/// position it saw and asks for what comes after. With a plain sequence, a transaction could
+/// take position 10, a second one position 11 and commit first: a reader that sees 11 moves
+/// past 10 and never reads it once it commits.
 ///
-/// This storage makes position order equal commit order instead. Every transaction that
-/// appends events locks the single `store_head` row (`SELECT … FOR UPDATE`) right before it
-/// reads the stream versions and assigns positions, and holds the lock until it commits
-/// or rolls back. Appending transactions therefore assign positions one after the other,
-/// each continuing from the committed head of the one before, and PostgreSQL releases a
-/// row lock only after the commit is visible. When a reader sees position *n*, every
-/// position below *n* is already committed: ``readAll(after:limit:)`` is gap-safe with a
-/// plain `WHERE position > $1 ORDER BY position`, positions are dense (a rejected batch
-/// takes none), and the lock also makes the optimistic concurrency check exact.
+/// Appends run concurrently here, and readers stay gap-safe, by tying positions to
+/// transaction ids:
 ///
-/// The price is that appends to the store are serialised from the head lock to the
-/// commit (a few round trips and the commit's WAL flush); everything else (reading,
-/// claiming outbox entries, inbox and checkpoint writes) runs concurrently. The `postgres`
-/// benchmark measures it. The alternative, tagging rows with `pg_current_xact_id()` and
-/// hiding rows above the oldest running transaction, allows concurrent appends but
-/// leaves gaps in the positions and delays readers behind every long transaction.
+/// - **Positions come from the appending transaction's id:** `pg_current_xact_id() × 2^20`
+///   plus a counter of that transaction's events (`append_events`, one statement per batch,
+///   see ``appendFunction``). Transactions that append to different streams never wait
+///   for each other.
+/// - **Readers read below the oldest running transaction:** ``readAll(after:limit:)`` and
+///   ``headPosition()`` return only positions below `pg_snapshot_xmin(pg_current_snapshot())
+///   × 2^20`. Every transaction whose id is below that bound has ended, so the set of rows
+///   below it is final; a transaction that commits later has an id at or above the bound,
+///   hence positions above everything returned so far. A reader therefore never moves past a
+///   position that can still appear.
+/// - **Stream order is position order:** `append_events` takes an advisory lock per stream
+///   (sorted, no deadlocks) *before* the transaction gets its id, so a transaction that
+///   appends to a stream after another one committed to it has a newer id and greater
+///   positions. A transaction that already had an id (it wrote something before, as a
+///   consumer's `commitEach` does) and finds a newer transaction's event in the stream is
+///   refused with a concurrency conflict (nothing written); ``commit(_:)`` runs the batch
+///   again in a new transaction by itself, a consumer reruns the handler.
+///
+/// Limits: positions are increasing but not dense (gaps of about a million between
+/// transactions); a transaction appends at most 2^20 events; and readers see nothing newer
+/// than the oldest transaction running anywhere in the PostgreSQL cluster, so a long
+/// transaction (also one of another application on the same server) delays readers — not
+/// writers — until it ends. Keep transactions short; monitor `pg_stat_activity` for long
+/// ones.
 ///
 /// ## Outbox
 ///
@@ -198,11 +209,11 @@ public final class PostgresEventStorage: EventStorage {
 
     // MARK: Commit
 
-    /// How one commit's appends look once versions and positions are assigned.
-    private struct Insertion {
-        var positions: [Int64] = []
-        var streamIDs: [String] = []
-        var versions: [Int64] = []
+    /// One commit's appends as the arrays `append_events` takes.
+    private struct AppendInput {
+        var streams: [String] = []
+        var expected: [Int64] = []
+        var counts: [Int32] = []
         var eventIDs: [UUID] = []
         var typeNames: [String] = []
         var schemaVersions: [Int32] = []
@@ -211,14 +222,32 @@ public final class PostgresEventStorage: EventStorage {
         var causationIDs: [String] = []
         var traceContexts: [String] = []
         var payloads: [String] = []
-        var publishedPositions: [Int64] = []
-        var recorded: [RecordedEvent] = []
-        var streamVersions: [String: Int64] = [:]
+        var publishes: [Bool] = []
     }
 
+    /// How often ``commit(_:)`` runs a batch again in a new transaction when its transaction
+    /// was older than one that appended to the same stream first (see ``appendEvents``).
+    private static let orderRetries = 20
+
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
-        try await inTransaction("commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }) { connection in
-            try await write(batch, on: connection)
+        var attempt = 1
+        while true {
+            do {
+                if batch.isOnlyAppends {
+                    // One statement, no BEGIN or COMMIT: the function call is its own transaction.
+                    do {
+                        return .committed(try await client.withConnection { try await appendEvents(batch, on: $0) })
+                    } catch {
+                        throw failure(error, operation: "commit a batch")
+                    }
+                }
+                return try await inTransaction("commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }) {
+                    connection in
+                    try await write(batch, on: connection)
+                }
+            } catch let error as EventStoreError where error.isTransactionOrderConflict && attempt < Self.orderRetries {
+                attempt += 1
+            }
         }
     }
 
@@ -257,11 +286,10 @@ public final class PostgresEventStorage: EventStorage {
 
     /// Writes one batch inside the current transaction: its inbox entry first
     /// (``CommitOutcome/alreadyProcessed`` when it exists), checkpoint, snapshots, then its
-    /// events with the append lock.
-    private func write(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> CommitOutcome {
+    /// events.
+    func write(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> CommitOutcome {
         let schema = self.schema
         let logger = self.logger
-        let needsAppendLock = batch.appends.contains { !$0.events.isEmpty || $0.expectedVersion != .any }
         if let inbox = batch.inboxEntry {
             // Waits for a concurrent transaction inserting the same entry, then skips
             // when that one committed.
@@ -295,122 +323,108 @@ public final class PostgresEventStorage: EventStorage {
                 logger: logger
             )
         }
-        guard needsAppendLock else { return .committed([]) }
         return .committed(try await appendEvents(batch, on: connection))
     }
 
-    /// Locks the head, checks the expected versions and inserts the events, their outbox
-    /// rows and the new stream versions in one statement.
+    /// Appends the batch's events with one call of `append_events` (see
+    /// ``PostgresEventStorage`` for the order it gives and
+    /// ``PostgresEventStorage/appendFunction`` for what it does).
     private func appendEvents(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> [RecordedEvent] {
-        let schema = self.schema
-        // The lock that orders appends: held until this transaction ends.
-        var head: Int64 = 0
-        for try await position in try await connection.query(
-            "SELECT last_position FROM \(unescaped: schema).store_head WHERE id = 1 FOR UPDATE", logger: logger
-        ).decode(Int64.self) {
-            head = position
-        }
-        // A new statement, so its snapshot sees every commit made before the lock was granted.
-        let streamNames = Array(Set(batch.appends.map(\.streamID.rawValue)))
-        var versions: [String: Int64] = [:]
-        for try await (stream, version) in try await connection.query(
-            "SELECT stream_id, version FROM \(unescaped: schema).streams WHERE stream_id = ANY(\(streamNames))", logger: logger
-        ).decode((String, Int64).self) {
-            versions[stream] = version
-        }
-
-        var insertion = Insertion()
+        let appends = batch.appends.filter { !$0.events.isEmpty || $0.expectedVersion != .any }
+        guard !appends.isEmpty else { return [] }
+        var input = AppendInput()
         var batchIDs: Set<UUID> = []
-        var position = head
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        for append in batch.appends {
-            let actual = insertion.streamVersions[append.streamID.rawValue] ?? versions[append.streamID.rawValue] ?? 0
-            guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
-                throw EventStoreError.conflict(stream: append.streamID, expected: append.expectedVersion, actual: actual)
-            }
-            var version = actual
+        for append in appends {
+            input.streams.append(append.streamID.rawValue)
+            let expected: Int64 =
+                switch append.expectedVersion {
+                case .any: -1
+                case .noStream: 0
+                case .exact(let version): version
+                }
+            input.expected.append(expected)
+            input.counts.append(Int32(append.events.count))
             for event in append.events {
                 guard batchIDs.insert(event.id).inserted else { throw EventStoreError.duplicateEvent(event.id, stream: append.streamID) }
-                position += 1
-                version += 1
-                insertion.positions.append(position)
-                insertion.streamIDs.append(append.streamID.rawValue)
-                insertion.versions.append(version)
-                insertion.eventIDs.append(event.id)
-                insertion.typeNames.append(event.typeName)
-                insertion.schemaVersions.append(Int32(clamping: event.schemaVersion))
-                insertion.createdAts.append(event.createdAt)
-                insertion.correlationIDs.append(event.metadata.correlationID?.uuidString ?? "")
-                insertion.causationIDs.append(event.metadata.causationID?.uuidString ?? "")
+                input.eventIDs.append(event.id)
+                input.typeNames.append(event.typeName)
+                input.schemaVersions.append(Int32(clamping: event.schemaVersion))
+                input.createdAts.append(event.createdAt)
+                input.correlationIDs.append(event.metadata.correlationID?.uuidString ?? "")
+                input.causationIDs.append(event.metadata.causationID?.uuidString ?? "")
                 let trace = (try? encoder.encode(event.metadata.traceContext)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                insertion.traceContexts.append(trace)
-                insertion.payloads.append(String(decoding: event.payload, as: UTF8.self))
-                if append.publishes { insertion.publishedPositions.append(position) }
-                insertion.recorded.append(
-                    RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event))
+                input.traceContexts.append(trace)
+                input.payloads.append(String(decoding: event.payload, as: UTF8.self))
+                input.publishes.append(append.publishes)
             }
-            insertion.streamVersions[append.streamID.rawValue] = version
         }
-        guard !insertion.positions.isEmpty else { return [] }
-
-        let touchedStreams = Array(insertion.streamVersions.keys)
-        let touchedVersions = touchedStreams.map { insertion.streamVersions[$0]! }
-        let notifies = !insertion.publishedPositions.isEmpty
+        var assigned: [(position: Int64, version: Int64)] = []
+        assigned.reserveCapacity(input.eventIDs.count)
         do {
-            _ = try await connection.query(
+            for try await row in try await connection.query(
                 """
-                WITH new_events AS (
-                    INSERT INTO \(unescaped: schema).events (position, stream_id, stream_version, event_id, type_name,
-                        schema_version, created_at, correlation_id, causation_id, trace_context, payload)
-                    SELECT position, stream_id, stream_version, event_id, type_name, schema_version, created_at,
-                        NULLIF(correlation_id, '')::uuid, NULLIF(causation_id, '')::uuid, trace_context::jsonb, payload::jsonb
-                    FROM unnest(\(insertion.positions)::bigint[], \(insertion.streamIDs)::text[], \(insertion.versions)::bigint[],
-                        \(insertion.eventIDs)::uuid[], \(insertion.typeNames)::text[], \(insertion.schemaVersions)::integer[],
-                        \(insertion.createdAts)::timestamptz[], \(insertion.correlationIDs)::text[], \(insertion.causationIDs)::text[],
-                        \(insertion.traceContexts)::text[], \(insertion.payloads)::text[])
-                        AS input (position, stream_id, stream_version, event_id, type_name, schema_version, created_at,
-                            correlation_id, causation_id, trace_context, payload)
-                    RETURNING position, stream_id
-                ), new_outbox AS (
-                    INSERT INTO \(unescaped: schema).outbox (id, stream_id)
-                    SELECT position, stream_id FROM new_events WHERE position = ANY(\(insertion.publishedPositions)::bigint[])
-                ), new_streams AS (
-                    INSERT INTO \(unescaped: schema).streams (stream_id, version)
-                    SELECT * FROM unnest(\(touchedStreams)::text[], \(touchedVersions)::bigint[])
-                    ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version
-                ), new_head AS (
-                    UPDATE \(unescaped: schema).store_head SET last_position = \(position) WHERE id = 1
-                )
-                SELECT pg_notify(\(configuration.notificationChannel), \(configuration.schema)) WHERE \(notifies)
+                SELECT event_position, event_version FROM \(unescaped: schema).append_events(
+                    \(input.streams)::text[], \(input.expected)::bigint[], \(input.counts)::integer[],
+                    \(input.eventIDs)::uuid[], \(input.typeNames)::text[], \(input.schemaVersions)::integer[],
+                    \(input.createdAts)::timestamptz[], \(input.correlationIDs)::text[], \(input.causationIDs)::text[],
+                    \(input.traceContexts)::text[], \(input.payloads)::text[], \(input.publishes)::boolean[],
+                    \(configuration.notificationChannel), \(configuration.schema))
                 """,
                 logger: logger
-            ).collect()
+            ).decode((Int64, Int64).self) {
+                assigned.append(row)
+            }
         } catch {
-            throw insertError(error, batch: batch)
+            throw insertError(error, appends: appends)
         }
-        return insertion.recorded
+        var recorded: [RecordedEvent] = []
+        recorded.reserveCapacity(assigned.count)
+        var index = 0
+        for append in appends {
+            for event in append.events {
+                let (position, version) = assigned[index]
+                recorded.append(RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event))
+                index += 1
+            }
+        }
+        return recorded
     }
 
-    /// Maps a failed insert: a stored event id, a stream version taken by a writer that
-    /// bypassed the head lock, or a payload that is not JSON.
-    private func insertError(_ error: any Error, batch: WriteBatch) -> any Error {
+    /// Maps a failed append: a version conflict, a transaction older than one that appended
+    /// to the same stream first, a stored event id, a stream version taken by a writer that
+    /// bypassed `append_events`, or a payload that is not JSON.
+    private func insertError(_ error: any Error, appends: [WriteBatch.StreamAppend]) -> any Error {
         let detail = Self.errorDetail(of: error) ?? ""
+        let numbers = detail.split(separator: " ").compactMap { Int64($0) }
+        let failedAppend = numbers.count == 2 && appends.indices.contains(Int(numbers[0])) ? appends[Int(numbers[0])] : nil
         switch Self.sqlState(of: error) {
+        case SQLState.versionConflict where failedAppend != nil:
+            return EventStoreError.conflict(stream: failedAppend!.streamID, expected: failedAppend!.expectedVersion, actual: numbers[1])
+        case SQLState.transactionOrderConflict:
+            let stream = failedAppend?.streamID ?? appends[0].streamID
+            return EventStoreError(
+                .concurrencyConflict,
+                message: Self.transactionOrderMessage(stream: stream),
+                streamID: stream,
+                expectedVersion: failedAppend?.expectedVersion ?? .any,
+                actualVersion: numbers.count == 2 ? numbers[1] : nil
+            )
         case SQLState.uniqueViolation where Self.constraintName(of: error) == "events_event_id_unique":
-            for append in batch.appends {
+            for append in appends {
                 for event in append.events where detail.localizedCaseInsensitiveContains(event.id.uuidString) {
                     return EventStoreError.duplicateEvent(event.id, stream: append.streamID)
                 }
             }
-            let first = batch.appends.first { !$0.events.isEmpty }
+            let first = appends.first { !$0.events.isEmpty }
             return EventStoreError.duplicateEvent(first?.events.first?.id ?? UUID(), stream: first?.streamID ?? "unknown")
         case SQLState.uniqueViolation where Self.constraintName(of: error) == "events_stream_version_unique":
-            let append = batch.appends.first { detail.contains("(\($0.streamID.rawValue),") } ?? batch.appends[0]
+            let append = appends.first { detail.contains("(\($0.streamID.rawValue),") } ?? appends[0]
             return EventStoreError(
                 .concurrencyConflict,
                 message: "Stream '\(append.streamID)' was appended to concurrently by a writer that bypassed the store's "
-                    + "head lock. Reload the stream and retry the command.",
+                    + "append_events function. Reload the stream and retry the command.",
                 streamID: append.streamID,
                 expectedVersion: append.expectedVersion
             )
@@ -492,21 +506,34 @@ public final class PostgresEventStorage: EventStorage {
         )
     }
 
-    /// Gap-safe because positions become visible in order (see the type's documentation).
+    /// Gap-safe: it reads only positions below the oldest transaction still in progress
+    /// (see the type's documentation).
     public func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent] {
         try await events(
             """
             SELECT \(unescaped: Self.eventColumns) FROM \(unescaped: schema).events e
-            WHERE e.position > \(position) ORDER BY e.position LIMIT \(Int64(max(limit, 0)))
+            WHERE e.position > \(position) AND e.position < \(unescaped: Self.visibleLimit)
+            ORDER BY e.position LIMIT \(Int64(max(limit, 0)))
             """,
             "read the global order"
         )
     }
 
+    /// The last position a reader can see: below the oldest transaction still running.
     public func headPosition() async throws -> Int64 {
-        let rows = try await rows("SELECT last_position FROM \(unescaped: schema).store_head WHERE id = 1", "read the head position")
+        let rows = try await rows(
+            """
+            SELECT coalesce(max(position), 0) FROM \(unescaped: schema).events
+            WHERE position < \(unescaped: Self.visibleLimit)
+            """,
+            "read the head position"
+        )
         return try rows.first.map { try $0.decode(Int64.self) } ?? 0
     }
+
+    /// The first position no reader may see yet: that of the oldest transaction still in
+    /// progress (`pg_snapshot_xmin` of the statement's snapshot), shifted as positions are.
+    static let visibleLimit = "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint) << 20)"
 
     // MARK: Snapshots, checkpoints, inbox
 

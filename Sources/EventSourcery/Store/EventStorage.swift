@@ -5,7 +5,10 @@ public import Foundation
 /// Backends store encoded events; ``EventStore`` sits on top and deals in Swift types.
 /// Every backend is checked by the same conformance suite in `EventSourceryTesting`.
 ///
-/// Versions and positions start at 1; a stream that does not exist has version 0.
+/// Stream versions start at 1 and have no gaps; a stream that does not exist has version 0.
+/// Global positions are greater than 0 and increase in the global order, but need not be
+/// dense: the in-memory and SQLite backends count 1, 2, 3, …; PostgreSQL derives them from
+/// transaction ids (see `PostgresEventStorage`).
 public protocol EventStorage: Sendable {
     /// Commits `batch` atomically.
     ///
@@ -38,10 +41,13 @@ public protocol EventStorage: Sendable {
     /// Reads up to `limit` events in global order whose position is greater than `position`.
     ///
     /// A backend never returns a position while an event with a smaller position may still
-    /// commit (gap-safe reading).
+    /// commit (gap-safe reading). A committed event may become visible here a moment after
+    /// its commit returned (PostgreSQL: once every older transaction has ended), never
+    /// after an event with a greater position.
     func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent]
 
-    /// The global position of the last event, 0 when the store is empty.
+    /// The global position of the last event ``readAll(after:limit:)`` can return, 0 when
+    /// the store is empty.
     func headPosition() async throws -> Int64
 
     // MARK: Snapshots

@@ -1,6 +1,6 @@
 import TestSupport
 import EventSourcery
-import EventSourceryPostgres
+@testable import EventSourceryPostgres
 import EventSourceryTesting
 import Foundation
 import Synchronization
@@ -58,7 +58,13 @@ struct PostgresConcurrencyTests {
                 #expect(loser.actualVersion == round + 1)
             }
             #expect(try await storage.streamVersion("account-1") == 21)
-            #expect(try await storage.headPosition() == 21, "a rejected append takes no position")
+            var all: [RecordedEvent] = []
+            try await waitUntil(timeout: .seconds(10)) {
+                all = try await storage.readAll(after: 0, limit: 100)
+                return all.count >= 21
+            }
+            #expect(all.count == 21, "a rejected append writes nothing")
+            #expect(try await storage.headPosition() == all.last?.position)
             await other.shutdown()
         }
     }
@@ -103,9 +109,81 @@ struct PostgresConcurrencyTests {
             }
             let expectedCount = total * 7 / 5
             #expect(seen.count == expectedCount)
-            #expect(seen.map(\.position) == Array(1...Int64(expectedCount)), "every position once, in order, none skipped")
+            #expect(seen.map(\.position) == seen.map(\.position).sorted(), "in position order")
+            #expect(Set(seen.map(\.position)).count == expectedCount, "every position once, none skipped")
             #expect(Set(seen.map(\.event.id)) == appended.withLock { $0 })
             #expect(Set(seen.map(\.event.id)).count == seen.count)
+            for writer in writers { await writer.shutdown() }
+        }
+    }
+
+    /// Writers hold their transactions open for a random time after appending, so commits
+    /// land out of position order; a reader pages through the global order and a relay
+    /// claims and marks outbox entries meanwhile. The reader sees every position exactly
+    /// once and in order, and the relay publishes every entry once, in stream order.
+    @Test func readersAndTheRelaySkipNothingWhenCommitsAreDelayed() async throws {
+        try await TestDatabase.withStorage(poolSize: 4) { storage in
+            let writers = try await TestDatabase.replicas(of: storage, count: 4, poolSize: 3)
+            let writerCount = 12
+            let batchesPerWriter = 40
+            let total = writerCount * batchesPerWriter * 2
+            let relayed = Shared<[Int64: Int]>([:])
+            let streamOrder = Shared<[String: Int64]>([:])
+            let violations = Shared<[String]>([])
+            let seen = try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
+                for writer in 0..<writerCount {
+                    let storage = writers[writer % writers.count]
+                    group.addTask {
+                        for index in 0..<batchesPerWriter {
+                            var batch = WriteBatch()
+                            try batch.publish(deposits([index, index]), to: try StreamID("account-\((writer + index) % 5)"))
+                            _ = try await storage.inTransaction("append slowly") { connection in
+                                let outcome = try await storage.write(batch, on: connection)
+                                try await Task.sleep(for: .milliseconds(Int.random(in: 0...15)))
+                                return outcome
+                            }
+                        }
+                        return []
+                    }
+                }
+                group.addTask {  // the relay
+                    var published = 0
+                    while published < total {
+                        let entries = try await storage.claimOutboxEntries(limit: 50, now: Date(), leaseDuration: 60)
+                        for entry in entries {
+                            relayed.withLock { $0[entry.id, default: 0] += 1 }
+                            streamOrder.withLock { last in
+                                let previous = last[entry.event.streamID.rawValue] ?? 0
+                                if entry.event.streamVersion != previous + 1 {
+                                    violations.withLock { $0.append("\(entry.event.streamID) \(previous) → \(entry.event.streamVersion)") }
+                                }
+                                last[entry.event.streamID.rawValue] = entry.event.streamVersion
+                            }
+                        }
+                        try await storage.markPublished(entries.map(\.id), at: Date())
+                        published += entries.count
+                        if entries.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+                    }
+                    return []
+                }
+                group.addTask {  // the paging reader
+                    var read: [RecordedEvent] = []
+                    var position: Int64 = 0
+                    while read.count < total {
+                        let page = try await storage.readAll(after: position, limit: 7)
+                        read += page
+                        if let last = page.last { position = last.position } else { try await Task.sleep(for: .milliseconds(1)) }
+                    }
+                    return read
+                }
+                return try await group.reduce(into: [RecordedEvent]()) { $0 += $1 }
+            }
+            #expect(seen.count == total)
+            #expect(seen.map(\.position) == seen.map(\.position).sorted(), "the reader saw positions in order")
+            #expect(Set(seen.map(\.position)).count == total, "every position exactly once")
+            #expect(relayed.withLock { $0.count } == total, "the relay published every entry")
+            #expect(relayed.withLock { $0.values.allSatisfy { $0 == 1 } }, "no entry twice")
+            #expect(violations.withLock { $0 }.isEmpty, "\(violations.withLock { $0.prefix(5) })")
             for writer in writers { await writer.shutdown() }
         }
     }
