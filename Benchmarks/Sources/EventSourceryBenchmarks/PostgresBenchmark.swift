@@ -29,8 +29,11 @@ struct PostgresBenchmark: AsyncParsableCommand {
     @Option(help: "Outbox entries drained in the claim scenarios.")
     var outboxEntries = 10_000
 
-    @Option(help: "Concurrent writers in the concurrent append scenario.")
-    var writers = 8
+    @Option(help: "Concurrent writers of the concurrent append scenarios (repeat the option for several).")
+    var writers: [Int] = [8, 32]
+
+    @Option(help: "pgbench's script of the same inserts (default: Benchmarks/pgbench/append.sql); skipped without pgbench.")
+    var pgbenchScript = "Benchmarks/pgbench/append.sql"
 
     @Option(help: "The broker for the relay scenarios; defaults to AMQP_URL. Without one they are skipped.")
     var amqpURL: String?
@@ -40,13 +43,13 @@ struct PostgresBenchmark: AsyncParsableCommand {
         print("PostgreSQL event store benchmark against \(base.endpointDescription)")
         BenchmarkTable.header()
 
-        try await scenario(base) { storage in
-            try await appends(storage, name: "append 1/tx, publish, 1 writer", transactions: singleAppends, size: 1, concurrency: 1)
-        }
-        try await scenario(base) { storage in
-            try await appends(
-                storage, name: "append 1/tx, publish, \(writers) writers", transactions: singleAppends, size: 1, concurrency: writers
-            )
+        for concurrency in [1] + writers {
+            try await scenario(base) { storage in
+                try await appends(
+                    storage, name: "append 1/tx, publish, \(concurrency) writer\(concurrency == 1 ? "" : "s")",
+                    transactions: singleAppends, size: 1, concurrency: concurrency)
+            }
+            try await pgbench(base, clients: concurrency)
         }
         try await scenario(base) { storage in
             try await appends(storage, name: "append 100/tx, publish, 1 writer", transactions: batchAppends, size: 100, concurrency: 1)
@@ -212,7 +215,92 @@ struct PostgresBenchmark: AsyncParsableCommand {
             name + " (p = per claim of ≤100)", events: drained.withLock { $0 }, elapsed: elapsed, latencies: latencies.withLock { $0 })
     }
 
+    // MARK: Baseline
+
+    /// Runs `pgbench` with the same inserts (an event row and its outbox row per
+    /// transaction, same table shapes) and `clients` connections, as the baseline line.
+    private func pgbench(_ base: PostgresEventStorage.Configuration, clients: Int) async throws {
+        guard
+            let executable = ["/usr/bin/pgbench"]
+                + (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))
+                .map({ $0.sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" } } ?? [])
+                .first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else {
+            print("pgbench baseline skipped: pgbench is not installed (Debian package postgresql-contrib or postgresql)")
+            return
+        }
+        var configuration = base
+        configuration.schema = "pgbench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let schema = configuration.schema
+        try await execute(
+            configuration,
+            [
+                "CREATE SCHEMA \(schema)",
+                "CREATE SEQUENCE \(schema).positions",
+                """
+                CREATE TABLE \(schema).events (position bigint PRIMARY KEY, stream_id text NOT NULL, stream_version bigint NOT NULL,
+                    event_id uuid NOT NULL UNIQUE, type_name text NOT NULL, schema_version integer NOT NULL,
+                    created_at timestamptz NOT NULL, correlation_id uuid, causation_id uuid, trace_context jsonb NOT NULL,
+                    payload jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now(), UNIQUE (stream_id, stream_version))
+                """,
+                """
+                CREATE TABLE \(schema).outbox (id bigint PRIMARY KEY REFERENCES \(schema).events (position),
+                    stream_id text NOT NULL, state text NOT NULL DEFAULT 'pending', attempts integer NOT NULL DEFAULT 0,
+                    last_error text, next_attempt_at timestamptz, leased_until timestamptz, published_at timestamptz)
+                """,
+                "CREATE INDEX ON \(schema).outbox (stream_id, id) WHERE state <> 'published'",
+                "CREATE INDEX ON \(schema).outbox (id) WHERE state <> 'published'",
+            ])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "-n", "-f", pgbenchScript, "-D", "schema=\(schema)", "-c", "\(clients)", "-j", "\(min(clients, 8))",
+            "-t", "\(max(1, singleAppends / clients))", "-h", configuration.host, "-p", "\(configuration.port)",
+            "-U", configuration.username, configuration.database,
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["PGPASSWORD": configuration.password ?? ""]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let started = ContinuousClock.now
+        let run = Result {
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
+        let elapsed = ContinuousClock.now - started
+        try await dropSchema(configuration)
+        let text = String(decoding: try run.get(), as: UTF8.self)
+        let transactions =
+            text.split(separator: "\n").first { $0.hasPrefix("number of transactions actually processed") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Int($0.split(separator: "/").first ?? "") } } ?? 0
+        let tps = text.split(separator: "\n").first { $0.hasPrefix("tps = ") }.map(String.init) ?? "no tps line"
+        BenchmarkTable.line(
+            "  pgbench, same inserts, \(clients) client\(clients == 1 ? "" : "s") (\(tps.prefix(22)))", events: transactions,
+            elapsed: elapsed, latencies: [])
+    }
+
     // MARK: Helpers
+
+    /// Runs `statements` on one connection of `configuration`'s database.
+    private func execute(_ configuration: PostgresEventStorage.Configuration, _ statements: [String]) async throws {
+        let connection = try await PostgresConnection.connect(
+            configuration: connectionConfiguration(configuration), id: 1, logger: Self.quietLogger)
+        for statement in statements {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.quietLogger)
+        }
+        try await connection.close()
+    }
+
+    private func connectionConfiguration(_ configuration: PostgresEventStorage.Configuration) -> PostgresConnection.Configuration {
+        var connectionConfiguration = PostgresConnection.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: .disable
+        )
+        connectionConfiguration.options.connectTimeout = .seconds(10)
+        return connectionConfiguration
+    }
 
     private static let quietLogger = Logger(label: "eventsourcery-bench.postgres") { _ in SwiftLogNoOpLogHandler() }
 
@@ -231,7 +319,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
     private func scenario(_ base: PostgresEventStorage.Configuration, _ body: (PostgresEventStorage) async throws -> Void) async throws {
         var configuration = base
         configuration.schema = "es_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        configuration.maximumConnections = max(writers, 4)
+        configuration.maximumConnections = max(writers.max() ?? 1, 4)
         let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: Self.quietLogger)
         do {
             try await body(storage)
@@ -245,15 +333,8 @@ struct PostgresBenchmark: AsyncParsableCommand {
     }
 
     private func dropSchema(_ configuration: PostgresEventStorage.Configuration) async throws {
-        var connectionConfiguration = PostgresConnection.Configuration(
-            host: configuration.host, port: configuration.port, username: configuration.username,
-            password: configuration.password, database: configuration.database, tls: .disable
-        )
-        connectionConfiguration.options.connectTimeout = .seconds(10)
-        let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 1, logger: Self.quietLogger)
         let schema = "\"" + configuration.schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        try await connection.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: Self.quietLogger)
-        try await connection.close()
+        try await execute(configuration, ["DROP SCHEMA IF EXISTS \(schema) CASCADE"])
     }
 }
 
