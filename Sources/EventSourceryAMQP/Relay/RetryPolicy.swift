@@ -10,8 +10,8 @@ public struct RetryPolicy: Sendable, Equatable {
     public var attemptLimit: Int
 
     /// Creates a policy. The defaults retry after about 0.2 s, 0.4 s, 0.8 s, … up to 30 s,
-    /// and park after 10 refusals.
-    /// ``validate()`` checks them; ``OutboxRelay`` does before it runs.
+    /// and park after 10 refusals. ``validate()`` checks the values; ``OutboxRelay`` calls it
+    /// before it runs.
     public init(initialBackoff: Duration = .milliseconds(200), maximumBackoff: Duration = .seconds(30), attemptLimit: Int = 10) {
         self.backoff = ReconnectBackoff(initialDelay: initialBackoff, maximumDelay: maximumBackoff)
         self.attemptLimit = attemptLimit

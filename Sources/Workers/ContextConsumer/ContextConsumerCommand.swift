@@ -54,7 +54,6 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     var publishOrderOutcomes = false
 
     private var context: String { service.context }
-    private var config: String { service.config }
 
     func validate() throws {
         guard [exportDefinitions != nil, listDead, replayDead, listFailures].filter({ $0 }).count <= 1 else {

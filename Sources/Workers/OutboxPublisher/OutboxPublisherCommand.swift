@@ -27,7 +27,6 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
     var once = false
 
     private var context: String { service.context }
-    private var config: String { service.config }
 
     func run() async throws {
         let logger = service.makeLogger(label: "outbox-publisher")
