@@ -116,7 +116,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     struct Settings: Sendable {
-        var brokerURL: String
+        var broker: AMQPConnection.Configuration
         var stores: [String: String]
         var executables: URL
         var logs: URL
@@ -143,7 +143,7 @@ struct DemoCommand: AsyncParsableCommand {
             executables.map { URL(fileURLWithPath: $0, isDirectory: true) }
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         return Settings(
-            brokerURL: configuration.broker.url,
+            broker: try configuration.connectionConfiguration(name: "eventsourcery-demo"),
             stores: Dictionary(
                 uniqueKeysWithValues: Self.contexts.map { ($0, "sqlite:\(run.appendingPathComponent("\($0).sqlite").path)") }),
             executables: executables,

@@ -37,21 +37,21 @@ struct DemoRun: Sendable {
     /// Runs the demo; returns whether every check of the summary holds.
     func run() async throws -> Bool {
         print(
-            "EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over \(StorageLocation.redacted(settings.brokerURL))"
+            "EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over the broker at \(settings.broker.host):\(settings.broker.port)"
         )
         print("Run folder: \(settings.runDirectory.path) (service logs in logs/)")
-        let broker = AMQPConnection(configuration: try AMQPConnection.Configuration(url: settings.brokerURL), logger: Self.quietLogger)
+        let broker = AMQPConnection(configuration: settings.broker, logger: Self.quietLogger)
         do {
             try await broker.connect()
         } catch {
-            throw DemoError("cannot reach the broker at \(StorageLocation.redacted(settings.brokerURL)): \(error)")
+            throw DemoError("cannot reach the broker at \(settings.broker.host):\(settings.broker.port): \(error)")
         }
         defer { Task { await broker.close() } }
 
         try await startServices(broker: broker)
         var opened: [String: EventStore] = [:]
         for context in contexts {
-            let storage = try await StorageLocation(settings.stores[context]!).open()
+            let storage = try await StorageLocation(settings.stores[context]!, origin: .option("--run-directory"), entry: nil).open()
             opened[context] = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         }
         let stores = opened
@@ -108,7 +108,7 @@ struct DemoRun: Sendable {
             arguments += ["--store", settings.stores["order"]!, "--port", "\(command.port)"]
         }
         try await services.start(
-            service.name, product: service.product, arguments: arguments, environment: ["AMQP_URL": settings.brokerURL])
+            service.name, product: service.product, arguments: arguments, environment: [:])
     }
 
     private func waitUntil(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {

@@ -26,10 +26,14 @@ import Logging
 ///   `completed`), `amount`, `correlationId` and `timeline`: each event of the stream
 ///   `order-<id>` with its type, time (ISO 8601 with fractional seconds), id, causation id,
 ///   stream version and fields. An unknown order answers `404 Not Found`.
-/// - `GET /health` answers `{"status": "ok"}`.
+/// - `GET /health` reads the store and answers `{"status": "ok"}`, or `503 Service
+///   Unavailable` with the error body when the store cannot be read.
+/// - `HEAD` on the `GET` routes answers the `GET` response's status and headers without a body.
 ///
-/// Failures answer `{"error": "<message>"}`; a bad request's message names the field or
-/// parameter to fix. Bodies are JSON with sorted keys; ids are lowercase UUIDs.
+/// Every failure answers `{"error": "<message>"}`: a bad request's message names the field
+/// or parameter to fix; an unknown path answers `404 Not Found`, a method a path does not
+/// serve `405 Method Not Allowed` with an `Allow` header, a body above the upload limit
+/// `413 Content Too Large`. Bodies are JSON with sorted keys; ids are lowercase UUIDs.
 public struct OrderRoutes: Sendable {
     /// The order context's store; its registry must know the order events
     /// (``DemoContexts/DemoContext/eventTypes``).
@@ -40,16 +44,47 @@ public struct OrderRoutes: Sendable {
         self.store = store
     }
 
-    /// Adds the routes to `router`.
+    /// What a route does.
+    enum Endpoint: Sendable {
+        case health, placeOrder, order
+    }
+
+    /// The routes: a path (`{id}` matches one segment) with the endpoint of each method.
+    static let routes: [(path: String, methods: [(HTTPRequest.Method, Endpoint)])] = [
+        ("/health", [(.get, .health), (.head, .health)]),
+        ("/orders", [(.post, .placeOrder)]),
+        ("/orders/{id}", [(.get, .order), (.head, .order)]),
+    ]
+
+    /// Adds the routes to `router`, and a middleware that answers every failure (an unknown
+    /// path or method, a body too large) with the JSON error body.
     public func register<Context: RequestContext>(on router: Router<Context>) {
-        router.get("health") { request, context in
-            try Self.encoder.encode(["status": "ok"], from: request, context: context)
+        router.add(middleware: ErrorBodyMiddleware())
+        for route in Self.routes {
+            for (method, endpoint) in route.methods {
+                router.on(RouterPath(route.path), method: method) { request, context in
+                    let response = try await respond(endpoint, to: request, context: context)
+                    return method == .head ? response.withoutBody() : response
+                }
+            }
         }
-        router.post("orders") { request, context in
-            try await placeOrder(request, context: context)
-        }
-        router.get("orders/{id}") { request, context in
-            try await order(request, context: context)
+    }
+
+    /// The methods the routes serve on `path`, in the order of ``routes``; empty for an unknown path.
+    static func allowedMethods(on path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/")
+        return routes.filter { route in
+            let pattern = route.path.split(separator: "/")
+            return pattern.count == segments.count
+                && zip(pattern, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.flatMap { $0.methods.map(\.0) }
+    }
+
+    private func respond(_ endpoint: Endpoint, to request: Request, context: some RequestContext) async throws -> Response {
+        switch endpoint {
+        case .health: try await health(request, context: context)
+        case .placeOrder: try await placeOrder(request, context: context)
+        case .order: try await order(request, context: context)
         }
     }
 
@@ -59,6 +94,17 @@ public struct OrderRoutes: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
+
+    /// Reads the store's head position: a store that cannot be read answers 503.
+    private func health(_ request: Request, context: some RequestContext) async throws -> Response {
+        do {
+            _ = try await store.storage.headPosition()
+        } catch {
+            context.logger.error("Health check: the store cannot be read", metadata: ["error": "\(error)"])
+            throw OrderAPIError(status: .serviceUnavailable, message: "The order store cannot be read; see the server log.")
+        }
+        return try Self.encoder.encode(["status": "ok"], from: request, context: context)
+    }
 
     private func placeOrder(_ request: Request, context: some RequestContext) async throws -> Response {
         let body: PlaceOrderRequest

@@ -12,7 +12,7 @@ import OrderAPI
 struct OrderAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-api",
-        abstract: "Serves the order context's HTTP API: POST /orders, GET /orders/{id}, GET /health.",
+        abstract: "Serves the order context's HTTP API: POST /orders, GET and HEAD /orders/{id}, GET and HEAD /health.",
         discussion: """
             Opens the store of the context 'order' from the configuration file; --store or \
             ES_STORE_URL override it. ES_API_HOST and ES_API_PORT set the address when --host \

@@ -50,6 +50,7 @@ extension PostgresEventStorage {
         public var migratesSchema = true
 
         /// Creates a configuration field by field, with the documented defaults for the rest.
+        /// ``PostgresEventStorage/connect(configuration:logger:)`` checks it with ``validate()``.
         public init(
             host: String,
             port: Int = 5432,
@@ -127,6 +128,26 @@ extension PostgresEventStorage {
                     continue
                 }
             }
+            try validate()
+        }
+
+        /// Checks every field: a host, a port within 1...65535, a user, a database, a schema, at
+        /// least one connection, a positive connect timeout and a notification channel.
+        ///
+        /// - Throws: ``EventStoreError`` ``EventStoreError/Code/invalidArgument`` naming the
+        ///   ``EventStoreError/field``.
+        public func validate() throws(EventStoreError) {
+            for (field, value) in [
+                ("host", host), ("username", username), ("database", database), ("schema", schema),
+                ("notificationChannel", notificationChannel),
+            ] where value.isEmpty {
+                throw .invalidField(field, "must not be empty")
+            }
+            guard (1...65535).contains(port) else { throw .invalidField("port", "must be within 1...65535, got \(port)") }
+            guard maximumConnections > 0 else {
+                throw .invalidField("maximumConnections", "must be positive, got \(maximumConnections)")
+            }
+            guard connectTimeout > .zero else { throw .invalidField("connectTimeout", "must be positive, got \(connectTimeout)") }
         }
 
         /// Where the storage connects, for messages: `user@host:port/database`.
@@ -173,7 +194,7 @@ extension PostgresEventStorage.Configuration {
         var client = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: clientTLS
         )
-        client.options.maximumConnections = max(1, maximumConnections)
+        client.options.maximumConnections = maximumConnections
         client.options.connectTimeout = connectTimeout
         client.options.tlsServerName = tlsServerName
         return client

@@ -99,11 +99,13 @@ public final class PostgresEventStorage: EventStorage {
     ///
     /// - Throws: ``EventStoreError`` `storageUnavailable` when the server cannot be reached,
     ///   rejects the login, or has no such database (the message says which and what to
-    ///   check); `storageFailure` when the migration fails.
+    ///   check); `storageFailure` when the migration fails; `invalidArgument` when
+    ///   ``Configuration/validate()`` rejects the configuration.
     public static func connect(
         configuration: Configuration,
         logger: Logger = Logger(label: "EventSourcery.Postgres")
     ) async throws -> PostgresEventStorage {
+        try configuration.validate()
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(

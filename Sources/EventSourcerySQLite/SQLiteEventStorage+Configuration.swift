@@ -1,3 +1,5 @@
+public import EventSourcery
+
 extension SQLiteEventStorage {
     /// How an ``SQLiteEventStorage`` opens and uses its database file.
     ///
@@ -48,8 +50,26 @@ extension SQLiteEventStorage {
         public var walAutocheckpointPages = 10_000
 
         /// Creates a configuration with the durable defaults for the database at `path`.
+        /// ``SQLiteEventStorage/init(configuration:)`` checks it with ``validate()``.
         public init(path: String) {
             self.path = path
+        }
+
+        /// Checks every field: a path, a busy timeout of zero or more, at least one reader, a
+        /// positive page cache and a WAL checkpoint threshold of zero (never) or more pages.
+        ///
+        /// - Throws: ``EventStoreError`` ``EventStoreError/Code/invalidArgument`` naming the
+        ///   ``EventStoreError/field``.
+        public func validate() throws(EventStoreError) {
+            guard !path.isEmpty else { throw .invalidField("path", "must name the database file") }
+            guard busyTimeout >= .zero else { throw .invalidField("busyTimeout", "must not be negative, got \(busyTimeout)") }
+            guard maximumReaderCount > 0 else {
+                throw .invalidField("maximumReaderCount", "must be positive, got \(maximumReaderCount)")
+            }
+            guard pageCacheKiB > 0 else { throw .invalidField("pageCacheKiB", "must be positive, got \(pageCacheKiB)") }
+            guard walAutocheckpointPages >= 0 else {
+                throw .invalidField("walAutocheckpointPages", "must not be negative, got \(walAutocheckpointPages)")
+            }
         }
     }
 

@@ -73,8 +73,9 @@ public final class SQLiteEventStorage: EventStorage {
     /// - Throws: ``EventStoreError`` `storageUnavailable` when the file cannot be opened
     ///   (missing directory, no permission, not a database), when it is locked longer than
     ///   the busy timeout, or when its schema is newer than this library (or, read-only,
-    ///   older).
+    ///   older); `invalidArgument` when ``Configuration/validate()`` rejects the configuration.
     public init(configuration: Configuration) throws {
+        try configuration.validate()
         self.configuration = configuration
         let path = configuration.path
         var grdb = GRDB.Configuration()

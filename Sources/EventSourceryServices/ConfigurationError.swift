@@ -1,43 +1,24 @@
-import Foundation
-
-/// A configuration file or environment variable that cannot be used.
+/// A configuration file, environment variable or option that cannot be used.
 ///
-/// The description names the file, the entry and what is wrong, e.g.
-/// `config/eventsourcery.yaml: relay.batch_size: must be positive, got 0`.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    /// The file (or `environment`) the bad value came from.
-    public var file: String
-    /// The dotted path of the bad entry, if known.
+/// The description names where the value came from, the entry and what is wrong, e.g.
+/// `config/eventsourcery.yaml:14:3: relay.batch_size: batchSize must be positive, got 0` or
+/// `environment variable ES_CONSUMER_PREFETCH: must be within 1...65535, got 70000`.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Where the bad value came from.
+    public var origin: ConfigurationOrigin
+    /// The dotted path of the bad entry in the file (e.g. `relay.lease_seconds`), if any.
     public var entry: String?
     /// What is wrong.
     public var message: String
 
-    public init(file: String, entry: String?, message: String) {
-        self.file = file
+    /// Creates an error.
+    public init(origin: ConfigurationOrigin, entry: String?, message: String) {
+        self.origin = origin
         self.entry = entry
         self.message = message
     }
 
-    init(decoding error: DecodingError, file: String) {
-        func path(_ codingPath: [any CodingKey]) -> String? {
-            let keys = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? nil : keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            self.init(file: file, entry: path(context.codingPath + [key]), message: "is missing")
-        case .typeMismatch(let type, let context):
-            self.init(file: file, entry: path(context.codingPath), message: "should be \(type): \(context.debugDescription)")
-        case .valueNotFound(let type, let context):
-            self.init(file: file, entry: path(context.codingPath), message: "needs a \(type) value")
-        case .dataCorrupted(let context):
-            self.init(file: file, entry: path(context.codingPath), message: context.debugDescription)
-        @unknown default:
-            self.init(file: file, entry: nil, message: "\(error)")
-        }
-    }
-
     public var description: String {
-        "\(file): \(entry.map { "\($0): " } ?? "")\(message)"
+        "\(origin): \(entry.map { "\($0): " } ?? "")\(message)"
     }
 }

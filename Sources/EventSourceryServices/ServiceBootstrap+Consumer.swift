@@ -1,42 +1,52 @@
 public import EventSourceryAMQP
+public import EventSourceryRabbitMQ
 
-extension ServiceConfiguration {
-    /// The topology description of the context `name`: its publishes, its handlers'
-    /// subscriptions and its delivery limit. Run ``validate(file:)`` first (``load(path:environment:)`` does).
-    public func contextDescription(_ name: String) -> ContextDescription? {
-        guard let context = contexts[name] else { return nil }
-        return ContextDescription(
-            name: name,
-            publishes: context.publishes,
-            handlers: context.handlers.mapValues { $0.subscribes.compactMap(EventSubscription.init) },
-            deliveryLimit: context.consumer.deliveryLimit
-        )
+extension ServiceBootstrap.Settings {
+    /// The topology of this context.
+    public var topology: ContextTopology {
+        ContextTopology(configuration.contextDescription(contextName) ?? ContextDescription(name: contextName))
     }
+}
 
-    /// The topology of every context in the file, sorted by context name.
-    public var topologies: [ContextTopology] {
-        contexts.keys.sorted().compactMap { contextDescription($0).map(ContextTopology.init) }
+extension ServiceBootstrap {
+    /// Declares the context's topology (exchanges, inbox, dead-letter queue).
+    ///
+    /// - Throws: ``StartupError`` with exit code 78 when the broker refuses a declaration
+    ///   because a queue or exchange exists with other arguments (reply 406): the message
+    ///   names the argument, the entry that sets it, and how to migrate; 69 for other failures.
+    public static func declareTopology(_ settings: Settings, on connection: AMQPConnection) async throws(StartupError) {
+        do {
+            try await settings.topology.declare(on: connection)
+        } catch let error as AMQPError where error.code == .preconditionFailed {
+            throw StartupError(message: settings.topologyMismatch(error), exitCode: 78)
+        } catch {
+            throw StartupError(message: "Cannot declare the topology of context '\(settings.contextName)': \(error)", exitCode: 69)
+        }
     }
 }
 
 extension ServiceBootstrap.Settings {
-    /// The consumer settings for this context.
-    public var consumerConfiguration: ContextConsumer.Configuration {
-        let consumer = configuration.contexts[contextName]?.consumer ?? ServiceConfiguration.Consumer()
-        return ContextConsumer.Configuration(
-            context: contextName,
-            prefetch: UInt16(clamping: consumer.prefetch),
-            deliveryLimit: consumer.deliveryLimit,
-            maximumBodySize: consumer.maximumBodyBytes,
-            ackBatchSize: consumer.ackBatch,
-            concurrency: consumer.concurrency,
-            batchSize: consumer.batchSize
-        )
-    }
-
-    /// The topology of this context.
-    public var topology: ContextTopology {
-        ContextTopology(configuration.contextDescription(contextName) ?? ContextDescription(name: contextName))
+    /// The message for a declaration the broker refused with 406 PRECONDITION_FAILED, e.g.
+    /// `inequivalent arg 'x-delivery-limit' for queue 'order.inbox' in vhost '/': received
+    /// the value '3' of type 'signedint' but current is none`: the argument that differs, the
+    /// entry that sets it, and how to migrate.
+    public func topologyMismatch(_ error: AMQPError) -> String {
+        let reply = error.replyText ?? error.message
+        let argument = reply.firstMatch(of: /inequivalent arg '([^']+)'/).map { String($0.1) }
+        let queue = reply.firstMatch(of: /queue '([^']+)'/).map { String($0.1) } ?? topology.inboxQueue
+        var text = "Bad configuration: the broker keeps \(queue) as it was declared before: \(reply)."
+        if argument == "x-delivery-limit" {
+            let entry = "contexts.\(contextName).consumer.delivery_limit"
+            let origin = configuration.origin(of: entry)
+            text +=
+                " The inbox's x-delivery-limit comes from \(entry) (\(origin), \(consumerConfiguration.deliveryLimit) now); a queue's arguments cannot change."
+        } else {
+            text +=
+                " The argument \(argument.map { "'\($0)' " } ?? "")of the existing queue differs from this version's topology; a queue's arguments cannot change."
+        }
+        text +=
+            " To migrate: stop the consumers, let \(queue) drain (or move its messages elsewhere), delete it (rabbitmqctl delete_queue \(queue)) and start again so it is declared anew; or set the configuration back to the existing queue's value."
+        return text
     }
 }
 

@@ -1,7 +1,7 @@
 public import EventSourceryRabbitMQ
 public import EventSourcery
 public import EventSourceryAMQP
-import Foundation
+public import Foundation
 public import Logging
 public import ServiceLifecycle
 import UnixSignals
@@ -19,7 +19,8 @@ public enum ServiceBootstrap {
         public var description: String { message }
     }
 
-    /// The settings of one context's process.
+    /// The settings of one context's process, checked: every value has passed the checks of
+    /// the library type it configures.
     public struct Settings: Sendable {
         /// The whole configuration, after environment overrides.
         public var configuration: ServiceConfiguration
@@ -27,22 +28,36 @@ public enum ServiceBootstrap {
         public var contextName: String
         /// Where the context's events live.
         public var store: StorageLocation
-
+        /// The broker connection.
+        public var connectionConfiguration: AMQPConnection.Configuration
         /// The relay settings for this context.
-        public var relayConfiguration: OutboxRelay.Configuration {
-            let relay = configuration.relay
-            return OutboxRelay.Configuration(
-                context: contextName,
-                batchSize: relay.batchSize,
-                leaseDuration: .milliseconds(Int64(relay.leaseSeconds * 1000)),
-                retry: RetryPolicy(
-                    initialBackoff: .milliseconds(relay.initialBackoffMilliseconds),
-                    maximumBackoff: .milliseconds(relay.maximumBackoffMilliseconds),
-                    attemptLimit: relay.attemptLimit
-                ),
-                idlePollInterval: .milliseconds(relay.idlePollMilliseconds),
-                retention: relay.retentionSeconds > 0 ? .milliseconds(Int64(relay.retentionSeconds * 1000)) : nil
-            )
+        public var relayConfiguration: OutboxRelay.Configuration
+        /// The consumer settings for this context.
+        public var consumerConfiguration: ContextConsumer.Configuration
+
+        /// Picks the context `name` of `configuration` (run ``ServiceConfiguration/validate()``
+        /// first) and builds its library configurations. The store is `storeOverride` (the
+        /// `--store` option), else `ES_STORE_URL` from `environment`, else the file's.
+        ///
+        /// - Throws: ``ConfigurationError`` naming where the bad value came from.
+        public init(
+            configuration: ServiceConfiguration, context name: String, storeOverride: String?,
+            environment: [String: String] = ProcessInfo.processInfo.environment
+        ) throws(ConfigurationError) {
+            let context = try configuration.context(name)
+            let entry = "contexts.\(name).store"
+            if let storeOverride {
+                store = try StorageLocation(storeOverride, origin: .option("--store"), entry: nil)
+            } else if let url = environment["ES_STORE_URL"], !url.isEmpty {
+                store = try StorageLocation(url, origin: .environment("ES_STORE_URL"), entry: nil)
+            } else {
+                store = try StorageLocation(context.store, origin: configuration.origin(of: entry), entry: entry)
+            }
+            self.configuration = configuration
+            self.contextName = name
+            connectionConfiguration = try configuration.connectionConfiguration(name: name)
+            relayConfiguration = try configuration.relayConfiguration(context: name)
+            consumerConfiguration = try configuration.consumerConfiguration(context: name)
         }
     }
 
@@ -60,13 +75,12 @@ public enum ServiceBootstrap {
     }
 
     /// Loads the configuration file and picks the context; `ES_STORE_URL` or `storeOverride` replace its store.
+    ///
+    /// - Throws: ``StartupError`` with exit code 78 naming the entry and where it was set.
     public static func load(config path: String, context: String, storeOverride: String?) throws(StartupError) -> Settings {
         do {
             let configuration = try ServiceConfiguration.load(path: path)
-            let contextConfiguration = try configuration.context(context, file: path)
-            let environmentStore = ProcessInfo.processInfo.environment["ES_STORE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-            let store = try StorageLocation(storeOverride ?? environmentStore ?? contextConfiguration.store)
-            return Settings(configuration: configuration, contextName: context, store: store)
+            return try Settings(configuration: configuration, context: context, storeOverride: storeOverride)
         } catch {
             throw StartupError(message: "Bad configuration: \(error)", exitCode: 78)
         }
@@ -85,15 +99,7 @@ public enum ServiceBootstrap {
 
     /// Connects to the broker; with `broker.wait_for_broker` it retries with backoff until it succeeds.
     public static func connect(_ settings: Settings, logger: Logger) async throws(StartupError) -> AMQPConnection {
-        let broker = settings.configuration.broker
-        var configuration: AMQPConnection.Configuration
-        do {
-            configuration = try AMQPConnection.Configuration(url: broker.url)
-        } catch {
-            throw StartupError(message: "Bad configuration: broker.url: \(error)", exitCode: 78)
-        }
-        configuration.heartbeat = .seconds(broker.heartbeatSeconds)
-        configuration.connectionName = "\(settings.contextName)"
+        let configuration = settings.connectionConfiguration
         let connection = AMQPConnection(configuration: configuration, logger: logger)
         let backoff = ReconnectBackoff()
         var attempt = 0
@@ -104,7 +110,7 @@ public enum ServiceBootstrap {
                 return connection
             } catch {
                 attempt += 1
-                guard broker.waitForBroker, !Task.isCancelled else {
+                guard settings.configuration.broker.waitForBroker, !Task.isCancelled else {
                     throw StartupError(
                         message:
                             "Cannot connect to the broker at \(configuration.host):\(configuration.port) vhost '\(configuration.vhost)': \(error)",

@@ -1,4 +1,4 @@
-// Decoding with snake_case keys, defaults for missing keys, and unknown keys rejected.
+// Decoding with snake_case keys, `nil` for missing optional keys, and unknown keys rejected.
 
 struct ConfigurationKey: CodingKey {
     var stringValue: String
@@ -22,6 +22,10 @@ extension KeyedDecodingContainer where Key == ConfigurationKey {
     func value<T: Decodable>(_ key: String, default value: T) throws -> T {
         try decodeIfPresent(T.self, forKey: ConfigurationKey(key)) ?? value
     }
+
+    func value<T: Decodable>(_ key: String) throws -> T? {
+        try decodeIfPresent(T.self, forKey: ConfigurationKey(key))
+    }
 }
 
 extension ServiceConfiguration: Decodable {
@@ -38,10 +42,9 @@ extension ServiceConfiguration.Broker: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
         try container.rejectUnknownKeys(["url", "heartbeat_seconds", "wait_for_broker"])
-        let defaults = Self()
-        url = try container.value("url", default: defaults.url)
-        heartbeatSeconds = try container.value("heartbeat_seconds", default: defaults.heartbeatSeconds)
-        waitForBroker = try container.value("wait_for_broker", default: defaults.waitForBroker)
+        url = try container.value("url")
+        heartbeatSeconds = try container.value("heartbeat_seconds")
+        waitForBroker = try container.value("wait_for_broker", default: Self().waitForBroker)
     }
 }
 
@@ -52,15 +55,14 @@ extension ServiceConfiguration.Relay: Decodable {
             "batch_size", "window", "lease_seconds", "idle_poll_ms", "retention_seconds",
             "initial_backoff_ms", "max_backoff_ms", "attempt_limit",
         ])
-        let defaults = Self()
-        batchSize = try container.value("batch_size", default: defaults.batchSize)
-        window = try container.value("window", default: defaults.window)
-        leaseSeconds = try container.value("lease_seconds", default: defaults.leaseSeconds)
-        idlePollMilliseconds = try container.value("idle_poll_ms", default: defaults.idlePollMilliseconds)
-        retentionSeconds = try container.value("retention_seconds", default: defaults.retentionSeconds)
-        initialBackoffMilliseconds = try container.value("initial_backoff_ms", default: defaults.initialBackoffMilliseconds)
-        maximumBackoffMilliseconds = try container.value("max_backoff_ms", default: defaults.maximumBackoffMilliseconds)
-        attemptLimit = try container.value("attempt_limit", default: defaults.attemptLimit)
+        batchSize = try container.value("batch_size")
+        window = try container.value("window")
+        leaseSeconds = try container.value("lease_seconds")
+        idlePollMilliseconds = try container.value("idle_poll_ms")
+        retentionSeconds = try container.value("retention_seconds")
+        initialBackoffMilliseconds = try container.value("initial_backoff_ms")
+        maximumBackoffMilliseconds = try container.value("max_backoff_ms")
+        attemptLimit = try container.value("attempt_limit")
     }
 }
 
@@ -87,12 +89,11 @@ extension ServiceConfiguration.Consumer: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
         try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size"])
-        let defaults = Self()
-        prefetch = try container.value("prefetch", default: defaults.prefetch)
-        deliveryLimit = try container.value("delivery_limit", default: defaults.deliveryLimit)
-        maximumBodyBytes = try container.value("max_body_bytes", default: defaults.maximumBodyBytes)
-        ackBatch = try container.value("ack_batch", default: defaults.ackBatch)
-        concurrency = try container.value("concurrency", default: defaults.concurrency)
-        batchSize = try container.value("batch_size", default: defaults.batchSize)
+        prefetch = try container.value("prefetch")
+        deliveryLimit = try container.value("delivery_limit")
+        maximumBodyBytes = try container.value("max_body_bytes")
+        ackBatch = try container.value("ack_batch")
+        concurrency = try container.value("concurrency")
+        batchSize = try container.value("batch_size")
     }
 }

@@ -2,9 +2,10 @@ public import Foundation
 import Yams
 
 extension ServiceConfiguration {
-    /// Reads the YAML file at `path` and applies environment overrides.
+    /// Reads the YAML file at `path`, applies environment overrides and checks the result
+    /// (see ``validate()``).
     ///
-    /// - Throws: ``ConfigurationError`` naming the file and the entry that is wrong.
+    /// - Throws: ``ConfigurationError`` naming where the bad value came from and the entry.
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigurationError) -> ServiceConfiguration {
@@ -12,139 +13,242 @@ extension ServiceConfiguration {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigurationError(file: path, entry: nil, message: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigurationError(origin: .file(path), entry: nil, message: "cannot read the file: \(error.localizedDescription)")
         }
         var configuration = try parse(text, file: path)
-        try configuration.applyEnvironment(environment, file: path)
-        try configuration.validate(file: path)
+        try configuration.applyEnvironment(environment)
+        try configuration.validate()
         return configuration
     }
 
-    /// Parses YAML text; `file` names the source in errors.
+    /// Parses YAML text; `file` names the source in errors. Syntax errors, duplicate keys and
+    /// entries of the wrong type are reported with their line and column.
     public static func parse(_ text: String, file: String) throws(ConfigurationError) -> ServiceConfiguration {
+        let node: Node
         do {
-            return try YAMLDecoder().decode(ServiceConfiguration.self, from: text)
-        } catch let error as DecodingError {
-            throw ConfigurationError(decoding: error, file: file)
+            guard let composed = try Yams.compose(yaml: text) else {
+                throw ConfigurationError(origin: .file(file), entry: nil, message: "is empty; it must define contexts")
+            }
+            node = composed
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigurationError(yaml: error, file: file, text: text)
         } catch {
-            throw ConfigurationError(file: file, entry: nil, message: "is not valid YAML: \(error)")
+            throw ConfigurationError(origin: .file(file), entry: nil, message: "is not valid YAML: \(error)")
+        }
+        var origins: [String: ConfigurationOrigin] = [:]
+        collectOrigins(of: node, path: "", file: file, into: &origins)
+        do {
+            var configuration = try YAMLDecoder().decode(ServiceConfiguration.self, from: node)
+            configuration.file = file
+            configuration.origins = origins
+            return configuration
+        } catch let error as DecodingError {
+            var located = ServiceConfiguration()
+            located.file = file
+            located.origins = origins
+            throw located.error(decoding: error)
+        } catch {
+            throw ConfigurationError(origin: .file(file), entry: nil, message: "\(error)")
+        }
+    }
+
+    /// Records the line and column of every key and sequence element under its dotted path.
+    private static func collectOrigins(of node: Node, path: String, file: String, into origins: inout [String: ConfigurationOrigin]) {
+        func record(_ path: String, _ mark: Mark?) {
+            guard let mark else { return }
+            origins[path] = .file(file, line: mark.line, column: mark.column)
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                let name = key.string ?? "\(key)"
+                let child = path.isEmpty ? name : "\(path).\(name)"
+                record(child, key.mark)
+                collectOrigins(of: value, path: child, file: file, into: &origins)
+            }
+        case .sequence(let sequence):
+            for (index, element) in sequence.enumerated() {
+                let child = "\(path)[\(index)]"
+                record(child, element.mark)
+                collectOrigins(of: element, path: child, file: file, into: &origins)
+            }
+        default:
+            break
         }
     }
 
     /// The context named `name`.
-    public func context(_ name: String, file: String) throws(ConfigurationError) -> Context {
+    public func context(_ name: String) throws(ConfigurationError) -> Context {
         guard let context = contexts[name] else {
             throw ConfigurationError(
-                file: file, entry: "contexts.\(name)",
+                origin: origin(of: "contexts"), entry: "contexts.\(name)",
                 message: "unknown context '\(name)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
             )
         }
         return context
     }
 
-    mutating func applyEnvironment(_ environment: [String: String], file: String) throws(ConfigurationError) {
-        func integer(_ key: String) throws(ConfigurationError) -> Int? {
-            guard let text = environment[key] else { return nil }
-            guard let value = Int(text) else {
-                throw ConfigurationError(file: "environment", entry: key, message: "'\(text)' is not an integer")
-            }
-            return value
+    /// Applies the environment overrides (see `docs/CONFIGURATION.md`), recording each
+    /// variable as the origin of the entries it sets.
+    mutating func applyEnvironment(_ environment: [String: String]) throws(ConfigurationError) {
+        func value(_ variable: String) -> String? {
+            environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         }
-        if let url = environment["AMQP_URL"], !url.isEmpty { broker.url = url }
-        if let wait = environment["ES_BROKER_WAIT"] { broker.waitForBroker = ["1", "true", "yes"].contains(wait.lowercased()) }
-        if let value = try integer("ES_RELAY_BATCH_SIZE") { relay.batchSize = value }
-        if let value = try integer("ES_RELAY_WINDOW") { relay.window = value }
-        if let value = try integer("ES_RELAY_ATTEMPT_LIMIT") { relay.attemptLimit = value }
+        func integer(_ variable: String) throws(ConfigurationError) -> Int? {
+            guard let text = value(variable) else { return nil }
+            guard let number = Int(text) else {
+                throw ConfigurationError(origin: .environment(variable), entry: nil, message: "'\(text)' is not an integer")
+            }
+            return number
+        }
+        func set<Value>(_ variable: String, _ entry: String, _ newValue: Value?, _ apply: (inout Self, Value) -> Void) {
+            guard let newValue else { return }
+            apply(&self, newValue)
+            origins[entry] = .environment(variable)
+        }
+        set("AMQP_URL", "broker.url", value("AMQP_URL")) { $0.broker.url = $1 }
+        if let text = value("ES_BROKER_WAIT") {
+            let wait: Bool
+            switch text.lowercased() {
+            case "1", "true", "yes": wait = true
+            case "0", "false", "no": wait = false
+            default:
+                throw ConfigurationError(
+                    origin: .environment("ES_BROKER_WAIT"), entry: nil, message: "'\(text)' is not a boolean; use true or false")
+            }
+            set("ES_BROKER_WAIT", "broker.wait_for_broker", wait) { $0.broker.waitForBroker = $1 }
+        }
+        set("ES_RELAY_BATCH_SIZE", "relay.batch_size", try integer("ES_RELAY_BATCH_SIZE")) { $0.relay.batchSize = $1 }
+        set("ES_RELAY_WINDOW", "relay.window", try integer("ES_RELAY_WINDOW")) { $0.relay.window = $1 }
+        set("ES_RELAY_ATTEMPT_LIMIT", "relay.attempt_limit", try integer("ES_RELAY_ATTEMPT_LIMIT")) { $0.relay.attemptLimit = $1 }
+        let prefetch = try integer("ES_CONSUMER_PREFETCH")
+        let ackBatch = try integer("ES_CONSUMER_ACK_BATCH")
         for name in contexts.keys {
-            if let value = try integer("ES_CONSUMER_PREFETCH") { contexts[name]?.consumer.prefetch = value }
-            if let value = try integer("ES_CONSUMER_ACK_BATCH") { contexts[name]?.consumer.ackBatch = value }
+            set("ES_CONSUMER_PREFETCH", "contexts.\(name).consumer.prefetch", prefetch) { $0.contexts[name]?.consumer.prefetch = $1 }
+            set("ES_CONSUMER_ACK_BATCH", "contexts.\(name).consumer.ack_batch", ackBatch) { $0.contexts[name]?.consumer.ackBatch = $1 }
         }
     }
 
-    /// Checks values, names, and that every handler subscription names a context of this
-    /// file and an event type that context publishes.
+    /// Checks names, subscriptions and every value: the handler subscriptions must name a
+    /// context of this file and an event type that context publishes, every store must be
+    /// usable, and the relay, consumer and broker settings must pass the checks of the
+    /// library types they configure (see ``relayConfiguration(context:)``,
+    /// ``consumerConfiguration(context:)``, ``connectionConfiguration(name:)``).
     ///
-    /// - Throws: ``ConfigurationError`` naming the file and the entry.
-    public func validate(file: String) throws(ConfigurationError) {
-        func positive(_ value: some BinaryInteger, _ entry: String) throws(ConfigurationError) {
-            guard value > 0 else { throw ConfigurationError(file: file, entry: entry, message: "must be positive, got \(value)") }
-        }
-        try positive(relay.batchSize, "relay.batch_size")
-        try positive(relay.window, "relay.window")
-        try positive(relay.attemptLimit, "relay.attempt_limit")
-        try positive(relay.idlePollMilliseconds, "relay.idle_poll_ms")
-        guard broker.url.hasPrefix("amqp://") || broker.url.hasPrefix("amqps://") else {
-            throw ConfigurationError(file: file, entry: "broker.url", message: "'\(broker.url)' is not an amqp:// or amqps:// URL")
-        }
+    /// - Throws: ``ConfigurationError`` naming where the bad value came from and the entry.
+    public func validate() throws(ConfigurationError) {
         guard !contexts.isEmpty else {
-            throw ConfigurationError(file: file, entry: "contexts", message: "defines no context")
+            throw error(at: "contexts", "defines no context")
         }
-        for (name, context) in contexts {
+        if let window = relay.window, window <= 0 {
+            throw error(at: "relay.window", "must be positive, got \(window)")
+        }
+        _ = try connectionConfiguration(name: "validation")
+        for name in contexts.keys.sorted() {
+            let context = contexts[name] ?? Context(store: "")
             guard name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
-                throw ConfigurationError(
-                    file: file, entry: "contexts.\(name)", message: "a context name is lower-case letters, digits and '-'")
+                throw error(at: "contexts.\(name)", "a context name is lower-case letters, digits and '-'")
             }
-            guard !context.store.isEmpty else {
-                throw ConfigurationError(file: file, entry: "contexts.\(name).store", message: "must name a store")
-            }
+            _ = try StorageLocation(context.store, origin: origin(of: "contexts.\(name).store"), entry: "contexts.\(name).store")
             var seen: Set<String> = []
             for type in context.publishes where !seen.insert(type).inserted {
-                throw ConfigurationError(file: file, entry: "contexts.\(name).publishes", message: "lists '\(type)' twice")
+                throw error(at: "contexts.\(name).publishes", "lists '\(type)' twice")
             }
-            try validateConsumer(of: name, context, file: file)
+            try validateHandlers(of: name, context)
+            _ = try relayConfiguration(context: name)
+            _ = try consumerConfiguration(context: name)
         }
     }
 
-    private func validateConsumer(of name: String, _ context: Context, file: String) throws(ConfigurationError) {
-        let consumer = context.consumer
-        let prefix = "contexts.\(name).consumer"
-        guard (1...Int(UInt16.max)).contains(consumer.prefetch) else {
-            throw ConfigurationError(file: file, entry: "\(prefix).prefetch", message: "must be 1...65535, got \(consumer.prefetch)")
-        }
-        for (value, key) in [
-            (consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"),
-            (consumer.concurrency, "concurrency"), (consumer.batchSize, "batch_size"),
-        ]
-        where value <= 0 {
-            throw ConfigurationError(file: file, entry: "\(prefix).\(key)", message: "must be positive, got \(value)")
-        }
+    private func validateHandlers(of name: String, _ context: Context) throws(ConfigurationError) {
         for handlerName in context.handlers.keys.sorted() {
             let entry = "contexts.\(name).handlers.\(handlerName)"
             guard handlerName.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
-                throw ConfigurationError(file: file, entry: entry, message: "a handler name is lower-case letters, digits and '-'")
+                throw error(at: entry, "a handler name is lower-case letters, digits and '-'")
             }
             let handler = context.handlers[handlerName] ?? Handler()
+            let subscriptionEntry = "\(entry).subscribes"
             guard !handler.subscribes.isEmpty else {
-                throw ConfigurationError(file: file, entry: "\(entry).subscribes", message: "subscribes to nothing")
+                throw error(at: subscriptionEntry, "subscribes to nothing")
             }
             var seen: Set<String> = []
             for subscription in handler.subscribes {
-                let subscriptionEntry = "\(entry).subscribes"
                 guard seen.insert(subscription).inserted else {
-                    throw ConfigurationError(file: file, entry: subscriptionEntry, message: "lists '\(subscription)' twice")
+                    throw error(at: subscriptionEntry, "lists '\(subscription)' twice")
                 }
                 let parts = subscription.split(separator: ".", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                    throw ConfigurationError(
-                        file: file, entry: subscriptionEntry, message: "'\(subscription)' is not written source.EventType")
+                    throw error(at: subscriptionEntry, "'\(subscription)' is not written source.EventType")
                 }
                 let source = String(parts[0])
                 let type = String(parts[1])
                 guard let publisher = contexts[source] else {
-                    throw ConfigurationError(
-                        file: file, entry: subscriptionEntry,
-                        message:
-                            "'\(subscription)' names the unknown context '\(source)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
+                    throw error(
+                        at: subscriptionEntry,
+                        "'\(subscription)' names the unknown context '\(source)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))"
                     )
                 }
                 guard publisher.publishes.contains(type) else {
-                    throw ConfigurationError(
-                        file: file, entry: subscriptionEntry,
-                        message:
-                            "'\(subscription)': context '\(source)' does not publish '\(type)'; it publishes \(publisher.publishes.joined(separator: ", "))"
+                    throw error(
+                        at: subscriptionEntry,
+                        "'\(subscription)': context '\(source)' does not publish '\(type)'; it publishes \(publisher.publishes.joined(separator: ", "))"
                     )
                 }
             }
+        }
+    }
+
+    /// The error for a value the decoder rejects, located at the entry's line.
+    func error(decoding error: DecodingError) -> ConfigurationError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let keys = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        func located(_ entry: String, _ message: String) -> ConfigurationError {
+            entry.isEmpty ? ConfigurationError(origin: .file(file), entry: nil, message: message) : self.error(at: entry, message)
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return located(path(context.codingPath + [key]), "is missing")
+        case .typeMismatch(let type, let context):
+            return located(path(context.codingPath), "should be \(type): \(context.debugDescription)")
+        case .valueNotFound(let type, let context):
+            return located(path(context.codingPath), "needs a \(type) value")
+        case .dataCorrupted(let context):
+            return located(path(context.codingPath), context.debugDescription)
+        @unknown default:
+            return ConfigurationError(origin: .file(file), entry: nil, message: "\(error)")
+        }
+    }
+}
+
+extension ConfigurationError {
+    /// A YAML syntax error or duplicate key, at its line and column.
+    init(yaml error: YamlError, file: String, text: String) {
+        func at(_ mark: Mark, _ message: String) -> ConfigurationError {
+            ConfigurationError(origin: .file(file, line: mark.line, column: mark.column), entry: nil, message: message)
+        }
+        func hint(_ mark: Mark) -> String {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            guard mark.line >= 1, mark.line <= lines.count else { return "" }
+            let line = lines[mark.line - 1]
+            let column = line.unicodeScalars.index(
+                line.unicodeScalars.startIndex, offsetBy: max(0, mark.column - 1), limitedBy: line.unicodeScalars.endIndex)
+            guard let column, column < line.unicodeScalars.endIndex, line.unicodeScalars[column] == "\t" else { return "" }
+            return " (a tab: YAML indents with spaces only)"
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let during = context.map { ", \($0.text) at line \($0.mark.line), column \($0.mark.column)" } ?? ""
+            self = at(mark, "is not valid YAML: \(problem)\(hint(mark))\(during)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            self = at(context.mark, "is not valid YAML: the key \(keys) is written more than once in one mapping (first here); keep one")
+        default:
+            self = ConfigurationError(origin: .file(file), entry: nil, message: "is not valid YAML: \(error)")
         }
     }
 }

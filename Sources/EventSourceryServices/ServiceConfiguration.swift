@@ -6,7 +6,6 @@
 ///   url: amqp://guest:guest@127.0.0.1:5673/
 /// relay:
 ///   batch_size: 500
-///   window: 1000
 /// contexts:
 ///   order:
 ///     store: sqlite:.run/demo/order.sqlite
@@ -15,53 +14,60 @@
 ///       record-payment:
 ///         subscribes: [payment.PaymentSucceeded]
 ///     consumer:
-///       prefetch: 1000
-///       delivery_limit: 5
-///       max_body_bytes: 1048576
-///       ack_batch: 1
-///       concurrency: 4
-///       batch_size: 100
+///       prefetch: 100
 /// ```
 ///
-/// Every key but `contexts.<name>` has a default. Unknown keys are rejected, so a typo
-/// never silently falls back to a default.
+/// Every key but `contexts.<name>.store` is optional. A setting left out is `nil` here and
+/// takes the default of the library type it configures (`OutboxRelay.Configuration`,
+/// `ContextConsumer.Configuration`, `AMQPConnection.Configuration`): defaults live there
+/// only, and `docs/CONFIGURATION.md` lists them. Unknown keys are rejected, so a typo never
+/// silently falls back to a default.
 public struct ServiceConfiguration: Sendable, Equatable {
     /// The broker connection.
-    public var broker: Broker
+    public var broker = Broker()
     /// Outbox relay settings, shared by every context's publisher.
-    public var relay: Relay
+    public var relay = Relay()
     /// The bounded contexts by name.
-    public var contexts: [String: Context]
+    public var contexts: [String: Context] = [:]
+    /// The file the configuration was read from, for messages.
+    public var file = "configuration"
+    /// Where each entry was set, by dotted path (`relay.lease_seconds`,
+    /// `contexts.order.consumer.prefetch`): its line in ``file`` or the environment variable
+    /// that overrode it.
+    public var origins: [String: ConfigurationOrigin] = [:]
+
+    /// Creates an empty configuration; ``parse(_:file:)`` and ``load(path:environment:)`` read one.
+    public init() {}
 
     /// The broker connection.
     public struct Broker: Sendable, Equatable {
         /// `amqp://user:password@host:port/vhost` or `amqps://…`. Environment: `AMQP_URL`.
-        public var url: String = "amqp://guest:guest@127.0.0.1:5673/"
-        /// Heartbeat interval in seconds (0 disables heartbeats).
-        public var heartbeatSeconds: Int = 30
-        /// Whether a service keeps retrying when the broker is unreachable at start,
-        /// instead of exiting with an error. Environment: `ES_BROKER_WAIT`.
-        public var waitForBroker: Bool = false
+        public var url: String?
+        /// Heartbeat interval in whole seconds (0 disables heartbeats).
+        public var heartbeatSeconds: Int?
+        /// Whether a service keeps retrying when the broker is unreachable at start, instead of
+        /// exiting with code 69. Default `false`. Environment: `ES_BROKER_WAIT`.
+        public var waitForBroker = false
     }
 
-    /// Outbox relay settings.
+    /// Outbox relay settings; `nil` takes the library's default.
     public struct Relay: Sendable, Equatable {
         /// Entries claimed per round. Environment: `ES_RELAY_BATCH_SIZE`.
-        public var batchSize: Int = 500
+        public var batchSize: Int?
         /// Unconfirmed messages in flight. Environment: `ES_RELAY_WINDOW`.
-        public var window: Int = 1000
-        /// How long claimed entries stay reserved for one relay.
-        public var leaseSeconds: Double = 30
+        public var window: Int?
+        /// How long claimed entries stay reserved for one relay, in seconds.
+        public var leaseSeconds: Double?
         /// The longest sleep when no wake-up arrives.
-        public var idlePollMilliseconds: Int = 1000
-        /// How long published entries are kept; 0 keeps them forever.
-        public var retentionSeconds: Double = 3600
+        public var idlePollMilliseconds: Int?
+        /// How long published entries are kept, in seconds; 0 keeps them forever.
+        public var retentionSeconds: Double?
         /// Delay before the first retry of a refused entry.
-        public var initialBackoffMilliseconds: Int = 200
+        public var initialBackoffMilliseconds: Int?
         /// Longest delay between retries.
-        public var maximumBackoffMilliseconds: Int = 30_000
+        public var maximumBackoffMilliseconds: Int?
         /// Broker refusals after which an entry is parked. Environment: `ES_RELAY_ATTEMPT_LIMIT`.
-        public var attemptLimit: Int = 10
+        public var attemptLimit: Int?
     }
 
     /// One bounded context.
@@ -88,29 +94,27 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
     }
 
-    /// Settings of a context's consumer.
+    /// Settings of a context's consumer; `nil` takes the default of `ContextConsumer.Configuration`.
     public struct Consumer: Sendable, Equatable {
         /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
         /// `ES_CONSUMER_PREFETCH` (every context).
-        public var prefetch: Int = 1000
+        public var prefetch: Int?
         /// Deliveries of one message before the inbox dead-letters it.
-        public var deliveryLimit: Int = 5
+        public var deliveryLimit: Int?
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
-        public var maximumBodyBytes: Int = 1 << 20
+        public var maximumBodyBytes: Int?
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
         /// `ES_CONSUMER_ACK_BATCH` (every context).
-        public var ackBatch: Int = 1
-        /// Lanes processing deliveries at the same time, spread by source stream (see
-        /// ``ContextConsumer/Configuration/concurrency``); 1 handles one after another.
-        public var concurrency: Int = 4
-        /// The most deliveries a lane handles together, with one inbox lookup and one commit
-        /// (see ``ContextConsumer/Configuration/batchSize``).
-        public var batchSize: Int = 100
+        public var ackBatch: Int?
+        /// Lanes processing deliveries at the same time, spread by source stream.
+        public var concurrency: Int?
+        /// The most deliveries a lane handles together, with one inbox lookup and one commit.
+        public var batchSize: Int?
 
-        /// Creates consumer settings.
+        /// Creates consumer settings; `nil` takes the library's default.
         public init(
-            prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4,
-            batchSize: Int = 100
+            prefetch: Int? = nil, deliveryLimit: Int? = nil, maximumBodyBytes: Int? = nil, ackBatch: Int? = nil, concurrency: Int? = nil,
+            batchSize: Int? = nil
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
@@ -119,5 +123,27 @@ public struct ServiceConfiguration: Sendable, Equatable {
             self.concurrency = concurrency
             self.batchSize = batchSize
         }
+    }
+
+    /// Where `entry` was set: its own origin, or that of the closest enclosing entry (a
+    /// missing key is reported at its parent), or else the file.
+    public func origin(of entry: String) -> ConfigurationOrigin {
+        var path = Substring(entry)
+        while !path.isEmpty {
+            if let origin = origins[String(path)] { return origin }
+            guard let dot = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+            path = path[..<dot]
+        }
+        return .file(file)
+    }
+
+    /// An error about `entry`, located where the entry was set. An entry set by an
+    /// environment variable is reported against the variable alone.
+    public func error(at entry: String, _ message: String) -> ConfigurationError {
+        let origin = origin(of: entry)
+        if case .file = origin {
+            return ConfigurationError(origin: origin, entry: entry, message: message)
+        }
+        return ConfigurationError(origin: origin, entry: nil, message: message)
     }
 }

@@ -12,15 +12,37 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
     /// A PostgreSQL database URL.
     case postgres(url: String)
 
-    /// Parses a configured store value.
-    public init(_ value: String) throws(ConfigurationError) {
-        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+    /// Parses a configured store value: `sqlite:<path>`, `postgres://…` (or `postgresql://`),
+    /// or a file path without a scheme.
+    ///
+    /// - Parameters:
+    ///   - value: The value.
+    ///   - origin: Where the value came from, for the error.
+    ///   - entry: The configuration entry that holds it, if any.
+    /// - Throws: ``ConfigurationError`` for another scheme (`redis:cache`), an empty path, or a
+    ///   PostgreSQL URL without host, user or database.
+    public init(_ value: String, origin: ConfigurationOrigin, entry: String?) throws(ConfigurationError) {
+        func invalid(_ message: String) -> ConfigurationError {
+            ConfigurationError(origin: origin, entry: entry, message: message)
+        }
+        let scheme = value.firstMatch(of: /^([A-Za-z][A-Za-z0-9+.\-]*):/).map { $0.1.lowercased() }
+        switch scheme {
+        case "postgres"?, "postgresql"?:
+            do {
+                _ = try PostgresEventStorage.Configuration(url: value)
+            } catch {
+                throw invalid("'\(Self.redacted(value))': \(error.message)")
+            }
             self = .postgres(url: value)
-        } else if value.hasPrefix("sqlite:") {
-            self = .sqlite(path: String(value.dropFirst("sqlite:".count)))
-        } else if value.contains("://") {
-            throw ConfigurationError(file: "store", entry: nil, message: "'\(value)' is neither sqlite:<path> nor a postgres:// URL")
-        } else {
+        case "sqlite"?:
+            let path = String(value.dropFirst("sqlite:".count))
+            guard !path.isEmpty else { throw invalid("'sqlite:' names no file; write sqlite:<path>") }
+            self = .sqlite(path: path)
+        case let scheme?:
+            throw invalid(
+                "'\(Self.redacted(value))' has the scheme '\(scheme):'; a store is sqlite:<path>, a file path or a postgres:// URL")
+        case nil:
+            guard !value.isEmpty else { throw invalid("must name a store: sqlite:<path>, a file path or a postgres:// URL") }
             self = .sqlite(path: value)
         }
     }

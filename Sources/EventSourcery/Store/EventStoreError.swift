@@ -62,6 +62,8 @@ public struct EventStoreError: Error, Sendable, CustomStringConvertible {
     public var actualVersion: Int64?
     /// For registry errors: the stored type name.
     public var typeName: String?
+    /// For a configuration's ``Code/invalidArgument``: the field that is wrong, e.g. `busyTimeout`.
+    public var field: String?
     /// The underlying error, if any.
     public var underlying: (any Error)?
 
@@ -72,6 +74,7 @@ public struct EventStoreError: Error, Sendable, CustomStringConvertible {
         expectedVersion: ExpectedVersion? = nil,
         actualVersion: Int64? = nil,
         typeName: String? = nil,
+        field: String? = nil,
         underlying: (any Error)? = nil
     ) {
         self.code = code
@@ -80,7 +83,17 @@ public struct EventStoreError: Error, Sendable, CustomStringConvertible {
         self.expectedVersion = expectedVersion
         self.actualVersion = actualVersion
         self.typeName = typeName
+        self.field = field
         self.underlying = underlying
+    }
+
+    /// An ``Code/invalidArgument`` error for a configuration field, as thrown by `validate()`.
+    ///
+    /// - Parameters:
+    ///   - field: The field's name, e.g. `maximumConnections`.
+    ///   - problem: What is wrong, e.g. `must be positive, got 0`.
+    public static func invalidField(_ field: String, _ problem: String) -> EventStoreError {
+        EventStoreError(.invalidArgument, message: "\(field) \(problem)", field: field)
     }
 
     public var description: String {

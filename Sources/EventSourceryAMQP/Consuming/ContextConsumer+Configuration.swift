@@ -1,3 +1,5 @@
+public import EventSourceryRabbitMQ
+
 extension ContextConsumer {
     /// Settings of a ``ContextConsumer``.
     public struct Configuration: Sendable {
@@ -42,7 +44,7 @@ extension ContextConsumer {
         /// Whether ``ContextConsumer/run()`` declares the topology first. Default `true`.
         public var declaresTopology: Bool
 
-        /// Creates a configuration with defaults suited to most deployments.
+        /// Creates a configuration with defaults suited to most deployments; see ``validate()``.
         public init(
             context: String,
             prefetch: UInt16 = 1000,
@@ -56,15 +58,33 @@ extension ContextConsumer {
             declaresTopology: Bool = true
         ) {
             self.context = context
-            self.prefetch = max(1, prefetch)
-            self.deliveryLimit = max(1, deliveryLimit)
+            self.prefetch = prefetch
+            self.deliveryLimit = deliveryLimit
             self.maximumBodySize = maximumBodySize
-            self.ackBatchSize = max(1, ackBatchSize)
+            self.ackBatchSize = ackBatchSize
             self.ackFlushInterval = ackFlushInterval
-            self.concurrency = max(1, concurrency)
-            self.batchSize = max(1, batchSize)
-            self.conflictRetries = max(0, conflictRetries)
+            self.concurrency = concurrency
+            self.batchSize = batchSize
+            self.conflictRetries = conflictRetries
             self.declaresTopology = declaresTopology
+        }
+
+        /// Checks every field: a context name, positive counts and sizes, a positive ack flush
+        /// interval and no negative conflict retries.
+        ///
+        /// ``ContextConsumer/run()`` calls it first; call it yourself to fail earlier.
+        ///
+        /// - Throws: ``AMQPError`` ``AMQPError/Code/invalidArgument`` naming the ``AMQPError/field``.
+        public func validate() throws(AMQPError) {
+            guard !context.isEmpty else { throw .invalidField("context", "must name the context") }
+            for (field, value) in [
+                ("prefetch", Int(prefetch)), ("deliveryLimit", deliveryLimit), ("maximumBodySize", maximumBodySize),
+                ("ackBatchSize", ackBatchSize), ("concurrency", concurrency), ("batchSize", batchSize),
+            ] where value <= 0 {
+                throw .invalidField(field, "must be positive, got \(value)")
+            }
+            guard ackFlushInterval > .zero else { throw .invalidField("ackFlushInterval", "must be positive, got \(ackFlushInterval)") }
+            guard conflictRetries >= 0 else { throw .invalidField("conflictRetries", "must not be negative, got \(conflictRetries)") }
         }
     }
 

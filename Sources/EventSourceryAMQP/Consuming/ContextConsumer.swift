@@ -94,6 +94,7 @@ public struct ContextConsumer: Service {
     /// - Throws: ``AMQPError`` when the subscription cannot be opened, the topology cannot be
     ///   declared, or the broker cancels the consumer.
     public func run() async throws {
+        try configuration.validate()
         if configuration.declaresTopology {
             try await topology.declare(on: connection)
         }

@@ -1,3 +1,5 @@
+public import EventSourceryRabbitMQ
+
 extension OutboxRelay {
     /// Settings of an ``OutboxRelay``.
     public struct Configuration: Sendable {
@@ -18,7 +20,8 @@ extension OutboxRelay {
         /// How often housekeeping runs.
         public var housekeepingInterval: Duration
 
-        /// Creates a configuration with defaults suited to most deployments.
+        /// Creates a configuration with defaults suited to most deployments. ``OutboxRelay``
+        /// checks it with ``validate()`` before it runs; call that yourself to fail earlier.
         public init(
             context: String,
             batchSize: Int = 500,
@@ -28,7 +31,6 @@ extension OutboxRelay {
             retention: Duration? = .seconds(3600),
             housekeepingInterval: Duration = .seconds(60)
         ) {
-            precondition(batchSize > 0, "batchSize must be positive")
             self.context = context
             self.batchSize = batchSize
             self.leaseDuration = leaseDuration
@@ -36,6 +38,28 @@ extension OutboxRelay {
             self.idlePollInterval = idlePollInterval
             self.retention = retention
             self.housekeepingInterval = housekeepingInterval
+        }
+
+        /// Checks every field: a context name, a positive batch size, positive lease, idle poll
+        /// and housekeeping intervals, a retention of zero or more, and the retry policy (see
+        /// ``RetryPolicy/validate()``).
+        ///
+        /// - Throws: ``AMQPError`` ``AMQPError/Code/invalidArgument`` naming the
+        ///   ``AMQPError/field``, e.g. `leaseDuration` or `retry.backoff.maximumDelay`.
+        public func validate() throws(AMQPError) {
+            guard !context.isEmpty else { throw .invalidField("context", "must name the context") }
+            guard batchSize > 0 else { throw .invalidField("batchSize", "must be positive, got \(batchSize)") }
+            for (field, value) in [
+                ("leaseDuration", leaseDuration), ("idlePollInterval", idlePollInterval), ("housekeepingInterval", housekeepingInterval),
+            ] where value <= .zero {
+                throw .invalidField(field, "must be positive, got \(value)")
+            }
+            if let retention, retention < .zero { throw .invalidField("retention", "must not be negative, got \(retention)") }
+            do {
+                try retry.validate()
+            } catch {
+                throw error.nested(under: "retry")
+            }
         }
     }
 

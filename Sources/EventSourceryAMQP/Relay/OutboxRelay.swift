@@ -54,6 +54,7 @@ public struct OutboxRelay: Service {
     /// An unavailable store (locked, unreachable) is logged and retried after the idle
     /// poll interval; other errors end the relay.
     public func run() async throws {
+        try configuration.validate()
         var lastHousekeeping = ContinuousClock.now - configuration.housekeepingInterval
         var total = Statistics()
         logger.info("Outbox relay started", metadata: ["outbox.batch_size": "\(configuration.batchSize)"])
@@ -85,6 +86,7 @@ public struct OutboxRelay: Service {
     /// Publishes everything that is due now and returns; for scripts and tests.
     @discardableResult
     public func runOnce() async throws -> Statistics {
+        try configuration.validate()
         var total = Statistics()
         while true {
             let round = try await relayBatch()

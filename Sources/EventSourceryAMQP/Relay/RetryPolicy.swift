@@ -10,11 +10,24 @@ public struct RetryPolicy: Sendable, Equatable {
     public var attemptLimit: Int
 
     /// Creates a policy. The defaults retry after about 0.2 s, 0.4 s, 0.8 s, … up to 30 s,
-    /// and park after 10 refusals.
+    /// and park after 10 refusals. ``validate()`` checks the values; ``OutboxRelay`` calls it
+    /// before it runs.
     public init(initialBackoff: Duration = .milliseconds(200), maximumBackoff: Duration = .seconds(30), attemptLimit: Int = 10) {
-        precondition(attemptLimit > 0, "attemptLimit must be positive")
         self.backoff = ReconnectBackoff(initialDelay: initialBackoff, maximumDelay: maximumBackoff)
         self.attemptLimit = attemptLimit
+    }
+
+    /// Checks the backoff (see ``ReconnectBackoff/validate()``) and that the attempt limit is positive.
+    ///
+    /// - Throws: ``AMQPError`` ``AMQPError/Code/invalidArgument`` naming the ``AMQPError/field``,
+    ///   e.g. `attemptLimit` or `backoff.maximumDelay`.
+    public func validate() throws(AMQPError) {
+        do {
+            try backoff.validate()
+        } catch {
+            throw error.nested(under: "backoff")
+        }
+        guard attemptLimit > 0 else { throw .invalidField("attemptLimit", "must be positive, got \(attemptLimit)") }
     }
 
     /// The delay before the next attempt of an entry that has failed `attempts` times.

@@ -44,7 +44,7 @@ extension AMQPConnection {
             /// Give up after this many failed attempts in a row; `nil` (the default) retries forever.
             public var maximumAttempts: Int?
 
-            /// Creates a recovery policy.
+            /// Creates a recovery policy; ``AMQPConnection/Configuration/validate()`` checks it.
             public init(isEnabled: Bool = true, backoff: ReconnectBackoff = ReconnectBackoff(), maximumAttempts: Int? = nil) {
                 self.isEnabled = isEnabled
                 self.backoff = backoff
@@ -81,7 +81,8 @@ extension AMQPConnection {
         /// How a lost connection is re-established.
         public var recovery: Recovery
 
-        /// Creates a configuration field by field.
+        /// Creates a configuration field by field. ``AMQPConnection/connect()`` checks it with
+        /// ``validate()``; call that yourself to fail before connecting.
         public init(
             host: String = "127.0.0.1",
             port: Int? = nil,
@@ -119,7 +120,8 @@ extension AMQPConnection {
         /// `cacertfile`, `certfile`, `keyfile` and `verify=verify_none`.
         ///
         /// - Parameter url: The URI.
-        /// - Throws: ``AMQPError`` with code ``AMQPError/Code/invalidURL``.
+        /// - Throws: ``AMQPError`` with code ``AMQPError/Code/invalidURL``, or
+        ///   ``AMQPError/Code/invalidArgument`` when a query parameter is out of range (see ``validate()``).
         public init(url: String) throws(AMQPError) {
             let parsed = try AMQPURLParser.parse(url)
             self.init(
@@ -150,6 +152,35 @@ extension AMQPConnection {
                 default:
                     throw AMQPError(.invalidURL, "unknown query parameter \(key) in the AMQP URL")
                 }
+            }
+            try validate()
+        }
+
+        /// Checks every field: a host, a port within 1...65535, a heartbeat of whole seconds
+        /// within 0...65535 (the protocol's range), a positive connect timeout, a frame size within
+        /// 4096...2³¹−1 bytes (rabbitmq-c's range), a positive attempt limit for recovery and
+        /// its backoff (see ``ReconnectBackoff/validate()``).
+        ///
+        /// - Throws: ``AMQPError`` ``AMQPError/Code/invalidArgument`` naming the ``AMQPError/field``,
+        ///   e.g. `heartbeat`.
+        public func validate() throws(AMQPError) {
+            guard !host.isEmpty else { throw .invalidField("host", "must name the broker's host") }
+            guard (1...65535).contains(port) else { throw .invalidField("port", "must be within 1...65535, got \(port)") }
+            let (heartbeatSeconds, heartbeatFraction) = heartbeat.components
+            guard (0...65535).contains(heartbeatSeconds), heartbeatFraction == 0 else {
+                throw .invalidField("heartbeat", "must be whole seconds within 0...65535, got \(heartbeat)")
+            }
+            guard connectTimeout > .zero else { throw .invalidField("connectTimeout", "must be positive, got \(connectTimeout)") }
+            guard (4096...UInt32(Int32.max)).contains(frameMax) else {
+                throw .invalidField("frameMax", "must be within 4096...\(Int32.max) bytes, got \(frameMax)")
+            }
+            if let maximumAttempts = recovery.maximumAttempts, maximumAttempts <= 0 {
+                throw .invalidField("recovery.maximumAttempts", "must be positive or nil, got \(maximumAttempts)")
+            }
+            do {
+                try recovery.backoff.validate()
+            } catch {
+                throw error.nested(under: "recovery.backoff")
             }
         }
     }

@@ -63,8 +63,10 @@ public final class AMQPConnection: Sendable, Service {
     /// - Throws: ``AMQPError``: ``AMQPError/Code/connectionRefused``,
     ///   ``AMQPError/Code/authenticationFailed``, ``AMQPError/Code/vhostNotFound``,
     ///   ``AMQPError/Code/accessRefused``, ``AMQPError/Code/timeout``,
-    ///   ``AMQPError/Code/tlsFailure``, ...
+    ///   ``AMQPError/Code/tlsFailure``, ``AMQPError/Code/invalidArgument`` for a configuration
+    ///   that ``Configuration/validate()`` rejects, ...
     public func connect() async throws {
+        try configuration.validate()
         try await thread.perform { session throws(AMQPError) in try session.connect() }
     }
 

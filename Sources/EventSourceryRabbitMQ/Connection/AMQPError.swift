@@ -82,6 +82,9 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
     public var replyText: String?
     /// A human-readable explanation, including what to check.
     public var message: String
+    /// For a configuration's ``Code/invalidArgument``: the path of the field that is wrong,
+    /// e.g. `heartbeat` or `recovery.backoff.maximumDelay`.
+    public var field: String?
 
     /// Creates an error.
     ///
@@ -90,11 +93,32 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
     ///   - message: A human-readable explanation.
     ///   - replyCode: The broker's reply code, if the broker closed the channel or connection.
     ///   - replyText: The broker's reply text.
-    public init(_ code: Code, _ message: String, replyCode: UInt16? = nil, replyText: String? = nil) {
+    ///   - field: The configuration field that is wrong, for ``Code/invalidArgument``.
+    public init(_ code: Code, _ message: String, replyCode: UInt16? = nil, replyText: String? = nil, field: String? = nil) {
         self.code = code
         self.message = message
         self.replyCode = replyCode
         self.replyText = replyText
+        self.field = field
+    }
+
+    /// An ``Code/invalidArgument`` error for a configuration field, as thrown by `validate()`.
+    ///
+    /// - Parameters:
+    ///   - field: The field's name, e.g. `heartbeat`.
+    ///   - problem: What is wrong, e.g. `must be 0...65535 seconds, got -5.0 seconds`.
+    public static func invalidField(_ field: String, _ problem: String) -> AMQPError {
+        AMQPError(.invalidArgument, "\(field) \(problem)", field: field)
+    }
+
+    /// The same error with its ``field`` nested under `parent`, for a configuration that
+    /// validates a part of itself (`retry` + `attemptLimit` gives `retry.attemptLimit`).
+    public func nested(under parent: String) -> AMQPError {
+        guard let field else { return self }
+        var error = self
+        error.field = "\(parent).\(field)"
+        error.message = "\(parent).\(message)"
+        return error
     }
 
     /// The code, the message and the broker's reply code and text.

@@ -14,14 +14,27 @@ public struct ReconnectBackoff: Sendable, Equatable {
     /// The fraction of the delay that is randomised away, 0...1. Default 0.2.
     public var jitter: Double
 
-    /// Creates a backoff policy.
+    /// Creates a backoff policy. Its owner checks it with ``validate()`` before use.
     public init(
         initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(5), multiplier: Double = 2, jitter: Double = 0.2
     ) {
         self.initialDelay = initialDelay
         self.maximumDelay = maximumDelay
-        self.multiplier = max(1, multiplier)
-        self.jitter = min(max(0, jitter), 1)
+        self.multiplier = multiplier
+        self.jitter = jitter
+    }
+
+    /// Checks the fields: no negative delay, a maximum no smaller than the initial delay, a
+    /// multiplier of at least 1 and a jitter within 0...1.
+    ///
+    /// - Throws: ``AMQPError`` ``AMQPError/Code/invalidArgument`` naming the ``AMQPError/field``.
+    public func validate() throws(AMQPError) {
+        guard initialDelay >= .zero else { throw .invalidField("initialDelay", "must not be negative, got \(initialDelay)") }
+        guard maximumDelay >= initialDelay else {
+            throw .invalidField("maximumDelay", "must not be below initialDelay (\(initialDelay)), got \(maximumDelay)")
+        }
+        guard multiplier.isFinite, multiplier >= 1 else { throw .invalidField("multiplier", "must be at least 1, got \(multiplier)") }
+        guard (0...1).contains(jitter) else { throw .invalidField("jitter", "must be within 0...1, got \(jitter)") }
     }
 
     /// The delay before attempt `attempt` (0 = the first retry).

@@ -54,7 +54,6 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     var publishOrderOutcomes = false
 
     private var context: String { service.context }
-    private var config: String { service.config }
 
     func validate() throws {
         guard [exportDefinitions != nil, listDead, replayDead, listFailures].filter({ $0 }).count <= 1 else {
@@ -72,7 +71,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             }
             if listDead || replayDead {
                 let connection = try await ServiceBootstrap.connect(settings, logger: logger)
-                try await settings.topology.declare(on: connection)
+                try await ServiceBootstrap.declareTopology(settings, on: connection)
                 let admin = ContextAdmin(context: context, connection: connection)
                 if listDead {
                     let letters = try await admin.deadLetters()
@@ -105,11 +104,14 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
             let handlers = try checkedHandlers(module.makeHandlers(eventStore), settings: settings)
             let connection = try await ServiceBootstrap.connect(settings, logger: logger)
+            try await ServiceBootstrap.declareTopology(settings, on: connection)
+            var configuration = settings.consumerConfiguration
+            configuration.declaresTopology = false  // declared above, where a mismatch is a configuration error
             let consumer = ContextConsumer(
                 connection: connection,
                 store: eventStore,
                 handlers: handlers,
-                configuration: settings.consumerConfiguration,
+                configuration: configuration,
                 topology: settings.topology,
                 logger: logger
             )
@@ -144,24 +146,25 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     private func checkedHandlers(
         _ handlers: [EventHandler], settings: ServiceBootstrap.Settings
     ) throws(ServiceBootstrap.StartupError) -> [EventHandler] {
-        let configured = settings.configuration.contexts[context]?.handlers ?? [:]
+        let configuration = settings.configuration
+        let configured = configuration.contexts[context]?.handlers ?? [:]
+        func mismatch(_ entry: String, _ message: String) -> ServiceBootstrap.StartupError {
+            ServiceBootstrap.StartupError("Bad configuration: \(configuration.error(at: entry, message))", exitCode: 78)
+        }
         for handler in handlers {
             let entry = "contexts.\(context).handlers.\(handler.name)"
             guard let handlerConfiguration = configured[handler.name] else {
-                throw ServiceBootstrap.StartupError(
-                    "Bad configuration: \(config): \(entry): is missing; the code has this handler", exitCode: 78)
+                throw mismatch(entry, "is missing; the code has this handler")
             }
             let subscriptions = Set(handlerConfiguration.subscribes.compactMap(EventSubscription.init))
             guard subscriptions == Set(handler.subscriptions) else {
-                throw ServiceBootstrap.StartupError(
-                    "Bad configuration: \(config): \(entry).subscribes: the code subscribes to \(handler.subscriptions.map(\.routingKey).sorted().joined(separator: ", "))",
-                    exitCode: 78
-                )
+                throw mismatch(
+                    "\(entry).subscribes",
+                    "the code subscribes to \(handler.subscriptions.map(\.routingKey).sorted().joined(separator: ", "))")
             }
         }
         for name in configured.keys.sorted() where !handlers.contains(where: { $0.name == name }) {
-            throw ServiceBootstrap.StartupError(
-                "Bad configuration: \(config): contexts.\(context).handlers.\(name): no handler of that name is built in", exitCode: 78)
+            throw mismatch("contexts.\(context).handlers.\(name)", "no handler of that name is built in")
         }
         return handlers
     }

@@ -140,11 +140,15 @@ struct FlowTraceCommand: AsyncParsableCommand {
     /// Order: the `--context` order, then the entry context, then the others by name.
     private func openStores() async throws(Failure) -> [FlowTracer.ContextStore] {
         var locations: [String: String] = [:]
+        var origins: [String: ConfigurationOrigin] = [:]
         let configPath = config ?? Self.defaultConfig
         if config != nil || context.isEmpty || FileManager.default.fileExists(atPath: configPath) {
             do {
                 let configuration = try ServiceConfiguration.load(path: configPath)
-                for (name, entry) in configuration.contexts { locations[name] = entry.store }
+                for (name, entry) in configuration.contexts {
+                    locations[name] = entry.store
+                    origins[name] = configuration.origin(of: "contexts.\(name).store")
+                }
             } catch {
                 throw Failure(message: "Bad configuration: \(error.description)", exitCode: 78)
             }
@@ -154,6 +158,7 @@ struct FlowTraceCommand: AsyncParsableCommand {
             let equals = entry.firstIndex(of: "=")!
             let name = String(entry[..<equals])
             locations[name] = String(entry[entry.index(after: equals)...])
+            origins[name] = .option("--context")
             if !order.contains(name) { order.append(name) }
         }
         if locations[entryContext] != nil, !order.contains(entryContext) { order.append(entryContext) }
@@ -167,9 +172,9 @@ struct FlowTraceCommand: AsyncParsableCommand {
             let value = locations[name]!
             let location: StorageLocation
             do {
-                location = try StorageLocation(value)
+                location = try StorageLocation(value, origin: origins[name] ?? .option("--context"), entry: "contexts.\(name).store")
             } catch {
-                throw Failure(message: "Bad configuration: contexts.\(name).store: \(error.message)", exitCode: 78)
+                throw Failure(message: "Bad configuration: \(error)", exitCode: 78)
             }
             // Opening a SQLite path that does not exist would create an empty store: skip it.
             if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) {

@@ -27,7 +27,6 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
     var once = false
 
     private var context: String { service.context }
-    private var config: String { service.config }
 
     func run() async throws {
         let logger = service.makeLogger(label: "outbox-publisher")
@@ -38,7 +37,8 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
             try await connection.declare(AMQPExchange(name: EventMessage.exchange(for: context), kind: .topic, durable: true))
             let relay = OutboxRelay(
                 storage: storage,
-                publisher: AMQPPublisher(connection: connection, window: settings.configuration.relay.window),
+                publisher: settings.configuration.relay.window.map { AMQPPublisher(connection: connection, window: $0) }
+                    ?? AMQPPublisher(connection: connection),
                 configuration: settings.relayConfiguration,
                 logger: logger
             )

@@ -433,4 +433,19 @@ struct PostgresConfigurationTests {
     func rejectsInvalidURLs(_ url: String) {
         #expect(throws: EventStoreError.self) { try PostgresEventStorage.Configuration(url: url) }
     }
+
+    @Test func validationNamesTheFieldInsteadOfClamping() async throws {
+        var configuration = try PostgresEventStorage.Configuration(url: "postgres://app@localhost/app")
+        configuration.maximumConnections = 0
+        let pool = #expect(throws: EventStoreError.self) { try configuration.validate() }
+        #expect(pool?.code == .invalidArgument)
+        #expect(pool?.field == "maximumConnections")
+        #expect(pool?.message == "maximumConnections must be positive, got 0")
+        let connecting = await #expect(throws: EventStoreError.self) {
+            _ = try await PostgresEventStorage.connect(configuration: configuration)
+        }
+        #expect(connecting?.field == "maximumConnections")
+        let port = #expect(throws: EventStoreError.self) { try PostgresEventStorage.Configuration(url: "postgres://app@localhost:0/app") }
+        #expect(port?.field == "port")
+    }
 }

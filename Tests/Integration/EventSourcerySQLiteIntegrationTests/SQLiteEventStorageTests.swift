@@ -184,6 +184,23 @@ struct SQLiteEventStorageTests {
         }
     }
 
+    @Test("a configuration out of range is refused naming the field, before the file is touched")
+    func invalidConfiguration() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("events.sqlite").path
+            var configuration = SQLiteEventStorage.Configuration(path: path)
+            configuration.maximumReaderCount = 0
+            let error = await storeError { _ = try SQLiteEventStorage(configuration: configuration) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.field == "maximumReaderCount")
+            #expect(error?.message == "maximumReaderCount must be positive, got 0")
+            #expect(!FileManager.default.fileExists(atPath: path))
+            configuration = SQLiteEventStorage.Configuration(path: path)
+            configuration.busyTimeout = .seconds(-1)
+            #expect(await storeError { _ = try SQLiteEventStorage(configuration: configuration) }?.field == "busyTimeout")
+        }
+    }
+
     @Test("a path in a missing directory gives an error naming the directory")
     func missingDirectory() async throws {
         try await withTemporaryDirectory { directory in

@@ -58,7 +58,7 @@ struct ContextConsumerProcessTests {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let result = try await ChildProcess.run(BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", config])
         #expect(result.status == 78)
-        #expect(result.standardError.contains("\(config): contexts.payment.handlers.charge-order.subscribes: 'order.OrderShipped'"))
+        #expect(result.standardError.contains("\(config):10:9: contexts.payment.handlers.charge-order.subscribes: 'order.OrderShipped'"))
     }
 
     @Test func adminModesListAndReplayDeadLettersAndListFailures() async throws {

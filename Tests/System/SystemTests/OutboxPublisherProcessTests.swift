@@ -67,7 +67,7 @@ struct OutboxPublisherProcessTests {
             configuration(brokerURL: TestBroker.url, relay: "batch_size: 0", store: directory.path + "/p.sqlite"), in: directory)
         let bad = try await ChildProcess.run(BuiltProducts.path("outbox-publisher"), ["--context", "sample", "--config", config, "--once"])
         #expect(bad.status == 78)
-        #expect(bad.standardError.contains("\(config): relay.batch_size: must be positive, got 0"))
+        #expect(bad.standardError.contains("\(config):4:3: relay.batch_size: batchSize must be positive, got 0"))
 
         let typo = try writeConfiguration(
             configuration(brokerURL: TestBroker.url, relay: "batch_sise: 10", store: directory.path + "/p.sqlite"), in: directory)

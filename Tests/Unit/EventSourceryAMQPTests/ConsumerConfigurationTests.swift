@@ -23,7 +23,7 @@ struct ConsumerConfigurationTests {
 
     private func load(_ text: String) throws(ConfigurationError) -> ServiceConfiguration {
         let configuration = try ServiceConfiguration.parse(text, file: "test.yaml")
-        try configuration.validate(file: "test.yaml")
+        try configuration.validate()
         return configuration
     }
 
@@ -90,7 +90,7 @@ struct ConsumerConfigurationTests {
                                   mark-paid:
                                     subscribes: [billing.PaymentSucceeded]
                         """)))
-        #expect(failure.file == "test.yaml")
+        #expect(failure.origin == .file("test.yaml", line: 7, column: 13))
         #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
         #expect(failure.message.contains("unknown context 'billing'"))
     }
@@ -105,7 +105,7 @@ struct ConsumerConfigurationTests {
                         """)))
         #expect(failure.entry == "contexts.order.handlers.mark-paid.subscribes")
         #expect(failure.message.contains("does not publish 'PaymentRefunded'"))
-        #expect(failure.description.hasPrefix("test.yaml: contexts.order.handlers.mark-paid.subscribes: "))
+        #expect(failure.description.hasPrefix("test.yaml:7:13: contexts.order.handlers.mark-paid.subscribes: "))
     }
 
     @Test func rejectsAMalformedSubscription() throws {
@@ -169,6 +169,6 @@ struct ConsumerConfigurationTests {
                         """
                 )))
         #expect(negative.entry == "contexts.order.consumer.batch_size")
-        #expect(negative.message == "must be positive, got -1")
+        #expect(negative.message == "batchSize must be positive, got -1")
     }
 }

@@ -164,4 +164,62 @@ struct OrderRoutesTests {
             #expect(try json(response)["status"] as? String == "ok")
         }
     }
+
+    @Test func healthAnswers503WhenTheStoreCannotBeRead() async throws {
+        try await withAPI { store, client in
+            try #require(store.storage as? SQLiteEventStorage).close()
+            let response = try await client.execute(uri: "/health", method: .get)
+            #expect(response.status == .serviceUnavailable)
+            #expect(try json(response)["error"] as? String == "The order store cannot be read; see the server log.")
+        }
+    }
+
+    @Test func headAnswersTheGetHeadersWithoutABody() async throws {
+        try await withAPI { _, client in
+            let get = try await client.execute(uri: "/health", method: .get)
+            let head = try await client.execute(uri: "/health", method: .head)
+            #expect(head.status == .ok)
+            #expect(head.body.readableBytes == 0)
+            #expect(head.headers[.contentType] == get.headers[.contentType])
+            #expect(head.headers[.contentLength] == "\(get.body.readableBytes)")
+            let missing = try await client.execute(uri: "/orders/nope", method: .head)
+            #expect(missing.status == .notFound)
+            #expect(missing.body.readableBytes == 0)
+        }
+    }
+
+    @Test func anUnknownPathAnswers404WithTheErrorBody() async throws {
+        try await withAPI { _, client in
+            let response = try await client.execute(uri: "/invoices/1", method: .get)
+            #expect(response.status == .notFound)
+            #expect(response.headers[.contentType] == "application/json; charset=utf-8")
+            let message = try #require(try json(response)["error"] as? String)
+            #expect(message.hasPrefix("No route GET /invoices/1; the API serves GET /health, HEAD /health, POST /orders"))
+        }
+    }
+
+    @Test(arguments: [
+        ("/orders", HTTPRequest.Method.get, "POST"),
+        ("/orders/o-1", .delete, "GET, HEAD"),
+        ("/orders/o-1", .post, "GET, HEAD"),
+        ("/health", .put, "GET, HEAD"),
+    ])
+    func aMethodThePathDoesNotServeAnswers405WithAllow(path: String, method: HTTPRequest.Method, allow: String) async throws {
+        try await withAPI { _, client in
+            let response = try await client.execute(uri: path, method: method)
+            #expect(response.status == .methodNotAllowed)
+            #expect(response.headers[.allow] == allow)
+            #expect(try json(response)["error"] as? String == "\(path) does not serve \(method.rawValue); it serves \(allow).")
+        }
+    }
+
+    @Test func aBodyAboveTheUploadLimitAnswers413WithTheErrorBody() async throws {
+        try await withAPI { store, client in
+            let body = #"{"amount": 1, "orderId": ""# + String(repeating: "x", count: 3 << 20) + #""}"#
+            let response = try await post(client, body)
+            #expect(response.status == .contentTooLarge)
+            #expect(try json(response)["error"] as? String == "The request body is larger than \(2 << 20) bytes.")
+            #expect(try await store.readAll().isEmpty)
+        }
+    }
 }

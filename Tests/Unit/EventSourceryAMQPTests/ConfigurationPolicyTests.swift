@@ -1,0 +1,252 @@
+import EventSourceryAMQP
+import EventSourceryRabbitMQ
+import EventSourceryServices
+import Foundation
+import Testing
+
+/// Every bad value of the service configuration is rejected at load, with where it came from
+/// (file:line:column or the environment variable) and the entry; left-out settings take the
+/// library's defaults.
+struct ConfigurationPolicyTests {
+    /// A file with one context and the given `broker:` and `relay:` lines.
+    private func yaml(broker: String = "", relay: String = "", store: String = "sqlite:order.sqlite") -> String {
+        """
+        broker:
+          url: amqp://guest:guest@127.0.0.1:5673/
+        \(broker)
+        relay:
+          batch_size: 10
+        \(relay)
+        contexts:
+          order:
+            store: \(store)
+            publishes: [OrderPlaced]
+        """
+    }
+
+    /// Writes `text` to a temporary file and loads it with `environment`.
+    private func load(_ text: String, environment: [String: String] = [:]) throws -> (ServiceConfiguration, String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("configuration-\(UUID()).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return (try ServiceConfiguration.load(path: path, environment: environment), path)
+    }
+
+    /// The error loading `text` fails with, and the file's path.
+    private func failure(_ text: String, environment: [String: String] = [:]) throws -> (ConfigurationError, String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("configuration-\(UUID()).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try ServiceConfiguration.load(path: path, environment: environment)
+        } catch {
+            return (error, path)
+        }
+        Issue.record("the configuration was accepted:\n\(text)")
+        throw CancellationError()
+    }
+
+    // MARK: Relay
+
+    @Test(arguments: ["1e300", ".inf", ".nan"])
+    func aLeaseThatIsNotAFiniteNumberOfSecondsIsRejected(_ value: String) throws {
+        let (error, path) = try failure(yaml(relay: "  lease_seconds: \(value)"))
+        #expect(error.origin == .file(path, line: 6, column: 3))
+        #expect(error.entry == "relay.lease_seconds")
+        #expect(error.message.contains("must be a finite number of seconds"))
+        #expect(error.description.hasPrefix("\(path):6:3: relay.lease_seconds: "))
+    }
+
+    @Test func aRetentionBeyondRangeIsRejected() throws {
+        let (error, path) = try failure(yaml(relay: "  retention_seconds: 1e300"))
+        #expect(error.description.hasPrefix("\(path):6:3: relay.retention_seconds: must be a finite number of seconds"))
+    }
+
+    @Test func aNegativeLeaseIsRejected() throws {
+        let (error, path) = try failure(yaml(relay: "  lease_seconds: -1"))
+        #expect(error.description == "\(path):6:3: relay.lease_seconds: leaseDuration must be positive, got -1.0 seconds")
+    }
+
+    @Test func negativeBackoffsAreRejected() throws {
+        let (initial, path) = try failure(yaml(relay: "  initial_backoff_ms: -5"))
+        #expect(initial.description.hasPrefix("\(path):6:3: relay.initial_backoff_ms: retry.backoff.initialDelay must not be negative"))
+        let (maximum, _) = try failure(yaml(relay: "  max_backoff_ms: -5"))
+        #expect(maximum.entry == "relay.max_backoff_ms")
+        #expect(maximum.message.contains("must not be below initialDelay"))
+    }
+
+    @Test func aMaximumBackoffBelowTheInitialBackoffIsRejected() throws {
+        let (error, path) = try failure(yaml(relay: "  initial_backoff_ms: 500\n  max_backoff_ms: 100"))
+        #expect(error.origin == .file(path, line: 7, column: 3))
+        #expect(error.entry == "relay.max_backoff_ms")
+        #expect(error.message == "retry.backoff.maximumDelay must not be below initialDelay (0.5 seconds), got 0.1 seconds")
+    }
+
+    @Test func aZeroWindowIsRejected() throws {
+        let (error, _) = try failure(yaml(relay: "  window: 0"))
+        #expect(error.entry == "relay.window")
+        #expect(error.message == "must be positive, got 0")
+    }
+
+    // MARK: Broker
+
+    @Test(arguments: [-5, 70000])
+    func aHeartbeatOutsideTheProtocolsRangeIsRejected(_ seconds: Int) throws {
+        let (error, path) = try failure(yaml(broker: "  heartbeat_seconds: \(seconds)"))
+        #expect(error.origin == .file(path, line: 3, column: 3))
+        #expect(error.entry == "broker.heartbeat_seconds")
+        #expect(error.message.hasPrefix("heartbeat must be whole seconds within 0...65535"))
+    }
+
+    @Test func aBrokerURLFromTheEnvironmentIsReportedAgainstTheVariable() throws {
+        let (error, _) = try failure(yaml(), environment: ["AMQP_URL": "http://127.0.0.1:5673/"])
+        #expect(error.origin == .environment("AMQP_URL"))
+        #expect(error.description.hasPrefix("environment variable AMQP_URL: 'http://127.0.0.1:5673/': "))
+        #expect(error.message.contains("amqp:// or amqps://"))
+    }
+
+    @Test func aBrokerWaitThatIsNotABooleanIsRejected() throws {
+        let (error, _) = try failure(yaml(), environment: ["ES_BROKER_WAIT": "maybe"])
+        #expect(error.description == "environment variable ES_BROKER_WAIT: 'maybe' is not a boolean; use true or false")
+        let (configuration, _) = try load(yaml(), environment: ["ES_BROKER_WAIT": "no"])
+        #expect(!configuration.broker.waitForBroker)
+        let (waiting, _) = try load(yaml(), environment: ["ES_BROKER_WAIT": "TRUE"])
+        #expect(waiting.broker.waitForBroker)
+    }
+
+    // MARK: Consumer
+
+    @Test func aPrefetchFromTheEnvironmentIsReportedAgainstTheVariableAlone() throws {
+        let text = yaml() + "\n  payment:\n    store: sqlite:payment.sqlite\n    publishes: [PaymentSucceeded]"
+        let (error, _) = try failure(text, environment: ["ES_CONSUMER_PREFETCH": "70000"])
+        #expect(error.description == "environment variable ES_CONSUMER_PREFETCH: must be within 1...65535, got 70000")
+        let (typo, _) = try failure(text, environment: ["ES_CONSUMER_ACK_BATCH": "ten"])
+        #expect(typo.description == "environment variable ES_CONSUMER_ACK_BATCH: 'ten' is not an integer")
+    }
+
+    @Test func aPrefetchInTheFileIsReportedAtItsLine() throws {
+        let (error, path) = try failure(yaml() + "\n    consumer:\n      prefetch: 0")
+        #expect(error.description == "\(path):12:7: contexts.order.consumer.prefetch: prefetch must be positive, got 0")
+    }
+
+    // MARK: Stores
+
+    @Test func aStoreWithAnotherSchemeIsRejected() throws {
+        let (error, path) = try failure(yaml(store: "redis:cache"))
+        #expect(error.origin == .file(path, line: 9, column: 5))
+        #expect(error.entry == "contexts.order.store")
+        #expect(error.message.contains("has the scheme 'redis:'"))
+    }
+
+    @Test func aPostgresURLWithoutHostIsRejected() throws {
+        let (error, path) = try failure(yaml(store: "postgres://"))
+        #expect(
+            error.description.hasPrefix("\(path):9:5: contexts.order.store: 'postgres://': The PostgreSQL URL is invalid: it names no host")
+        )
+    }
+
+    @Test func aStoreFromTheEnvironmentOrAnOptionIsReportedAgainstIt() throws {
+        let (configuration, _) = try load(yaml())
+        #expect(
+            throws: ConfigurationError(
+                origin: .environment("ES_STORE_URL"), entry: nil,
+                message: "'redis:cache' has the scheme 'redis:'; a store is sqlite:<path>, a file path or a postgres:// URL")
+        ) {
+            try ServiceBootstrap.Settings(
+                configuration: configuration, context: "order", storeOverride: nil, environment: ["ES_STORE_URL": "redis:cache"])
+        }
+        let option = #expect(throws: ConfigurationError.self) {
+            try ServiceBootstrap.Settings(configuration: configuration, context: "order", storeOverride: "sqlite:", environment: [:])
+        }
+        #expect(option?.description == "option --store: 'sqlite:' names no file; write sqlite:<path>")
+        let settings = try ServiceBootstrap.Settings(
+            configuration: configuration, context: "order", storeOverride: nil, environment: ["ES_STORE_URL": "/tmp/order.sqlite"])
+        #expect(settings.store == .sqlite(path: "/tmp/order.sqlite"))
+    }
+
+    // MARK: YAML
+
+    @Test func aSyntaxErrorNamesItsLineAndColumn() throws {
+        let (error, path) = try failure("contexts:\n  order:\n    store: [unclosed\n    publishes: []\n")
+        guard case .file(path, let line?, let column?) = error.origin else {
+            Issue.record("no line: \(error)")
+            return
+        }
+        #expect(line >= 3)
+        #expect(column >= 1)
+        #expect(error.message.hasPrefix("is not valid YAML: "))
+        #expect(!error.description.contains("The given data was not valid YAML"))
+    }
+
+    @Test func aDuplicateKeyIsNamed() throws {
+        let (error, path) = try failure(yaml(relay: "  batch_size: 20"))
+        #expect(error.origin == .file(path, line: 5, column: 3))
+        #expect(error.message == "is not valid YAML: the key 'batch_size' is written more than once in one mapping (first here); keep one")
+    }
+
+    @Test func aTabIsNamed() throws {
+        let (error, path) = try failure("contexts:\n\torder:\n    store: sqlite:order.sqlite\n")
+        #expect(error.origin == .file(path, line: 2, column: 1))
+        #expect(error.message.contains("a tab: YAML indents with spaces only"))
+    }
+
+    @Test func aValueOfTheWrongTypeNamesItsLine() throws {
+        let (error, path) = try failure(yaml(relay: "  attempt_limit: many"))
+        #expect(error.description.hasPrefix("\(path):6:3: relay.attempt_limit: "))
+    }
+
+    // MARK: Defaults
+
+    @Test func settingsLeftOutTakeTheLibrarysDefaults() throws {
+        let (configuration, _) = try load(
+            """
+            contexts:
+              order:
+                store: sqlite:order.sqlite
+            """)
+        let relay = try configuration.relayConfiguration(context: "order")
+        let libraryRelay = OutboxRelay.Configuration(context: "order")
+        #expect(relay.batchSize == libraryRelay.batchSize)
+        #expect(relay.leaseDuration == libraryRelay.leaseDuration)
+        #expect(relay.retention == libraryRelay.retention)
+        #expect(relay.retry == libraryRelay.retry)
+        let consumer = try configuration.consumerConfiguration(context: "order")
+        let libraryConsumer = ContextConsumer.Configuration(context: "order")
+        #expect(consumer.prefetch == libraryConsumer.prefetch)
+        #expect(consumer.deliveryLimit == libraryConsumer.deliveryLimit)
+        #expect(consumer.batchSize == libraryConsumer.batchSize)
+        let connection = try configuration.connectionConfiguration(name: "order")
+        #expect(connection.heartbeat == AMQPConnection.Configuration().heartbeat)
+        #expect(connection.port == AMQPConnection.Configuration().port)
+    }
+
+    @Test func settingsInTheFileReachTheLibraryConfigurations() throws {
+        let (configuration, _) = try load(
+            yaml(
+                broker: "  heartbeat_seconds: 15",
+                relay: "  lease_seconds: 2.5\n  retention_seconds: 0\n  initial_backoff_ms: 50\n  max_backoff_ms: 400\n  attempt_limit: 3"))
+        let relay = try configuration.relayConfiguration(context: "order")
+        #expect(relay.batchSize == 10)
+        #expect(relay.leaseDuration == .milliseconds(2500))
+        #expect(relay.retention == nil)
+        #expect(relay.retry == RetryPolicy(initialBackoff: .milliseconds(50), maximumBackoff: .milliseconds(400), attemptLimit: 3))
+        #expect(try configuration.connectionConfiguration(name: "order").heartbeat == .seconds(15))
+    }
+
+    // MARK: Topology mismatch
+
+    @Test func aDeliveryLimitMismatchSaysWhichArgumentAndHowToMigrate() throws {
+        let (configuration, path) = try load(yaml() + "\n    consumer:\n      delivery_limit: 5")
+        let settings = try ServiceBootstrap.Settings(configuration: configuration, context: "order", storeOverride: nil, environment: [:])
+        let refusal = AMQPError(
+            .preconditionFailed, "the broker closed the channel", replyCode: 406,
+            replyText:
+                "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'order.inbox' in vhost '/': received the value '5' of type 'signedint' but current is the value '3' of type 'long'"
+        )
+        let message = settings.topologyMismatch(refusal)
+        #expect(message.contains("inequivalent arg 'x-delivery-limit' for queue 'order.inbox'"))
+        #expect(message.contains("contexts.order.consumer.delivery_limit (\(path):12:7, 5 now)"))
+        #expect(message.contains("rabbitmqctl delete_queue order.inbox"))
+        #expect(message.contains("set the configuration back"))
+    }
+}
