@@ -39,11 +39,13 @@
 ///     ──connectFailed / connectionLost──▶ backingOff(n + 1), or disconnected once
 ///                                          `maximumAttempts` attempts failed
 /// any state but closed ──closeRequested──▶ closed
+/// closed ──connectRequested──▶ closed                 (closedByClient reported to the caller)
 /// ```
 ///
-/// Every other event leaves the state unchanged and returns ``Action/none``: a stale
-/// `backoffElapsed` after a close, a second loss report for a connection already discarded,
-/// confirms without a publish batch.
+/// Every other lifecycle event leaves the state unchanged and returns ``Action/none``: a
+/// stale `backoffElapsed` after a close, a second loss report for a connection already
+/// discarded, `connectRequested` while open or recovering. Confirms without a publish batch
+/// change nothing either.
 ///
 /// ## Publishing
 ///
@@ -145,7 +147,7 @@ struct ConnectionStateMachine {
     }
 
     /// What the machine needs of a message to attribute its confirm or return.
-    struct PublishedMessage: Equatable {
+    struct PublishedMessage {
         var messageId: String?
         var mandatory: Bool
     }

@@ -305,6 +305,26 @@ import Testing
         #expect(machine.state == expectedState)
     }
 
+    @Test(arguments: StateName.allCases)
+    func operationsWaitExactlyWhileRecovering(name: StateName) {
+        let machine = Self.machine(in: name.state)
+        let recovering: Set<StateName> = [.backingOff, .reconnecting, .declaringTopology, .reopeningConsumers]
+        #expect(machine.isRecovering == recovering.contains(name))
+        #expect(machine.operationSubmitted(waitsForRecovery: true) == (recovering.contains(name) ? .park : .run))
+        #expect(machine.operationSubmitted(waitsForRecovery: false) == .run)
+    }
+
+    @Test(arguments: StateName.allCases)
+    func publishingFramesWithoutABatchChangeNothing(name: StateName) {
+        var machine = Self.machine(in: name.state)
+        #expect(machine.ackReceived(tag: 1, multiple: true).summary == "finish()")
+        #expect(machine.nackReceived(tag: 2, multiple: false).summary == "finish()")
+        #expect(machine.returnReceived(messageId: "m0", replyCode: 312, replyText: "NO_ROUTE").summary == "finish()")
+        let closed = AMQPError.channelClose(replyCode: 406, replyText: "PRECONDITION_FAILED", context: "publishing")
+        #expect(machine.publishChannelClosed(closed).summary == "finish()")
+        #expect(machine.state == name.state)
+    }
+
     /// Drives a fresh machine into `state` through valid events.
     static func machine(in state: Machine.State, maximumAttempts: Int? = nil) -> Machine {
         var machine = machine(maximumAttempts: maximumAttempts)
