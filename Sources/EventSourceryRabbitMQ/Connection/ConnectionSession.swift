@@ -539,8 +539,9 @@ final class ConnectionSession {
                     if measureLatency { sentAt.append(clock.now) }
                 }
                 if burst, connection.isOpen { connection.setCorked(false) }
-                if let failure {
-                    // A failed write leaves the connection unusable.
+                if let failure, connection.isOpen {
+                    action = machine.publishChannelFailed(failure)
+                } else if let failure {
                     connectionLost(failure)
                     action = machine.nextPublishAction()
                 } else {
