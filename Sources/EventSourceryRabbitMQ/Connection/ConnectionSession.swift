@@ -7,9 +7,13 @@ import Logging
     import Darwin
 #endif
 
-/// The state of one logical connection, owned by its ``ConnectionThread``: the current
-/// rabbitmq-c connection, registered topology and consumers, publisher-confirm bookkeeping
-/// and the recovery schedule.
+/// The I/O side of one logical connection, owned by its ``ConnectionThread``: the current
+/// rabbitmq-c connection, registered topology and consumers, operations waiting for
+/// recovery and the reconnect timer.
+///
+/// What happens when — connecting, recovery, closing, publisher confirms — is decided by a
+/// ``ConnectionStateMachine``; the session reports events to it and executes the actions it
+/// returns.
 ///
 /// Thread-confined: every method runs on the connection thread.
 final class ConnectionSession {
@@ -45,25 +49,20 @@ final class ConnectionSession {
     let configuration: AMQPConnection.Configuration
     let logger: Logger
 
+    private var machine: ConnectionStateMachine
     private(set) var connection: RabbitMQConnection?
     private var generation: UInt64 = 0
-    private var everConnected = false
-    private var closing = false
 
     private var topology: [TopologyItem] = []
     private var consumers: [UInt16: ConsumerRegistration] = [:]
     private var nextChannel: UInt16 = 3
 
-    private var publishChannelReady = false
-    private var publishNextTag: UInt64 = 1
-
     /// Deliveries read in the current pump, handed to their consumers together at the end
     /// (one consumer wake-up per burst instead of one per message).
     private var pendingDeliveries: [(ConsumerRegistration, Delivery)] = []
 
-    private var recovering = false
-    private var reconnectAttempt = 0
-    private var nextReconnect: ContinuousClock.Instant?
+    /// When to report `backoffElapsed` to the machine, while it backs off.
+    private var reconnectAt: ContinuousClock.Instant?
     private var parked: [ConnectionJob] = []
 
     /// Set by the thread: the read end of the wake-up pipe; `beginBlocking` is called right
@@ -76,6 +75,7 @@ final class ConnectionSession {
     init(configuration: AMQPConnection.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        self.machine = ConnectionStateMachine(recovery: configuration.recovery)
     }
 
     // MARK: Jobs
@@ -89,19 +89,23 @@ final class ConnectionSession {
         for job in jobs { job.run(self) }
     }
 
-    /// Whether a lost connection is being re-established.
-    var isRecovering: Bool { recovering }
-
-    /// Keeps a job until the connection is back (or recovery gives up).
-    func park(_ job: ConnectionJob) {
-        parked.append(job)
+    /// Runs an operation now, or keeps `job` until the connection is back (or recovery
+    /// gives up).
+    ///
+    /// - Parameters:
+    ///   - job: The job to keep (created only then); resumed, it asks again.
+    ///   - waitsForRecovery: Whether the operation waits while the connection recovers.
+    ///   - operation: The operation, run at once unless it waits.
+    func runOrPark(_ job: @autoclosure () -> ConnectionJob, waitsForRecovery: Bool, operation: () -> Void) {
+        switch machine.operationSubmitted(waitsForRecovery: waitsForRecovery) {
+        case .run: operation()
+        case .park: parked.append(job())
+        }
     }
 
     /// Runs `body` with the live connection; afterwards notices a dead connection.
     func withConnection<T>(_ body: (RabbitMQConnection) throws(AMQPError) -> T) throws(AMQPError) -> T {
-        guard let connection, connection.isOpen else {
-            throw AMQPError(.connectionClosed, recovering ? "the connection is recovering" : "not connected")
-        }
+        guard let connection, connection.isOpen else { throw machine.notConnectedError }
         do {
             return try body(connection)
         } catch {
@@ -120,14 +124,64 @@ final class ConnectionSession {
         }
     }
 
-    // MARK: Connecting
+    // MARK: Executing the state machine's actions
 
-    /// Opens the first connection; errors are thrown, not retried.
+    /// Opens the first connection; errors are thrown, not retried. Does nothing if the
+    /// connection is open or recovering.
     func connect() throws(AMQPError) {
-        if let connection, connection.isOpen { return }
-        if recovering { return }
-        try establish()
-        everConnected = true
+        if let error = perform(machine.connectRequested()) { throw error }
+    }
+
+    /// Executes `action` and the actions that follow from its outcome.
+    ///
+    /// - Returns: The error to throw to the caller of ``connect()``, if any.
+    @discardableResult
+    private func perform(_ action: ConnectionStateMachine.Action) -> AMQPError? {
+        switch action {
+        case .none:
+            return nil
+        case .openConnection:
+            do {
+                try establish()
+            } catch {
+                return perform(machine.connectFailed(error))
+            }
+            return perform(machine.connected())
+        case .reportConnectFailure(let error):
+            return error
+        case .scheduleReconnect(let attempt, let delay, let error):
+            if attempt == 0 {
+                logger.info("AMQP connection lost; reconnecting", metadata: ["amqp.error": "\(error)"])
+            } else {
+                logger.debug("AMQP reconnect failed", metadata: ["amqp.error": "\(error)", "amqp.retry_in": "\(delay)"])
+            }
+            reconnectAt = .now + delay
+            return nil
+        case .declareTopology:
+            redeclareTopology()
+            return perform(machine.topologyDeclared())
+        case .reopenConsumers:
+            reopenConsumers()
+            return perform(machine.consumersReopened())
+        case .resumeParkedOperations(let attempts):
+            logger.info("AMQP connection recovered", metadata: ["amqp.attempts": "\(attempts)"])
+            let jobs = parked
+            parked = []
+            for job in jobs { job.run(self) }
+            return nil
+        case .closeConnection(let cleanup):
+            if let connection {
+                for consumer in consumers.values {
+                    try? connection.cancel(consumerTag: consumer.consumerTag, channel: consumer.channel)
+                }
+                connection.close()
+            }
+            cleanUp(cleanup)
+            return nil
+        case .cleanUp(let cleanup):
+            cleanUp(cleanup)
+            return nil
+        }
     }
 
     private func establish() throws(AMQPError) {
@@ -135,14 +189,47 @@ final class ConnectionSession {
         let connection = try RabbitMQConnection(configuration: configuration, generation: generation)
         try connection.openChannel(Self.controlChannel)
         self.connection = connection
-        publishChannelReady = false
-        publishNextTag = 1
         logger.info(
             "AMQP connection open",
             metadata: [
                 "amqp.host": "\(configuration.host)", "amqp.port": "\(configuration.port)",
                 "amqp.vhost": "\(configuration.vhost)", "amqp.heartbeat": "\(connection.negotiatedHeartbeat)",
             ])
+    }
+
+    /// Discards a dead connection and tells the machine (which recovers or gives up).
+    func connectionLost(_ error: AMQPError) {
+        guard connection != nil else { return }
+        flushDeliveries()
+        connection = nil
+        perform(machine.connectionLost(error))
+    }
+
+    /// Fails every waiting operation and ends every consumer.
+    private func cleanUp(_ cleanup: ConnectionStateMachine.Cleanup) {
+        connection = nil
+        reconnectAt = nil
+        let error = cleanup.error
+        switch cleanup {
+        case .closedByApplication:
+            break
+        case .connectionLost:
+            logger.info("AMQP connection lost", metadata: ["amqp.error": "\(error)"])
+        case .recoveryGaveUp(_, let attempts):
+            logger.info("AMQP reconnect failed; giving up", metadata: ["amqp.error": "\(error)", "amqp.attempts": "\(attempts)"])
+        }
+        for consumer in consumers.values {
+            if case .closedByApplication = cleanup { consumer.continuation.finish() } else { consumer.continuation.finish(throwing: error) }
+        }
+        consumers = [:]
+        let jobs = parked
+        parked = []
+        for job in jobs { job.fail(error) }
+    }
+
+    /// Closes the connection and ends all consumers; runs when the thread stops.
+    func shutdown() {
+        perform(machine.closeRequested())
     }
 
     func register(_ item: TopologyItem) {
@@ -163,7 +250,7 @@ final class ConnectionSession {
             connectionLost(AMQPError(.connectionClosed, "the connection was lost"))
             return
         }
-        if let connection, connection.isOpen {
+        if let connection {
             if connection.hasBufferedInput {
                 pump()
                 return
@@ -177,10 +264,11 @@ final class ConnectionSession {
                 endBlocking(fds[1].revents != 0)
             }
             pump()
-        } else if recovering, let next = nextReconnect {
+        } else if let next = reconnectAt {
             let now = ContinuousClock.now
             if now >= next {
-                attemptReconnect()
+                reconnectAt = nil
+                perform(machine.backoffElapsed())
             } else {
                 waitForWake(milliseconds: Int32(clamping: Int64((next - now).seconds * 1000) + 1))
             }
@@ -228,21 +316,31 @@ final class ConnectionSession {
         pendingDeliveries.removeAll(keepingCapacity: true)
     }
 
-    private func handle(_ event: RabbitMQConnection.Event) {
+    /// Routes a frame: deliveries to their consumers, confirms and the publishing channel's
+    /// fate to the state machine (confirms outside a publish batch belong to no one).
+    ///
+    /// - Returns: The next step of the running publish batch, for frames of the publishing
+    ///   channel.
+    @discardableResult
+    private func handle(_ event: RabbitMQConnection.Event) -> ConnectionStateMachine.PublishAction? {
         switch event {
         case .delivery(let channel, let delivery):
             if let consumer = consumers[channel] {
                 pendingDeliveries.append((consumer, delivery))
             }
+        case .ack(Self.publishChannel, let tag, let multiple):
+            return machine.ackReceived(tag: tag, multiple: multiple)
+        case .nack(Self.publishChannel, let tag, let multiple):
+            return machine.nackReceived(tag: tag, multiple: multiple)
+        case .returned(Self.publishChannel, let messageId, let replyCode, let replyText):
+            return machine.returnReceived(messageId: messageId, replyCode: replyCode, replyText: replyText)
         case .ack, .nack, .returned:
-            // Confirms outside a publish batch belong to no one (the batch that published
-            // the message already ended with the channel).
             break
         case .channelClosed(let channel, let error):
             flushDeliveries()
             logger.info("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "amqp.error": "\(error)"])
             if channel == Self.publishChannel {
-                publishChannelReady = false
+                return machine.publishChannelClosed(error)
             } else if let consumer = consumers.removeValue(forKey: channel) {
                 consumer.continuation.finish(throwing: error)
             }
@@ -259,54 +357,12 @@ final class ConnectionSession {
         case .other:
             break
         }
+        return nil
     }
 
     // MARK: Recovery
 
-    /// Discards a dead connection and starts recovery (or fails everything without it).
-    func connectionLost(_ error: AMQPError) {
-        guard connection != nil else { return }
-        flushDeliveries()
-        connection = nil
-        publishChannelReady = false
-        if !closing && everConnected && configuration.recovery.isEnabled {
-            logger.info("AMQP connection lost; reconnecting", metadata: ["amqp.error": "\(error)"])
-            recovering = true
-            reconnectAttempt = 0
-            nextReconnect = .now + configuration.recovery.backoff.delay(forAttempt: 0)
-        } else {
-            logger.info("AMQP connection lost", metadata: ["amqp.error": "\(error)"])
-            failEverything(error)
-        }
-    }
-
-    private func attemptReconnect() {
-        do {
-            try establish()
-        } catch {
-            reconnectAttempt += 1
-            if let maximum = configuration.recovery.maximumAttempts, reconnectAttempt >= maximum {
-                logger.info(
-                    "AMQP reconnect failed; giving up", metadata: ["amqp.error": "\(error)", "amqp.attempts": "\(reconnectAttempt)"])
-                recovering = false
-                failEverything(error)
-                return
-            }
-            let delay = configuration.recovery.backoff.delay(forAttempt: reconnectAttempt)
-            logger.debug("AMQP reconnect failed", metadata: ["amqp.error": "\(error)", "amqp.retry_in": "\(delay)"])
-            nextReconnect = .now + delay
-            return
-        }
-        recovering = false
-        nextReconnect = nil
-        logger.info("AMQP connection recovered", metadata: ["amqp.attempts": "\(reconnectAttempt + 1)"])
-        redeclareTopology()
-        reopenConsumers()
-        let jobs = parked
-        parked = []
-        for job in jobs { job.run(self) }
-    }
-
+    /// Declares the registered topology on the new connection; stops if it is lost.
     private func redeclareTopology() {
         for item in topology {
             do throws(AMQPError) {
@@ -324,43 +380,21 @@ final class ConnectionSession {
         }
     }
 
+    /// Re-opens the registered consumers on the new connection. A consumer the broker
+    /// refuses ends with the error; if the connection is lost, the rest stay registered for
+    /// the next attempt.
     private func reopenConsumers() {
-        let registrations = consumers.values.sorted { $0.channel < $1.channel }
-        consumers = [:]
-        for registration in registrations {
+        for registration in consumers.values.sorted(by: { $0.channel < $1.channel }) {
             do throws(AMQPError) {
                 try openConsumer(registration)
             } catch {
+                if connection == nil { return }
                 logger.info(
                     "AMQP consumer could not be re-opened", metadata: ["amqp.queue": "\(registration.queue)", "amqp.error": "\(error)"])
+                consumers[registration.channel] = nil
                 registration.continuation.finish(throwing: error)
-                if connection == nil { return }
             }
         }
-    }
-
-    private func failEverything(_ error: AMQPError) {
-        for consumer in consumers.values {
-            if closing { consumer.continuation.finish() } else { consumer.continuation.finish(throwing: error) }
-        }
-        consumers = [:]
-        let jobs = parked
-        parked = []
-        for job in jobs { job.fail(error) }
-    }
-
-    /// Closes the connection and ends all consumers; runs when the thread stops.
-    func shutdown() {
-        closing = true
-        recovering = false
-        if let connection {
-            for consumer in consumers.values {
-                try? connection.cancel(consumerTag: consumer.consumerTag, channel: consumer.channel)
-            }
-            connection.close()
-        }
-        connection = nil
-        failEverything(AMQPError(.closedByClient, "the connection was closed by the application"))
     }
 
     // MARK: Consumers
@@ -457,18 +491,13 @@ final class ConnectionSession {
     // MARK: Publishing
 
     /// Publishes `messages` with confirms, keeping at most `window` unconfirmed, and waits
-    /// for every outcome. Runs entirely on the connection thread.
-    func publish(_ messages: [OutgoingMessage], window: Int, measureLatency: Bool) -> (outcomes: [PublishOutcome], latencies: [Duration]) {
-        guard !messages.isEmpty else { return ([], []) }
-        do throws(AMQPError) {
-            try ensurePublishChannel()
-        } catch {
-            return (Array(repeating: .notConfirmed(error), count: messages.count), [])
-        }
-        guard let connection else {
-            return (Array(repeating: .notConfirmed(AMQPError(.connectionClosed, "not connected")), count: messages.count), [])
-        }
-        var tracker = ConfirmTracker(count: messages.count, window: window, firstTag: publishNextTag)
+    /// for every outcome. Runs entirely on the connection thread; the state machine decides
+    /// each step.
+    ///
+    /// - Throws: ``AMQPError`` if there is no connection to publish on.
+    func publish(
+        _ messages: [OutgoingMessage], window: Int, measureLatency: Bool
+    ) throws(AMQPError) -> (outcomes: [PublishOutcome], latencies: [Duration]) {
         let clock = ContinuousClock()
         var sentAt: [ContinuousClock.Instant] = []
         var latencies: [Duration] = []
@@ -476,74 +505,86 @@ final class ConnectionSession {
             sentAt.reserveCapacity(messages.count)
             latencies.reserveCapacity(messages.count)
         }
-
-        while !tracker.isComplete {
-            var progress = false
-            // Cork bursts of several messages (not the one-by-one steady state).
-            let burst = min(tracker.window - tracker.outstanding, messages.count - tracker.publishedCount) >= 4
-            if burst { connection.setCorked(true) }
-            while tracker.canPublish {
-                let index = tracker.publishedCount
-                let message = messages[index]
-                do throws(AMQPError) {
-                    try connection.publish(message, channel: Self.publishChannel)
-                } catch {
-                    tracker.failOutstanding(error)
-                    if !connection.isOpen { connectionLost(error) }
-                    break
+        var action = machine.publishRequested(
+            messages.map { .init(messageId: $0.properties.messageId, mandatory: $0.mandatory) }, window: window)
+        while true {
+            switch action {
+            case .fail(let error):
+                throw error
+            case .finish(let outcomes):
+                if measureLatency {
+                    let now = clock.now
+                    while latencies.count < sentAt.count { latencies.append(now - sentAt[latencies.count]) }
                 }
-                if measureLatency { sentAt.append(clock.now) }
-                tracker.didPublish(index: index, messageId: message.properties.messageId, mandatory: message.mandatory)
-                publishNextTag += 1
-                progress = true
-            }
-            // Uncork before waiting for the broker.
-            if burst { connection.setCorked(false) }
-            if tracker.isComplete { break }
-            // Block for the next frame only when nothing more may be published.
-            let timeout: Duration = progress && tracker.canPublish ? .zero : .milliseconds(Int64(pollIntervalMilliseconds))
-            do throws(AMQPError) {
-                if let event = try connection.nextEvent(timeout: timeout) {
-                    switch event {
-                    case .ack(Self.publishChannel, let tag, let multiple):
-                        tracker.ack(tag: tag, multiple: multiple)
-                    case .nack(Self.publishChannel, let tag, let multiple):
-                        tracker.nack(tag: tag, multiple: multiple)
-                    case .returned(Self.publishChannel, let messageId, let replyCode, let replyText):
-                        tracker.returned(messageId: messageId, replyCode: replyCode, replyText: replyText)
-                    case .channelClosed(Self.publishChannel, let error):
-                        publishChannelReady = false
-                        tracker.failOutstanding(error)
-                    default:
-                        handle(event)
+                return (outcomes, latencies)
+            case .openPublishChannel:
+                action = openPublishChannel()
+            case .publish(let indices):
+                guard let connection else {
+                    action = machine.publishChannelFailed(machine.notConnectedError)
+                    continue
+                }
+                // Cork bursts of several messages (not the one-by-one steady state); uncork
+                // before waiting for the broker.
+                let burst = indices.count >= 4
+                if burst { connection.setCorked(true) }
+                var failure: AMQPError?
+                for index in indices {
+                    do throws(AMQPError) {
+                        try connection.publish(messages[index], channel: Self.publishChannel)
+                    } catch {
+                        failure = error
+                        break
+                    }
+                    if measureLatency { sentAt.append(clock.now) }
+                }
+                if burst, connection.isOpen { connection.setCorked(false) }
+                if let failure, connection.isOpen {
+                    action = machine.publishChannelFailed(failure)
+                } else if let failure {
+                    connectionLost(failure)
+                    action = machine.nextPublishAction()
+                } else {
+                    action = machine.messagesPublished(indices)
+                }
+            case .awaitConfirms:
+                guard let connection else {
+                    action = machine.publishChannelFailed(machine.notConnectedError)
+                    continue
+                }
+                var next: ConnectionStateMachine.PublishAction?
+                do throws(AMQPError) {
+                    if let event = try connection.nextEvent(timeout: .milliseconds(Int64(pollIntervalMilliseconds))) {
+                        next = handle(event)
                         flushDeliveries()
                     }
+                } catch {
+                    connectionLost(error)
                 }
-            } catch {
-                tracker.failOutstanding(error)
-                connectionLost(error)
-            }
-            if measureLatency {
-                // Confirms arrive in publish order in practice; an out-of-order one is
-                // counted when the older ones arrive.
-                let now = clock.now
-                while latencies.count < sentAt.count, tracker.outcomes[latencies.count] != nil {
-                    latencies.append(now - sentAt[latencies.count])
+                if measureLatency {
+                    // Confirms arrive in publish order in practice; an out-of-order one is
+                    // counted when the older ones arrive.
+                    let now = clock.now
+                    while latencies.count < sentAt.count, machine.isResolved(latencies.count) {
+                        latencies.append(now - sentAt[latencies.count])
+                    }
                 }
+                action = next ?? machine.nextPublishAction()
             }
         }
-        return (tracker.results, latencies)
     }
 
-    private func ensurePublishChannel() throws(AMQPError) {
-        if publishChannelReady, let connection, connection.isOpen, !connection.closedChannels.contains(Self.publishChannel) { return }
-        try withConnection { (connection) throws(AMQPError) in
-            if connection.closedChannels.contains(Self.publishChannel) || !publishChannelReady {
+    /// Opens the publishing channel in confirm mode and reports the result.
+    private func openPublishChannel() -> ConnectionStateMachine.PublishAction {
+        do throws(AMQPError) {
+            try withConnection { (connection) throws(AMQPError) in
                 try connection.openChannel(Self.publishChannel)
+                try connection.confirmSelect(channel: Self.publishChannel)
             }
-            try connection.confirmSelect(channel: Self.publishChannel)
+        } catch {
+            // A lost connection was reported by withConnection and ended the batch.
+            return connection == nil ? machine.nextPublishAction() : machine.publishChannelFailed(error)
         }
-        publishChannelReady = true
-        publishNextTag = 1
+        return machine.publishChannelOpened()
     }
 }

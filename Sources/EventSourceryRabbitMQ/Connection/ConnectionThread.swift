@@ -102,7 +102,7 @@ final class ConnectionThread: @unchecked Sendable {
         case .none: break
         case .wake: wake()
         case .start: startThread()
-        case .fail: job.fail(AMQPError(.closedByClient, "the connection was closed by the application"))
+        case .fail: job.fail(ConnectionStateMachine.Cleanup.closedByApplication.error)
         }
     }
 
@@ -128,18 +128,17 @@ final class ConnectionThread: @unchecked Sendable {
     ) async throws(AMQPError) -> T {
         let result: Result<T, AMQPError> = await withCheckedContinuation { continuation in
             let fail: @Sendable (AMQPError) -> Void = { continuation.resume(returning: .failure($0)) }
-            @Sendable func run(_ session: ConnectionSession) {
-                if waitsForRecovery && session.isRecovering {
-                    session.park(ConnectionJob(run: run, fail: fail))
-                    return
-                }
-                do throws(AMQPError) {
-                    continuation.resume(returning: .success(try body(session)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
+            // A parked job asks again when it is resumed: the connection may be lost anew.
+            @Sendable func attempt(_ session: ConnectionSession) {
+                session.runOrPark(ConnectionJob(run: attempt, fail: fail), waitsForRecovery: waitsForRecovery) {
+                    do throws(AMQPError) {
+                        continuation.resume(returning: .success(try body(session)))
+                    } catch {
+                        continuation.resume(returning: .failure(error))
+                    }
                 }
             }
-            submit(ConnectionJob(run: run, fail: fail))
+            submit(ConnectionJob(run: attempt, fail: fail))
         }
         return try result.get()
     }
@@ -240,7 +239,7 @@ final class ConnectionThread: @unchecked Sendable {
             shared.jobs = []
             return (waiters, leftover)
         }
-        for job in leftover { job.fail(AMQPError(.closedByClient, "the connection was closed by the application")) }
+        for job in leftover { job.fail(ConnectionStateMachine.Cleanup.closedByApplication.error) }
         for waiter in waiters { waiter.resume() }
     }
 

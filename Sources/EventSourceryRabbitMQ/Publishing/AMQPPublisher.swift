@@ -57,9 +57,7 @@ public struct AMQPPublisher: Sendable {
     ) async throws -> (outcomes: [PublishOutcome], latencies: [Duration]) {
         let window = self.window
         return try await connection.thread.perform { session throws(AMQPError) in
-            try session.withConnection { _ throws(AMQPError) in
-                session.publish(messages, window: window, measureLatency: measureLatency)
-            }
+            try session.publish(messages, window: window, measureLatency: measureLatency)
         }
     }
 }
