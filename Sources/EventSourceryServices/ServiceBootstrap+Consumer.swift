@@ -21,16 +21,21 @@ extension ServiceConfiguration {
 
 extension ServiceBootstrap.Settings {
     /// The consumer settings for this context.
-    public var consumerConfiguration: ContextConsumer.Configuration {
+    ///
+    /// - Throws: ``ConsumerConfigurationError`` for a setting ``ServiceConfiguration/validate(file:)``
+    ///   did not check (loading checks every setting of the file).
+    public func consumerConfiguration() throws(ConsumerConfigurationError) -> ContextConsumer.Configuration {
         let consumer = configuration.contexts[contextName]?.consumer ?? ServiceConfiguration.Consumer()
-        return ContextConsumer.Configuration(
+        return try ContextConsumer.Configuration(
             context: contextName,
             prefetch: UInt16(clamping: consumer.prefetch),
             deliveryLimit: consumer.deliveryLimit,
             maximumBodySize: consumer.maximumBodyBytes,
             ackBatchSize: consumer.ackBatch,
             concurrency: consumer.concurrency,
-            batchSize: consumer.batchSize
+            batchSize: consumer.batchSize,
+            retryFirstDelay: .milliseconds(consumer.initialBackoffMilliseconds),
+            retryMaximumDelay: .milliseconds(consumer.maxBackoffMilliseconds)
         )
     }
 

@@ -86,7 +86,10 @@ extension ServiceConfiguration.Handler: Decodable {
 extension ServiceConfiguration.Consumer: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size"])
+        try container.rejectUnknownKeys([
+            "prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size", "initial_backoff_ms",
+            "max_backoff_ms",
+        ])
         let defaults = Self()
         prefetch = try container.value("prefetch", default: defaults.prefetch)
         deliveryLimit = try container.value("delivery_limit", default: defaults.deliveryLimit)
@@ -94,5 +97,7 @@ extension ServiceConfiguration.Consumer: Decodable {
         ackBatch = try container.value("ack_batch", default: defaults.ackBatch)
         concurrency = try container.value("concurrency", default: defaults.concurrency)
         batchSize = try container.value("batch_size", default: defaults.batchSize)
+        initialBackoffMilliseconds = try container.value("initial_backoff_ms", default: defaults.initialBackoffMilliseconds)
+        maxBackoffMilliseconds = try container.value("max_backoff_ms", default: defaults.maxBackoffMilliseconds)
     }
 }

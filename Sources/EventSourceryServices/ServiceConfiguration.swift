@@ -93,8 +93,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
         /// `ES_CONSUMER_PREFETCH` (every context).
         public var prefetch: Int = 1000
-        /// Deliveries of one message before the inbox dead-letters it.
+        /// Attempts of a failing event before it is parked in the store with the later
+        /// events of its source stream behind it (see
+        /// ``ContextConsumer/Configuration/deliveryLimit``).
         public var deliveryLimit: Int = 5
+        /// The delay before the second attempt of a failed event, in milliseconds; later
+        /// delays double up to ``maxBackoffMilliseconds``.
+        public var initialBackoffMilliseconds: Int = 1000
+        /// The longest delay between two attempts of a failed event, in milliseconds.
+        public var maxBackoffMilliseconds: Int = 300_000
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
         public var maximumBodyBytes: Int = 1 << 20
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
@@ -110,10 +117,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// Creates consumer settings.
         public init(
             prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4,
-            batchSize: Int = 100
+            batchSize: Int = 100, initialBackoffMilliseconds: Int = 1000, maxBackoffMilliseconds: Int = 300_000
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
+            self.initialBackoffMilliseconds = initialBackoffMilliseconds
+            self.maxBackoffMilliseconds = maxBackoffMilliseconds
             self.maximumBodyBytes = maximumBodyBytes
             self.ackBatch = ackBatch
             self.concurrency = concurrency

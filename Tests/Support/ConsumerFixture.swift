@@ -68,11 +68,13 @@ public struct ConsumerFixture: Sendable {
     }
 
     public func configuration(
-        deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, concurrency: Int = 16
+        deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, concurrency: Int = 16,
+        retryFirstDelay: Duration = .milliseconds(200), retryMaximumDelay: Duration = .seconds(2)
     ) -> ContextConsumer.Configuration {
-        ContextConsumer.Configuration(
+        try! ContextConsumer.Configuration(
             context: context, prefetch: 50, deliveryLimit: deliveryLimit, maximumBodySize: maximumBodySize, ackBatchSize: ackBatchSize,
-            concurrency: concurrency
+            concurrency: concurrency, retryFirstDelay: retryFirstDelay, retryMaximumDelay: retryMaximumDelay,
+            heldPollInterval: .milliseconds(200)
         )
     }
 

@@ -198,7 +198,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         }
         let consumer = ContextConsumer(
             connection: connection, store: store, handlers: [handler],
-            configuration: ContextConsumer.Configuration(
+            configuration: try ContextConsumer.Configuration(
                 context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, concurrency: lanes, batchSize: batchSize,
                 declaresTopology: false
             ),
@@ -255,7 +255,7 @@ extension ConsumerBenchmark {
             stores[name] = store
             let consumer = ContextConsumer(
                 connection: consuming, store: store, handlers: module.makeHandlers(store),
-                configuration: ContextConsumer.Configuration(context: name))
+                configuration: try ContextConsumer.Configuration(context: name))
             try await consumer.topology.declare(on: consuming)
             let relay = OutboxRelay(
                 storage: storage, publisher: AMQPPublisher(connection: publishing),

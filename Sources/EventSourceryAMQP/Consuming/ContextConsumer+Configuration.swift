@@ -8,9 +8,21 @@ extension ContextConsumer {
         /// The most unacknowledged deliveries the broker sends. Default 1000: enough to keep
         /// every lane's next batch waiting while the current one commits.
         public var prefetch: UInt16
-        /// Deliveries of one message before the inbox queue dead-letters it (the queue's
-        /// `x-delivery-limit`). Default 5.
+        /// Attempts of a failing event, the first included, before it is parked in the
+        /// store with the later events of its source stream behind it. Default 5.
+        ///
+        /// It is also the inbox queue's `x-delivery-limit`: a message the consumer cannot
+        /// take at all (its store is down) goes back to the queue and is dead-lettered to
+        /// `<context>.dead` after that many redeliveries.
         public var deliveryLimit: Int
+        /// The delay before the second attempt of a failed event; each later delay doubles,
+        /// up to ``retryMaximumDelay``. Default 1 s.
+        public var retryFirstDelay: Duration
+        /// The longest delay between two attempts of a failed event. Default 5 minutes.
+        public var retryMaximumDelay: Duration
+        /// How often the consumer looks for held sequences that became due without it
+        /// noticing (an operator's retry or skip from another process). Default 1 s.
+        public var heldPollInterval: Duration
         /// The largest body accepted; larger messages are poison. Default 1 MiB.
         public var maximumBodySize: Int
         /// Committed deliveries acknowledged together with one `multiple` ack. Default 1
@@ -43,6 +55,8 @@ extension ContextConsumer {
         public var declaresTopology: Bool
 
         /// Creates a configuration with defaults suited to most deployments.
+        ///
+        /// - Throws: ``ConsumerConfigurationError`` naming the first setting out of range.
         public init(
             context: String,
             prefetch: UInt16 = 1000,
@@ -53,18 +67,46 @@ extension ContextConsumer {
             concurrency: Int = 4,
             batchSize: Int = 100,
             conflictRetries: Int = 50,
+            retryFirstDelay: Duration = .seconds(1),
+            retryMaximumDelay: Duration = .seconds(300),
+            heldPollInterval: Duration = .seconds(1),
             declaresTopology: Bool = true
-        ) {
+        ) throws(ConsumerConfigurationError) {
+            func check(_ holds: Bool, _ field: String, _ message: String) throws(ConsumerConfigurationError) {
+                if !holds { throw ConsumerConfigurationError(field: field, message: message) }
+            }
+            try check(!context.isEmpty, "context", "must not be empty")
+            try check(prefetch > 0, "prefetch", "must be positive, got 0")
+            try check(deliveryLimit > 0, "deliveryLimit", "must be positive, got \(deliveryLimit)")
+            try check(maximumBodySize > 0, "maximumBodySize", "must be positive, got \(maximumBodySize)")
+            try check(ackBatchSize > 0, "ackBatchSize", "must be positive, got \(ackBatchSize)")
+            try check(ackFlushInterval > .zero, "ackFlushInterval", "must be positive, got \(ackFlushInterval)")
+            try check(concurrency > 0, "concurrency", "must be positive, got \(concurrency)")
+            try check(batchSize > 0, "batchSize", "must be positive, got \(batchSize)")
+            try check(conflictRetries >= 0, "conflictRetries", "must not be negative, got \(conflictRetries)")
+            try check(retryFirstDelay > .zero, "retryFirstDelay", "must be positive, got \(retryFirstDelay)")
+            try check(
+                retryMaximumDelay >= retryFirstDelay, "retryMaximumDelay",
+                "must be at least retryFirstDelay (\(retryFirstDelay)), got \(retryMaximumDelay)")
+            try check(heldPollInterval > .zero, "heldPollInterval", "must be positive, got \(heldPollInterval)")
             self.context = context
-            self.prefetch = max(1, prefetch)
-            self.deliveryLimit = max(1, deliveryLimit)
+            self.prefetch = prefetch
+            self.deliveryLimit = deliveryLimit
             self.maximumBodySize = maximumBodySize
-            self.ackBatchSize = max(1, ackBatchSize)
+            self.ackBatchSize = ackBatchSize
             self.ackFlushInterval = ackFlushInterval
-            self.concurrency = max(1, concurrency)
-            self.batchSize = max(1, batchSize)
-            self.conflictRetries = max(0, conflictRetries)
+            self.concurrency = concurrency
+            self.batchSize = batchSize
+            self.conflictRetries = conflictRetries
+            self.retryFirstDelay = retryFirstDelay
+            self.retryMaximumDelay = retryMaximumDelay
+            self.heldPollInterval = heldPollInterval
             self.declaresTopology = declaresTopology
+        }
+
+        /// The retry schedule of failed events.
+        var retrySchedule: RetrySchedule {
+            RetrySchedule(firstDelay: retryFirstDelay, maximumDelay: retryMaximumDelay, attempts: deliveryLimit)
         }
     }
 
@@ -72,15 +114,37 @@ extension ContextConsumer {
     public enum Outcome: Sendable, Equatable {
         /// Every matching handler committed (or had committed before); the message is acked.
         case processed(handlersRun: Int, alreadyProcessed: Int, skipped: Int)
-        /// A handler threw; its failure is recorded and the message requeued.
+        /// A handler threw; its failure is recorded, the event is held in the store for a
+        /// retry (or parked, at the attempt limit) and the message acked.
         case failed(handler: String)
+        /// An earlier event of its source stream is held; the event is held behind it and
+        /// the message acked.
+        case held
         /// The message was poison; it went to the dead-letter exchange and was acked.
         case poison(PoisonMessage.Code)
+        /// The consumer could not take the message (its store or the dead-letter exchange
+        /// failed); it goes back to the queue.
+        case requeued(reason: String)
 
         /// Whether the delivery is acknowledged (rather than requeued).
         var isAcknowledged: Bool {
-            if case .failed = self { return false }
+            if case .requeued = self { return false }
             return true
         }
     }
+}
+
+/// A ``ContextConsumer/Configuration`` setting out of range.
+public struct ConsumerConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The setting, as ``ContextConsumer/Configuration`` names it (`retryFirstDelay`).
+    public var field: String
+    /// What is wrong with it.
+    public var message: String
+
+    public init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String { "ContextConsumer.Configuration.\(field): \(message)" }
 }

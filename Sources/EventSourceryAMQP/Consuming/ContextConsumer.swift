@@ -97,6 +97,8 @@ public struct ContextConsumer: Service {
         if configuration.declaresTopology {
             try await topology.declare(on: connection)
         }
+        let held = HeldStreams(
+            try await store.storage.heldEvents(consumer: configuration.context, sequence: nil).map(\.sequence))
         let consumer = try await connection.consume(queue: topology.inboxQueue, prefetch: configuration.prefetch)
         let acks = AcknowledgementTracker(consumer: consumer, batchSize: configuration.ackBatchSize)
         let state = ConsumerState()
@@ -117,9 +119,10 @@ public struct ContextConsumer: Service {
                     }
                 }
             }
+            group.addTask { await retryHeldEvents(held: held, state: state) }
             defer { group.cancelAll() }
             try await withGracefulShutdownHandler {
-                try await consume(consumer, acks: acks, state: state, publisher: publisher)
+                try await consume(consumer, acks: acks, state: state, publisher: publisher, held: held)
             } onGracefulShutdown: {
                 logger.info("Context consumer stopping")
                 Task { await stop(consumer, acks: acks, state: state) }
@@ -132,14 +135,15 @@ public struct ContextConsumer: Service {
             "Context consumer stopped",
             metadata: [
                 "consumer.processed": "\(statistics.processed)", "consumer.failed": "\(statistics.failed)",
-                "consumer.poison": "\(statistics.poison)",
+                "consumer.held": "\(statistics.held)", "consumer.poison": "\(statistics.poison)",
+                "consumer.requeued": "\(statistics.requeued)",
             ])
     }
 
     /// Hands each delivery to one of ``Configuration/concurrency`` lanes, chosen by the
     /// event's source stream, until the deliveries end; then lets the lanes finish.
     private func consume(
-        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher
+        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher, held: HeldStreams
     ) async throws {
         let lanes = (0..<configuration.concurrency).map { _ in ConsumerLane(batchLimit: configuration.batchSize) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -149,7 +153,7 @@ public struct ContextConsumer: Service {
                         let batch = await lane.next()
                         if batch.isEmpty { return }
                         guard state.begin(batch.count) else { continue }
-                        let outcomes = await process(batch, publisher: publisher)
+                        let outcomes = await process(batch, publisher: publisher, held: held)
                         acks.settle(zip(batch, outcomes.map(\.isAcknowledged)))
                         state.end(outcomes)
                     }

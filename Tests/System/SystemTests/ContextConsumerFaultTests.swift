@@ -137,7 +137,7 @@ struct ContextConsumerFaultTests {
             stores[name] = store
             let consumer = ContextConsumer(
                 connection: consuming, store: store, handlers: module.makeHandlers(store),
-                configuration: ContextConsumer.Configuration(context: name), topology: topology, logger: TestBroker.logger
+                configuration: try ContextConsumer.Configuration(context: name), topology: topology, logger: TestBroker.logger
             )
             let relay = OutboxRelay(
                 storage: storage, publisher: AMQPPublisher(connection: publishing),
