@@ -63,6 +63,12 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The payment context's simulated gateway declines amounts above this.")
     var declineAbove = DemoContext.defaultDeclineAbove
 
+    @Option(
+        name: .long,
+        help: "While a file exists at this path, the payment context's simulated gateway is down and charge-order fails (retried)."
+    )
+    var gatewayDownFile: String?
+
     @Flag(
         name: .long,
         help:
@@ -207,7 +213,8 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     }
 
     private func module(_ settings: ServiceBootstrap.Settings) throws(ServiceBootstrap.StartupError) -> ContextModule {
-        let modules = DemoContext.handlers(declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes)
+        let modules = DemoContext.handlers(
+            declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes, gatewayDownFile: gatewayDownFile)
         guard let module = modules.module(for: context) else {
             throw ServiceBootstrap.StartupError(
                 "Bad configuration: no handler code is built in for context '\(context)'; built in: \(modules.contextNames.joined(separator: ", "))",
