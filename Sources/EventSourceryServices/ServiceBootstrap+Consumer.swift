@@ -35,7 +35,7 @@ extension ServiceBootstrap.Settings {
             concurrency: consumer.concurrency,
             batchSize: consumer.batchSize,
             retryFirstDelay: .milliseconds(consumer.initialBackoffMilliseconds),
-            retryMaximumDelay: .milliseconds(consumer.maxBackoffMilliseconds)
+            retryMaximumDelay: .milliseconds(consumer.maximumBackoffMilliseconds)
         )
     }
 

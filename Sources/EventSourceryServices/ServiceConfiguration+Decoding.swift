@@ -98,6 +98,6 @@ extension ServiceConfiguration.Consumer: Decodable {
         concurrency = try container.value("concurrency", default: defaults.concurrency)
         batchSize = try container.value("batch_size", default: defaults.batchSize)
         initialBackoffMilliseconds = try container.value("initial_backoff_ms", default: defaults.initialBackoffMilliseconds)
-        maxBackoffMilliseconds = try container.value("max_backoff_ms", default: defaults.maxBackoffMilliseconds)
+        maximumBackoffMilliseconds = try container.value("max_backoff_ms", default: defaults.maximumBackoffMilliseconds)
     }
 }

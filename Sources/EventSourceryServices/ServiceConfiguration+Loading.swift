@@ -104,16 +104,17 @@ extension ServiceConfiguration {
         for (value, key) in [
             (consumer.deliveryLimit, "delivery_limit"), (consumer.maximumBodyBytes, "max_body_bytes"), (consumer.ackBatch, "ack_batch"),
             (consumer.concurrency, "concurrency"), (consumer.batchSize, "batch_size"),
-            (consumer.initialBackoffMilliseconds, "initial_backoff_ms"), (consumer.maxBackoffMilliseconds, "max_backoff_ms"),
+            (consumer.initialBackoffMilliseconds, "initial_backoff_ms"), (consumer.maximumBackoffMilliseconds, "max_backoff_ms"),
         ]
         where value <= 0 {
             throw ConfigurationError(file: file, entry: "\(prefix).\(key)", message: "must be positive, got \(value)")
         }
-        guard consumer.maxBackoffMilliseconds >= consumer.initialBackoffMilliseconds else {
+        guard consumer.maximumBackoffMilliseconds >= consumer.initialBackoffMilliseconds else {
             throw ConfigurationError(
                 file: file, entry: "\(prefix).max_backoff_ms",
                 message:
-                    "must be at least initial_backoff_ms (\(consumer.initialBackoffMilliseconds)), got \(consumer.maxBackoffMilliseconds)")
+                    "must be at least initial_backoff_ms (\(consumer.initialBackoffMilliseconds)), got \(consumer.maximumBackoffMilliseconds)"
+            )
         }
         for handlerName in context.handlers.keys.sorted() {
             let entry = "contexts.\(name).handlers.\(handlerName)"

@@ -98,10 +98,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// ``ContextConsumer/Configuration/deliveryLimit``).
         public var deliveryLimit: Int = 5
         /// The delay before the second attempt of a failed event, in milliseconds; later
-        /// delays double up to ``maxBackoffMilliseconds``.
+        /// delays double up to ``maximumBackoffMilliseconds``.
         public var initialBackoffMilliseconds: Int = 1000
         /// The longest delay between two attempts of a failed event, in milliseconds.
-        public var maxBackoffMilliseconds: Int = 300_000
+        public var maximumBackoffMilliseconds: Int = 300_000
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
         public var maximumBodyBytes: Int = 1 << 20
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
@@ -117,12 +117,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// Creates consumer settings.
         public init(
             prefetch: Int = 1000, deliveryLimit: Int = 5, maximumBodyBytes: Int = 1 << 20, ackBatch: Int = 1, concurrency: Int = 4,
-            batchSize: Int = 100, initialBackoffMilliseconds: Int = 1000, maxBackoffMilliseconds: Int = 300_000
+            batchSize: Int = 100, initialBackoffMilliseconds: Int = 1000, maximumBackoffMilliseconds: Int = 300_000
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
             self.initialBackoffMilliseconds = initialBackoffMilliseconds
-            self.maxBackoffMilliseconds = maxBackoffMilliseconds
+            self.maximumBackoffMilliseconds = maximumBackoffMilliseconds
             self.maximumBodyBytes = maximumBodyBytes
             self.ackBatch = ackBatch
             self.concurrency = concurrency
