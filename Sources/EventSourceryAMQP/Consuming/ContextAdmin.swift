@@ -166,7 +166,9 @@ public struct ContextAdmin: Sendable {
 
     /// Skips the parked event at the head of a sequence: records ``EventSkipped`` (with the
     /// event's payload and `reason`) in `failures-<context>`, then releases the event; the
-    /// running consumer applies the events behind it in order.
+    /// running consumer applies the events behind it in order. The skip commits with the
+    /// inbox entry `<context>.skip`/event id, so a skip interrupted before the release and
+    /// run again records it once.
     ///
     /// - Returns: The recorded skip.
     /// - Throws: ``ParkedSequenceError`` when `sourceStream` of `sourceContext` has no parked
@@ -185,7 +187,8 @@ public struct ContextAdmin: Sendable {
             correlationID: head.event.metadata.correlationID ?? head.event.id, causationID: head.event.id,
             traceContext: head.event.metadata.traceContext)
         try batch.append([EventEnvelope(skip, metadata: metadata)], to: HandlerFailed.stream(for: context))
-        try await store.commit(batch)
+        batch.inboxEntry = InboxEntry(consumer: "\(context).skip", eventID: head.event.id)
+        _ = try await store.storage.commit(batch)
         guard try await store.storage.releaseHeldEvent(sequenceNumber: head.sequenceNumber) else {
             throw ParkedSequenceError(sequence: head.sequence)
         }

@@ -104,8 +104,9 @@ extension ContextConsumer {
             self.declaresTopology = declaresTopology
         }
 
-        /// The retry schedule of failed events.
-        var retrySchedule: RetrySchedule {
+        /// The retry schedule of failed events: ``retryFirstDelay`` doubling up to
+        /// ``retryMaximumDelay``, parked after ``deliveryLimit`` attempts.
+        public var retrySchedule: RetrySchedule {
             RetrySchedule(firstDelay: retryFirstDelay, maximumDelay: retryMaximumDelay, attempts: deliveryLimit)
         }
     }

@@ -12,6 +12,8 @@ import Synchronization
 /// skip the store check. A stream in the set is checked in the store, and dropped from the
 /// set once its sequence turns out empty; that happens in its lane, which handles the
 /// stream's deliveries one after another, so no delivery of it can slip past a held one.
+/// (When the store cannot even hold a failed event, the delivery is requeued and the order
+/// of its stream rests on the broker's redelivery, as before holding existed.)
 final class HeldStreams: Sendable {
     private let sequences: Mutex<Set<HeldEvent.Sequence>>
     /// Wakes the retry loop when a failed event is held.

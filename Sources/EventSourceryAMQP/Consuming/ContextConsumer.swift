@@ -25,10 +25,15 @@ import Synchronization
 ///    ``Configuration/ackBatchSize``).
 ///
 /// A handler that throws records a ``HandlerFailed`` event in the stream
-/// `failures-<context>` ("failures are data") and the delivery is rejected with requeue;
-/// handlers that committed before it are not run again. The quorum queue's delivery limit
-/// dead-letters a message that keeps failing to `<context>.dead`, where ``ContextAdmin``
-/// lists and replays it.
+/// `failures-<context>` ("failures are data"); the event is held in the store (a
+/// ``HeldEvent``) and the delivery acknowledged. Later events of the same source stream are
+/// held behind it, in order, and never applied before it. A retry loop runs the held events
+/// when due, with capped exponential backoff (``Configuration/retryFirstDelay``,
+/// ``Configuration/retryMaximumDelay``); handlers that committed before are not run again.
+/// After ``Configuration/deliveryLimit`` attempts the sequence is parked until an operator
+/// retries or skips it (``ContextAdmin/retryParked(context:sourceContext:sourceStream:store:)``,
+/// ``ContextAdmin/skipParked(context:sourceContext:sourceStream:reason:store:)``). Other
+/// streams flow meanwhile.
 ///
 /// **Concurrency.** Deliveries are spread over ``Configuration/concurrency`` lanes by their
 /// source stream (the `x-stream-id` header): one stream's events are handled in stream order,
@@ -92,7 +97,8 @@ public struct ContextConsumer: Service {
     /// Consumes until graceful shutdown or cancellation.
     ///
     /// - Throws: ``AMQPError`` when the subscription cannot be opened, the topology cannot be
-    ///   declared, or the broker cancels the consumer.
+    ///   declared, or the broker cancels the consumer; ``EventStoreError`` when the held
+    ///   events cannot be read at start.
     public func run() async throws {
         if configuration.declaresTopology {
             try await topology.declare(on: connection)
