@@ -130,11 +130,7 @@ extension ContextConsumer {
                     if let next = sequences.nextAttemptAt {
                         wait = min(wait, .seconds(max(0, next.timeIntervalSince(now))))
                     }
-                } else {
-                    for entry in due {
-                        guard state.begin(1) else { return }
-                        state.end([await retry(entry.sequence)])
-                    }
+                } else if await retry(due.map(\.sequence), state: state) {
                     continue
                 }
             } catch {
@@ -144,9 +140,38 @@ extension ContextConsumer {
         }
     }
 
+    /// Retries due sequences, up to ``Configuration/concurrency`` of them at once: each is
+    /// another source stream, so their events may be applied side by side (after an outage
+    /// that held many streams, they catch up in parallel, like the lanes).
+    ///
+    /// - Returns: `false` when the store failed for one of them, so the loop waits before it
+    ///   looks again instead of spinning.
+    private func retry(_ sequences: [HeldEvent.Sequence], state: ConsumerState) async -> Bool {
+        await withTaskGroup(of: Outcome.self) { group in
+            var running = 0
+            var storeFailed = false
+            func finished(_ outcome: Outcome) {
+                state.end([outcome])
+                if case .requeued = outcome { storeFailed = true }
+            }
+            for sequence in sequences {
+                guard state.begin(1) else { break }
+                if running == configuration.concurrency, let outcome = await group.next() {
+                    finished(outcome)
+                    running -= 1
+                }
+                group.addTask { await retry(sequence) }
+                running += 1
+            }
+            for await outcome in group { finished(outcome) }
+            return !storeFailed
+        }
+    }
+
     /// Runs the due head of `sequence` and the events behind it, in order, until the
     /// sequence is empty or one fails. Returns the last outcome, ``Outcome/held`` when
-    /// nothing ran (the sequence still waits).
+    /// nothing ran (the sequence still waits), ``Outcome/requeued(reason:)`` when the store
+    /// failed (the sequence is tried again later).
     private func retry(_ sequence: HeldEvent.Sequence) async -> Outcome {
         var outcome = Outcome.held
         do {
@@ -180,6 +205,7 @@ extension ContextConsumer {
         } catch {
             logger.error(
                 "Cannot retry a held sequence; it is tried again later", metadata: ["es.stream": "\(sequence)", "error": "\(error)"])
+            return .requeued(reason: "the store failed: \(error)")
         }
         return outcome
     }
