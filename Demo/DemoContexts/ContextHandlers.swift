@@ -1,7 +1,7 @@
 /// The context modules built into an executable, keyed by context name.
 ///
 /// `context-consumer --context payment` looks its handlers up here.
-/// ``DemoContext/handlers(declineAbove:)`` returns the demo contexts `order`, `payment`, `invoice`.
+/// ``DemoContext/handlers(declineAbove:publishOrderOutcomes:gatewayDownFile:)`` returns the demo contexts `order`, `payment`, `invoice`.
 ///
 /// ```swift
 /// var handlers = ContextHandlers()

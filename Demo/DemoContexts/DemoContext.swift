@@ -1,4 +1,5 @@
 public import EventSourcery
+import Foundation
 import EventSourceryAMQP
 
 /// The demo contexts `order`, `payment` and `invoice`, minimal versions of issue 5's flow.
@@ -28,16 +29,22 @@ public enum DemoContext {
 
     /// The demo modules: `order`, `payment` (declining above `declineAbove`) and `invoice`.
     ///
-    /// - Parameter publishOrderOutcomes: Whether `OrderPaid`, `OrderCancelled` and
-    ///   `OrderCompleted` also go to the order outbox. No demo context subscribes to them, and
-    ///   the relay parks messages the broker cannot route, so by default they are only
-    ///   appended to the order's stream; turn this on once a consumer binds them.
-    public static func handlers(declineAbove: Int = defaultDeclineAbove, publishOrderOutcomes: Bool = false) -> ContextHandlers {
+    /// - Parameters:
+    ///   - publishOrderOutcomes: Whether `OrderPaid`, `OrderCancelled` and
+    ///     `OrderCompleted` also go to the order outbox. No demo context subscribes to them, and
+    ///     the relay parks messages the broker cannot route, so by default they are only
+    ///     appended to the order's stream; turn this on once a consumer binds them.
+    ///   - gatewayDownFile: While a file exists at this path, the simulated payment gateway is
+    ///     down: `charge-order` throws ``PaymentGatewayUnavailable`` and the consumer retries.
+    public static func handlers(
+        declineAbove: Int = defaultDeclineAbove, publishOrderOutcomes: Bool = false, gatewayDownFile: String? = nil
+    ) -> ContextHandlers {
         ContextHandlers([
             ContextModule(
                 name: "order", eventTypes: eventTypes, makeHandlers: { orderHandlers(store: $0, publishes: publishOrderOutcomes) }),
             ContextModule(
-                name: "payment", eventTypes: eventTypes, makeHandlers: { paymentHandlers(store: $0, declineAbove: declineAbove) }),
+                name: "payment", eventTypes: eventTypes,
+                makeHandlers: { paymentHandlers(store: $0, declineAbove: declineAbove, gatewayDownFile: gatewayDownFile) }),
             ContextModule(name: "invoice", eventTypes: eventTypes, makeHandlers: { invoiceHandlers(store: $0) }),
         ])
     }
@@ -122,10 +129,13 @@ public enum DemoContext {
 
     // MARK: payment
 
-    static func paymentHandlers(store: EventStore, declineAbove: Int) -> [EventHandler] {
+    static func paymentHandlers(store: EventStore, declineAbove: Int, gatewayDownFile: String?) -> [EventHandler] {
         [
             EventHandler(name: "charge-order", subscriptions: [EventSubscription(source: "order", type: "OrderPlaced")]) { input, batch in
                 guard let order = input.as(OrderPlaced.self) else { return }
+                if let gatewayDownFile, FileManager.default.fileExists(atPath: gatewayDownFile) {
+                    throw PaymentGatewayUnavailable(orderID: order.orderID)
+                }
                 let stream = try StreamID(category: "payment", id: order.orderID)
                 // No double payment: the order's payment stream is written once.
                 guard try await store.streamVersion(stream) == 0 else { return }
@@ -170,4 +180,12 @@ public enum DemoContext {
             }
         ]
     }
+}
+
+/// The simulated payment gateway is down (see ``DemoContext/handlers(declineAbove:publishOrderOutcomes:gatewayDownFile:)``).
+public struct PaymentGatewayUnavailable: Error, CustomStringConvertible {
+    /// The order that could not be charged.
+    public var orderID: String
+
+    public var description: String { "the payment gateway is unavailable; order \(orderID) was not charged" }
 }

@@ -190,6 +190,7 @@ struct DemoRun: Sendable {
         var parked = 0
         var failures = 0
         var deadLetters = 0
+        var parkedSequences = 0
         for context in contexts {
             let store = stores[context]!
             var position: Int64 = 0
@@ -205,6 +206,7 @@ struct DemoRun: Sendable {
             parked += try await store.storage.outboxCounts().parked
             failures += Int(try await store.streamVersion(HandlerFailed.stream(for: context)))
             deadLetters += Int(try await broker.queueState(ContextTopology.deadLetterQueue(for: context)).messageCount)
+            parkedSequences += try await ContextAdmin.parkedSequences(context: context, store: store).count
         }
         func count(_ context: String, _ type: String) -> Int { counts[context]?[type] ?? 0 }
 
@@ -227,7 +229,9 @@ struct DemoRun: Sendable {
         print(
             "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled: p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
         )
-        print("  dead letters \(deadLetters) · parked outbox entries \(parked) · recorded handler failures \(failures) (retried)")
+        print(
+            "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · recorded handler failures \(failures) (retried)"
+        )
 
         let checks: [(String, Bool)] = [
             ("every order settled", board.settledCount == plan.orders.count),
@@ -243,6 +247,7 @@ struct DemoRun: Sendable {
                     && invoiceNumbers.count == count("payment", "PaymentSucceeded")
             ),
             ("dead letters = 0", deadLetters == 0),
+            ("parked sequences = 0", parkedSequences == 0),
             ("parked outbox entries = 0", parked == 0),
         ]
         print("  checks")

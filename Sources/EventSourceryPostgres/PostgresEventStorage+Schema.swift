@@ -32,6 +32,8 @@ extension PostgresEventStorage {
     /// ``PostgresEventStorage``): it drops `store_head`, gives `streams` the position of each
     /// stream's last event, and creates `append_events`, the function that appends one
     /// batch in one statement.
+    ///
+    /// `v3` creates `held_events`: the events consumers hold back for retries (``HeldEvent``).
     static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -121,6 +123,38 @@ extension PostgresEventStorage {
                 """,
                 "DROP TABLE {schema}.store_head",
                 appendFunction,
+            ]
+        ),
+        Migration(
+            version: 3,
+            name: "held events",
+            statements: [
+                // A consumer's held events: one sequence per consumer and source stream, in
+                // sequence_number order. The head's state, attempts, last_error and
+                // next_attempt_at describe its sequence.
+                """
+                CREATE TABLE {schema}.held_events (
+                    sequence_number bigserial PRIMARY KEY,
+                    consumer text NOT NULL,
+                    source_context text NOT NULL,
+                    source_stream text NOT NULL,
+                    stream_version bigint NOT NULL,
+                    event_id uuid NOT NULL,
+                    type_name text NOT NULL,
+                    schema_version integer NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    correlation_id uuid,
+                    causation_id uuid,
+                    trace_context text NOT NULL,
+                    payload text NOT NULL,
+                    attempts integer NOT NULL,
+                    last_error text,
+                    next_attempt_at timestamptz NOT NULL,
+                    state text NOT NULL CHECK (state IN ('waiting', 'parked')),
+                    CONSTRAINT held_events_event_unique UNIQUE (consumer, event_id)
+                )
+                """,
+                "CREATE INDEX held_events_sequence ON {schema}.held_events (consumer, source_context, source_stream, sequence_number)",
             ]
         ),
     ]

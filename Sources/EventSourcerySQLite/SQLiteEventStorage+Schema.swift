@@ -83,6 +83,35 @@ extension SQLiteEventStorage {
                     );
                     """)
         }
+        migrator.registerMigration("v2: held events") { db in
+            // A consumer's held events: one sequence per consumer and source stream, in
+            // sequence_number order. The event columns mirror `events`; the head's state,
+            // attempts, last_error and next_attempt_at describe its sequence.
+            try db.execute(
+                sql: """
+                    CREATE TABLE held_events (
+                        sequence_number INTEGER PRIMARY KEY AUTOINCREMENT,
+                        consumer TEXT NOT NULL,
+                        source_context TEXT NOT NULL,
+                        source_stream TEXT NOT NULL,
+                        stream_version INTEGER NOT NULL,
+                        event_id BLOB NOT NULL,
+                        type_name TEXT NOT NULL,
+                        schema_version INTEGER NOT NULL,
+                        created_at REAL NOT NULL,
+                        correlation_id BLOB,
+                        causation_id BLOB,
+                        trace_context TEXT,
+                        payload BLOB NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        last_error TEXT,
+                        next_attempt_at REAL NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('waiting', 'parked')),
+                        UNIQUE (consumer, event_id)
+                    );
+                    CREATE INDEX held_events_sequence ON held_events (consumer, source_context, source_stream, sequence_number);
+                    """)
+        }
         return migrator
     }
 }

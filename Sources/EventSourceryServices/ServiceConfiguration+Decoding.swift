@@ -88,12 +88,17 @@ extension ServiceConfiguration.Handler: Decodable {
 extension ServiceConfiguration.Consumer: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size"])
+        try container.rejectUnknownKeys([
+            "prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size", "initial_backoff_ms",
+            "max_backoff_ms",
+        ])
         prefetch = try container.value("prefetch")
         deliveryLimit = try container.value("delivery_limit")
         maximumBodyBytes = try container.value("max_body_bytes")
         ackBatch = try container.value("ack_batch")
         concurrency = try container.value("concurrency")
         batchSize = try container.value("batch_size")
+        initialBackoffMilliseconds = try container.value("initial_backoff_ms")
+        maximumBackoffMilliseconds = try container.value("max_backoff_ms")
     }
 }

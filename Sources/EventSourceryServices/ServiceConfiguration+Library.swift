@@ -52,12 +52,15 @@ extension ServiceConfiguration {
         if let value = consumer.ackBatch { configuration.ackBatchSize = value }
         if let value = consumer.concurrency { configuration.concurrency = value }
         if let value = consumer.batchSize { configuration.batchSize = value }
+        if let value = consumer.initialBackoffMilliseconds { configuration.retryFirstDelay = .milliseconds(value) }
+        if let value = consumer.maximumBackoffMilliseconds { configuration.retryMaximumDelay = .milliseconds(value) }
         try validated(
             configuration.validate,
             entries: [
                 "prefetch": "\(prefix).prefetch", "deliveryLimit": "\(prefix).delivery_limit",
                 "maximumBodySize": "\(prefix).max_body_bytes",
                 "ackBatchSize": "\(prefix).ack_batch", "concurrency": "\(prefix).concurrency", "batchSize": "\(prefix).batch_size",
+                "retryFirstDelay": "\(prefix).initial_backoff_ms", "retryMaximumDelay": "\(prefix).max_backoff_ms",
             ],
             otherwise: "contexts.\(name)"
         )

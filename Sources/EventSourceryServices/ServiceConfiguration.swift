@@ -99,8 +99,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// The most unacknowledged deliveries the broker sends (1...65535). Environment:
         /// `ES_CONSUMER_PREFETCH` (every context).
         public var prefetch: Int?
-        /// Deliveries of one message before the inbox dead-letters it.
+        /// Attempts of a failing event before it is parked in the store with the later
+        /// events of its source stream behind it (see
+        /// ``ContextConsumer/Configuration/deliveryLimit``).
         public var deliveryLimit: Int?
+        /// The delay before the second attempt of a failed event, in milliseconds; later
+        /// delays double up to ``maximumBackoffMilliseconds``.
+        public var initialBackoffMilliseconds: Int?
+        /// The longest delay between two attempts of a failed event, in milliseconds.
+        public var maximumBackoffMilliseconds: Int?
         /// The largest message body accepted, in bytes; larger messages are dead-lettered.
         public var maximumBodyBytes: Int?
         /// Committed deliveries acknowledged together (1 acks each at once). Environment:
@@ -114,10 +121,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// Creates consumer settings; `nil` takes the library's default.
         public init(
             prefetch: Int? = nil, deliveryLimit: Int? = nil, maximumBodyBytes: Int? = nil, ackBatch: Int? = nil, concurrency: Int? = nil,
-            batchSize: Int? = nil
+            batchSize: Int? = nil, initialBackoffMilliseconds: Int? = nil, maximumBackoffMilliseconds: Int? = nil
         ) {
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
+            self.initialBackoffMilliseconds = initialBackoffMilliseconds
+            self.maximumBackoffMilliseconds = maximumBackoffMilliseconds
             self.maximumBodyBytes = maximumBodyBytes
             self.ackBatch = ackBatch
             self.concurrency = concurrency

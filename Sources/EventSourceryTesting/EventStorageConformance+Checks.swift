@@ -479,6 +479,105 @@ extension EventStorageConformance {
 
         // MARK: Snapshots and checkpoints
 
+        // MARK: Held events
+
+        /// A held event of `stream` (source `order`) for `consumer`.
+        private func held(
+            _ version: Int64, of stream: StreamID, consumer: String = "payment", attempts: Int = 0,
+            metadata: EventMetadata = EventMetadata()
+        ) throws -> HeldEvent {
+            HeldEvent(
+                sequence: HeldEvent.Sequence(consumer: consumer, sourceContext: "order", sourceStream: stream),
+                streamVersion: version,
+                event: try EventRegistry.encode(
+                    EventEnvelope(F.Deposited(amount: Int(version)), createdAt: date(1_700_000_000.5), metadata: metadata)),
+                attempts: attempts,
+                lastError: attempts > 0 ? "gateway down" : nil,
+                nextAttemptAt: date(1_700_000_100.25)
+            )
+        }
+
+        func heldEventsFormSequencesPerStream() async throws {
+            let sequence = HeldEvent.Sequence(consumer: "payment", sourceContext: "order", sourceStream: "order-1")
+            #expect(
+                try await storage.holdEvent(try held(1, of: "order-1"), onlyBehindOthers: true) == .notHeld,
+                "an empty sequence holds nothing behind")
+            #expect(try await storage.heldEvents(consumer: "payment", sequence: nil).isEmpty)
+
+            let metadata = EventMetadata(correlationID: UUID(), causationID: UUID(), traceContext: ["traceparent": "00-abc-def-01"])
+            let head = try held(2, of: "order-1", attempts: 1, metadata: metadata)
+            guard case .held(let headNumber) = try await storage.holdEvent(head, onlyBehindOthers: false) else {
+                Issue.record("the failed event was not held")
+                return
+            }
+            let second = try held(3, of: "order-1")
+            let third = try held(4, of: "order-1")
+            #expect(try await storage.holdEvent(second, onlyBehindOthers: true) != .notHeld)
+            #expect(try await storage.holdEvent(try held(1, of: "order-2"), onlyBehindOthers: true) == .notHeld, "other streams flow")
+            #expect(try await storage.holdEvent(third, onlyBehindOthers: true) != .notHeld)
+            #expect(try await storage.holdEvent(second, onlyBehindOthers: true) == .alreadyHeld, "a redelivery is not held twice")
+            #expect(try await storage.holdEvent(head, onlyBehindOthers: false) == .alreadyHeld)
+            #expect(try await storage.holdEvent(try held(1, of: "order-1", consumer: "invoice"), onlyBehindOthers: true) == .notHeld)
+
+            let events = try await storage.heldEvents(consumer: "payment", sequence: sequence)
+            #expect(events.map(\.event.id) == [head.event.id, second.event.id, third.event.id], "held in arrival order")
+            #expect(events.map(\.streamVersion) == [2, 3, 4])
+            #expect(events.map(\.sequenceNumber) == events.map(\.sequenceNumber).sorted())
+            #expect(events.first?.sequenceNumber == headNumber)
+            let stored = try #require(events.first)
+            #expect(stored.sequence == sequence)
+            #expect(stored.event.typeName == "Deposited")
+            #expect(stored.event.metadata == metadata)
+            #expect(stored.event.payload == head.event.payload)
+            #expect(stored.event.schemaVersion == head.event.schemaVersion)
+            expectSameInstant(stored.event.createdAt, head.event.createdAt)
+            #expect(stored.attempts == 1)
+            #expect(stored.lastError == "gateway down")
+            expectSameInstant(stored.nextAttemptAt, head.nextAttemptAt)
+            #expect(stored.state == .waiting)
+            #expect(events.dropFirst().allSatisfy { $0.attempts == 0 && $0.lastError == nil })
+
+            // A second sequence of the same consumer, and another consumer's.
+            #expect(try await storage.holdEvent(try held(7, of: "order-3", attempts: 1), onlyBehindOthers: false) != .notHeld)
+            #expect(
+                try await storage.holdEvent(try held(1, of: "order-1", consumer: "invoice", attempts: 1), onlyBehindOthers: false)
+                    != .notHeld)
+            let all = try await storage.heldEvents(consumer: "payment", sequence: nil)
+            #expect(all.map(\.sequence.sourceStream) == ["order-1", "order-1", "order-1", "order-3"])
+            #expect(try await storage.heldEvents(consumer: "invoice", sequence: nil).map(\.streamVersion) == [1])
+        }
+
+        func heldEventsUpdateAndRelease() async throws {
+            let sequence = HeldEvent.Sequence(consumer: "payment", sourceContext: "order", sourceStream: "order-1")
+            _ = try await storage.holdEvent(try held(1, of: "order-1", attempts: 1), onlyBehindOthers: false)
+            _ = try await storage.holdEvent(try held(2, of: "order-1"), onlyBehindOthers: true)
+            var head = try #require(try await storage.heldEvents(consumer: "payment", sequence: sequence).first)
+            head.attempts = 5
+            head.lastError = "still down"
+            head.nextAttemptAt = date(1_700_000_200)
+            head.state = .parked
+            #expect(try await storage.updateHeldEvent(head))
+            let updated = try #require(try await storage.heldEvents(consumer: "payment", sequence: sequence).first)
+            #expect(updated.attempts == 5)
+            #expect(updated.lastError == "still down")
+            #expect(updated.state == .parked)
+            expectSameInstant(updated.nextAttemptAt, head.nextAttemptAt)
+            #expect(updated.event == head.event, "an update leaves the event alone")
+
+            #expect(try await storage.releaseHeldEvent(sequenceNumber: head.sequenceNumber))
+            #expect(try await !storage.releaseHeldEvent(sequenceNumber: head.sequenceNumber), "released once")
+            #expect(try await !storage.updateHeldEvent(head), "a released event is not updated")
+            let rest = try await storage.heldEvents(consumer: "payment", sequence: sequence)
+            #expect(rest.map(\.streamVersion) == [2])
+            #expect(try await storage.holdEvent(head, onlyBehindOthers: true) != .alreadyHeld, "a released event may be held again")
+            for event in try await storage.heldEvents(consumer: "payment", sequence: nil) {
+                #expect(try await storage.releaseHeldEvent(sequenceNumber: event.sequenceNumber))
+            }
+            #expect(
+                try await storage.holdEvent(try held(3, of: "order-1"), onlyBehindOthers: true) == .notHeld,
+                "an emptied sequence holds nothing")
+        }
+
         func snapshotsReplaceOlder() async throws {
             #expect(try await storage.latestSnapshot(of: "account-1") == nil)
             var batch = WriteBatch()

@@ -35,6 +35,8 @@ public struct EventStorageConformance: Sendable {
         case inboxRaceProcessesOnce
         case inboxLookupOfSeveralEntries
         case commitEachIsAtomicPerBatch
+        case heldEventsFormSequencesPerStream
+        case heldEventsUpdateAndRelease
         case snapshotsReplaceOlder
         case checkpointsStoreAndReset
         case projectionCatchUpAndRebuild
@@ -82,6 +84,8 @@ public struct EventStorageConformance: Sendable {
         case .inboxRaceProcessesOnce: try await checks.inboxRaceProcessesOnce()
         case .inboxLookupOfSeveralEntries: try await checks.inboxLookupOfSeveralEntries()
         case .commitEachIsAtomicPerBatch: try await checks.commitEachIsAtomicPerBatch()
+        case .heldEventsFormSequencesPerStream: try await checks.heldEventsFormSequencesPerStream()
+        case .heldEventsUpdateAndRelease: try await checks.heldEventsUpdateAndRelease()
         case .snapshotsReplaceOlder: try await checks.snapshotsReplaceOlder()
         case .checkpointsStoreAndReset: try await checks.checkpointsStoreAndReset()
         case .projectionCatchUpAndRebuild: try await checks.projectionCatchUpAndRebuild()

@@ -29,6 +29,8 @@ public final class InMemoryEventStorage: EventStorage {
         var inbox: Set<InboxEntry> = []
         var snapshots: [StreamID: Snapshot] = [:]
         var checkpoints: [String: ProjectionCheckpoint] = [:]
+        var held: [HeldEvent] = []
+        var lastHeldNumber: Int64 = 0
 
         func version(of stream: StreamID) -> Int64 { Int64(streams[stream]?.count ?? 0) }
 
@@ -224,6 +226,45 @@ public final class InMemoryEventStorage: EventStorage {
                 parked: state.outbox.count { $0.state == .parked },
                 published: state.outbox.count { $0.state == .published }
             )
+        }
+    }
+
+    public func holdEvent(_ event: HeldEvent, onlyBehindOthers: Bool) async throws -> HoldOutcome {
+        state.withLock { state in
+            if state.held.contains(where: { $0.sequence.consumer == event.sequence.consumer && $0.event.id == event.event.id }) {
+                return .alreadyHeld
+            }
+            if onlyBehindOthers, !state.held.contains(where: { $0.sequence == event.sequence }) { return .notHeld }
+            state.lastHeldNumber += 1
+            var held = event
+            held.sequenceNumber = state.lastHeldNumber
+            state.held.append(held)
+            return .held(held.sequenceNumber)
+        }
+    }
+
+    public func heldEvents(consumer: String, sequence: HeldEvent.Sequence?) async throws -> [HeldEvent] {
+        state.withLock { state in
+            state.held.filter { event in event.sequence.consumer == consumer && (sequence.map { event.sequence == $0 } ?? true) }
+        }
+    }
+
+    public func updateHeldEvent(_ event: HeldEvent) async throws -> Bool {
+        state.withLock { state in
+            guard let index = state.held.firstIndex(where: { $0.sequenceNumber == event.sequenceNumber }) else { return false }
+            state.held[index].attempts = event.attempts
+            state.held[index].lastError = event.lastError
+            state.held[index].nextAttemptAt = event.nextAttemptAt
+            state.held[index].state = event.state
+            return true
+        }
+    }
+
+    public func releaseHeldEvent(sequenceNumber: Int64) async throws -> Bool {
+        state.withLock { state in
+            guard let index = state.held.firstIndex(where: { $0.sequenceNumber == sequenceNumber }) else { return false }
+            state.held.remove(at: index)
+            return true
         }
     }
 }

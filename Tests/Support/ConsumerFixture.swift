@@ -49,7 +49,8 @@ public struct ConsumerFixture: Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         storage = try SQLiteEventStorage(path: directory.appendingPathComponent("store.sqlite").path)
-        store = EventStore(storage: storage, registry: EventRegistry([ItemCounted.self, ItemHandled.self, HandlerFailed.self]))
+        store = EventStore(
+            storage: storage, registry: EventRegistry([ItemCounted.self, ItemHandled.self, HandlerFailed.self, EventSkipped.self]))
         connection = try await TestBroker.connect()
         publisher = AMQPPublisher(connection: connection)
     }
@@ -68,11 +69,13 @@ public struct ConsumerFixture: Sendable {
     }
 
     public func configuration(
-        deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, concurrency: Int = 16
+        deliveryLimit: Int = 5, ackBatchSize: Int = 1, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, concurrency: Int = 16,
+        retryFirstDelay: Duration = .milliseconds(200), retryMaximumDelay: Duration = .seconds(2)
     ) -> ContextConsumer.Configuration {
         ContextConsumer.Configuration(
             context: context, prefetch: 50, deliveryLimit: deliveryLimit, maximumBodySize: maximumBodySize, ackBatchSize: ackBatchSize,
-            concurrency: concurrency
+            concurrency: concurrency, retryFirstDelay: retryFirstDelay, retryMaximumDelay: retryMaximumDelay,
+            heldPollInterval: .milliseconds(200)
         )
     }
 
@@ -88,12 +91,13 @@ public struct ConsumerFixture: Sendable {
         return Task { try await consumer.run() }
     }
 
-    /// The message of the source's event `index` (a fresh event id unless given).
-    public func message(_ index: Int, id: UUID = UUID(), version: Int64 = 1) -> OutgoingMessage {
+    /// The message of the source's event `index` (a fresh event id unless given), in the
+    /// source stream `stream` (default `item-<index>`).
+    public func message(_ index: Int, id: UUID = UUID(), stream: String? = nil, version: Int64 = 1) -> OutgoingMessage {
         let envelope = EventEnvelope(ItemCounted(index: index), id: id)
         let encoded = try! EventRegistry.encode(envelope)
         let recorded = RecordedEvent(
-            streamID: try! StreamID("item-\(index)"), streamVersion: version, position: Int64(index + 1), event: encoded)
+            streamID: try! StreamID(stream ?? "item-\(index)"), streamVersion: version, position: Int64(index + 1), event: encoded)
         return EventMessage.outgoing(recorded, context: source)
     }
 
@@ -105,6 +109,16 @@ public struct ConsumerFixture: Sendable {
     /// How many `ItemHandled` events the store holds for `index`.
     public func handledCount(_ index: Int) async throws -> Int {
         try await store.load(StreamID("handled-\(index)")).count
+    }
+
+    /// The indices of the `ItemHandled` events in the store, in the order they were applied.
+    public func appliedOrder() async throws -> [Int] {
+        try await store.readAll(limit: 100_000).compactMap { $0.envelope.as(ItemHandled.self)?.index }
+    }
+
+    /// The events the consumer holds (waiting or parked), in sequence order.
+    public func heldEvents() async throws -> [HeldEvent] {
+        try await storage.heldEvents(consumer: context, sequence: nil)
     }
 
     public func failures() async throws -> [HandlerFailed] {

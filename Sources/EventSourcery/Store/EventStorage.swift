@@ -72,6 +72,27 @@ public protocol EventStorage: Sendable {
     /// The default implementation asks ``isProcessed(consumer:eventID:)`` for each.
     func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry>
 
+    // MARK: Held events
+
+    /// Adds `event` at the end of its sequence (consumer and source stream), in one
+    /// transaction with the checks: nothing is written when the consumer already holds an
+    /// event with the same id (``HoldOutcome/alreadyHeld``), nor, with `onlyBehindOthers`,
+    /// when the sequence is empty (``HoldOutcome/notHeld``).
+    ///
+    /// A consumer holds an event whose handler failed (`onlyBehindOthers: false`) and every
+    /// later event of a source stream that has held events (`onlyBehindOthers: true`), so
+    /// the stream's events are applied in order once the head succeeds.
+    func holdEvent(_ event: HeldEvent, onlyBehindOthers: Bool) async throws -> HoldOutcome
+    /// The events `consumer` holds, in sequence-number order; only those of `sequence` when
+    /// given.
+    func heldEvents(consumer: String, sequence: HeldEvent.Sequence?) async throws -> [HeldEvent]
+    /// Stores the attempts, last error, next attempt time and state of the held event
+    /// numbered `event.sequenceNumber`. Returns `false` when it is no longer held.
+    func updateHeldEvent(_ event: HeldEvent) async throws -> Bool
+    /// Removes the held event numbered `sequenceNumber` (applied or skipped). Returns
+    /// whether it was held.
+    func releaseHeldEvent(sequenceNumber: Int64) async throws -> Bool
+
     // MARK: Outbox
 
     /// Claims up to `limit` pending outbox entries in outbox order whose next attempt is due

@@ -6,14 +6,23 @@ final class ConsumerState: Sendable {
         var inFlight = 0
         var stopping = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
-        var statistics = (processed: 0, failed: 0, poison: 0)
+        var statistics = Statistics()
+    }
+
+    /// Counts of outcomes, for the log.
+    struct Statistics {
+        var processed = 0
+        var failed = 0
+        var held = 0
+        var poison = 0
+        var requeued = 0
     }
 
     private let state = Mutex(State())
 
     var isStopping: Bool { state.withLock { $0.stopping } }
 
-    var statistics: (processed: Int, failed: Int, poison: Int) { state.withLock { $0.statistics } }
+    var statistics: Statistics { state.withLock { $0.statistics } }
 
     /// Starts `count` deliveries; `false` when the consumer is stopping and they should be
     /// left alone.
@@ -33,7 +42,9 @@ final class ConsumerState: Sendable {
                 switch outcome {
                 case .processed: state.statistics.processed += 1
                 case .failed: state.statistics.failed += 1
+                case .held: state.statistics.held += 1
                 case .poison: state.statistics.poison += 1
+                case .requeued: state.statistics.requeued += 1
                 }
             }
             guard state.stopping, state.inFlight == 0 else { return [] }

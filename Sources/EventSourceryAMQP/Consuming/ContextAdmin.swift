@@ -3,7 +3,7 @@ public import EventSourcery
 import Foundation
 
 /// Operator commands for one context's consumer: list and replay dead letters, list
-/// recorded handler failures.
+/// recorded handler failures, list, retry and skip parked sequences.
 ///
 /// ```swift
 /// let admin = ContextAdmin(context: "payment", connection: connection, store: store)
@@ -125,10 +125,84 @@ public struct ContextAdmin: Sendable {
 
     /// The handler failures recorded in `failures-<context>` of `store`, oldest first.
     public static func handlerFailures(context: String, store: EventStore) async throws -> [HandlerFailed] {
+        try await recorded(HandlerFailed.self, context: context, store: store)
+    }
+
+    /// The skips operators recorded in `failures-<context>` of `store`, oldest first.
+    public static func skippedEvents(context: String, store: EventStore) async throws -> [EventSkipped] {
+        try await recorded(EventSkipped.self, context: context, store: store)
+    }
+
+    /// The events of type `E` in `failures-<context>`, decoded without the store's registry.
+    private static func recorded<E: Event>(_ type: E.Type, context: String, store: EventStore) async throws -> [E] {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try await store.storage.readStream(HandlerFailed.stream(for: context), fromVersion: 1, upToVersion: nil, createdUpTo: nil)
-            .map { try decoder.decode(HandlerFailed.self, from: $0.event.payload) }
+            .filter { $0.event.typeName == E.typeName }
+            .map { try decoder.decode(E.self, from: $0.event.payload) }
+    }
+
+    // MARK: Parked sequences
+
+    /// The parked sequences of the consumer `context` in `store`: each source stream whose
+    /// event used up its attempts, with that event (``HeldSequences/Entry/head``: payload,
+    /// attempts, last error) and how many of the stream's events wait behind it.
+    public static func parkedSequences(context: String, store: EventStore) async throws -> [HeldSequences.Entry] {
+        HeldSequences(try await store.storage.heldEvents(consumer: context, sequence: nil)).parked
+    }
+
+    /// Makes a parked sequence due now: the running consumer applies its events in order
+    /// and stops again at the first failure (which parks the sequence at once, its attempts
+    /// being used up).
+    ///
+    /// - Throws: ``ParkedSequenceError`` when `sourceStream` of `sourceContext` has no parked
+    ///   sequence.
+    public static func retryParked(context: String, sourceContext: String, sourceStream: StreamID, store: EventStore) async throws {
+        var head = try await parkedHead(context: context, sourceContext: sourceContext, sourceStream: sourceStream, store: store)
+        head.state = .waiting
+        head.nextAttemptAt = Date()
+        guard try await store.storage.updateHeldEvent(head) else { throw ParkedSequenceError(sequence: head.sequence) }
+    }
+
+    /// Skips the parked event at the head of a sequence: records ``EventSkipped`` (with the
+    /// event's payload and `reason`) in `failures-<context>`, then releases the event; the
+    /// running consumer applies the events behind it in order. The skip commits with the
+    /// inbox entry `<context>.skip`/event id, so a skip interrupted before the release and
+    /// run again records it once.
+    ///
+    /// - Returns: The recorded skip.
+    /// - Throws: ``ParkedSequenceError`` when `sourceStream` of `sourceContext` has no parked
+    ///   sequence.
+    @discardableResult
+    public static func skipParked(
+        context: String, sourceContext: String, sourceStream: StreamID, reason: String, store: EventStore
+    ) async throws -> EventSkipped {
+        let head = try await parkedHead(context: context, sourceContext: sourceContext, sourceStream: sourceStream, store: store)
+        let skip = EventSkipped(
+            eventID: head.event.id, eventType: head.event.typeName, sourceContext: sourceContext, sourceStream: sourceStream.rawValue,
+            streamVersion: head.streamVersion, payload: String(decoding: head.event.payload, as: UTF8.self), attempts: head.attempts,
+            lastError: head.lastError, reason: reason, skippedAt: Date())
+        var batch = WriteBatch()
+        let metadata = EventMetadata(
+            correlationID: head.event.metadata.correlationID ?? head.event.id, causationID: head.event.id,
+            traceContext: head.event.metadata.traceContext)
+        try batch.append([EventEnvelope(skip, metadata: metadata)], to: HandlerFailed.stream(for: context))
+        batch.inboxEntry = InboxEntry(consumer: "\(context).skip", eventID: head.event.id)
+        _ = try await store.storage.commit(batch)
+        guard try await store.storage.releaseHeldEvent(sequenceNumber: head.sequenceNumber) else {
+            throw ParkedSequenceError(sequence: head.sequence)
+        }
+        return skip
+    }
+
+    private static func parkedHead(
+        context: String, sourceContext: String, sourceStream: StreamID, store: EventStore
+    ) async throws -> HeldEvent {
+        let sequence = HeldEvent.Sequence(consumer: context, sourceContext: sourceContext, sourceStream: sourceStream)
+        guard let head = try await store.storage.heldEvents(consumer: context, sequence: sequence).first, head.state == .parked else {
+            throw ParkedSequenceError(sequence: sequence)
+        }
+        return head
     }
 
     private func collect(_ consumer: AMQPConsumer, count: Int, timeout: Duration) async throws -> [Delivery] {

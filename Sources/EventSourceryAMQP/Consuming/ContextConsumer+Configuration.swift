@@ -10,9 +10,21 @@ extension ContextConsumer {
         /// The most unacknowledged deliveries the broker sends. Default 1000: enough to keep
         /// every lane's next batch waiting while the current one commits.
         public var prefetch: UInt16
-        /// Deliveries of one message before the inbox queue dead-letters it (the queue's
-        /// `x-delivery-limit`). Default 5.
+        /// Attempts of a failing event, the first included, before it is parked in the
+        /// store with the later events of its source stream behind it. Default 5.
+        ///
+        /// It is also the inbox queue's `x-delivery-limit`: a message the consumer cannot
+        /// take at all (its store is down) goes back to the queue and is dead-lettered to
+        /// `<context>.dead` after that many redeliveries.
         public var deliveryLimit: Int
+        /// The delay before the second attempt of a failed event; each later delay doubles,
+        /// up to ``retryMaximumDelay``. Default 1 s.
+        public var retryFirstDelay: Duration
+        /// The longest delay between two attempts of a failed event. Default 5 minutes.
+        public var retryMaximumDelay: Duration
+        /// How often the consumer looks for held sequences that became due without it
+        /// noticing (an operator's retry or skip from another process). Default 1 s.
+        public var heldPollInterval: Duration
         /// The largest body accepted; larger messages are poison. Default 1 MiB.
         public var maximumBodySize: Int
         /// Committed deliveries acknowledged together with one `multiple` ack. Default 1
@@ -55,6 +67,9 @@ extension ContextConsumer {
             concurrency: Int = 4,
             batchSize: Int = 100,
             conflictRetries: Int = 50,
+            retryFirstDelay: Duration = .seconds(1),
+            retryMaximumDelay: Duration = .seconds(300),
+            heldPollInterval: Duration = .seconds(1),
             declaresTopology: Bool = true
         ) {
             self.context = context
@@ -66,11 +81,15 @@ extension ContextConsumer {
             self.concurrency = concurrency
             self.batchSize = batchSize
             self.conflictRetries = conflictRetries
+            self.retryFirstDelay = retryFirstDelay
+            self.retryMaximumDelay = retryMaximumDelay
+            self.heldPollInterval = heldPollInterval
             self.declaresTopology = declaresTopology
         }
 
-        /// Checks every field: a context name, positive counts and sizes, a positive ack flush
-        /// interval and no negative conflict retries.
+        /// Checks every field: a context name, positive counts, sizes and intervals, no
+        /// negative conflict retries, and a retry schedule whose maximum delay is at least its
+        /// first.
         ///
         /// ``ContextConsumer/run()`` calls it first; call it yourself to fail earlier.
         ///
@@ -83,8 +102,22 @@ extension ContextConsumer {
             ] where value <= 0 {
                 throw .invalidField(field, "must be positive, got \(value)")
             }
-            guard ackFlushInterval > .zero else { throw .invalidField("ackFlushInterval", "must be positive, got \(ackFlushInterval)") }
+            for (field, value) in [
+                ("ackFlushInterval", ackFlushInterval), ("retryFirstDelay", retryFirstDelay), ("heldPollInterval", heldPollInterval),
+            ] where value <= .zero {
+                throw .invalidField(field, "must be positive, got \(value)")
+            }
             guard conflictRetries >= 0 else { throw .invalidField("conflictRetries", "must not be negative, got \(conflictRetries)") }
+            guard retryMaximumDelay >= retryFirstDelay else {
+                throw .invalidField(
+                    "retryMaximumDelay", "must be at least retryFirstDelay (\(retryFirstDelay)), got \(retryMaximumDelay)")
+            }
+        }
+
+        /// The retry schedule of failed events: ``retryFirstDelay`` doubling up to
+        /// ``retryMaximumDelay``, parked after ``deliveryLimit`` attempts.
+        public var retrySchedule: RetrySchedule {
+            RetrySchedule(firstDelay: retryFirstDelay, maximumDelay: retryMaximumDelay, attempts: deliveryLimit)
         }
     }
 
@@ -92,14 +125,21 @@ extension ContextConsumer {
     public enum Outcome: Sendable, Equatable {
         /// Every matching handler committed (or had committed before); the message is acked.
         case processed(handlersRun: Int, alreadyProcessed: Int, skipped: Int)
-        /// A handler threw; its failure is recorded and the message requeued.
+        /// A handler threw; its failure is recorded, the event is held in the store for a
+        /// retry (or parked, at the attempt limit) and the message acked.
         case failed(handler: String)
+        /// An earlier event of its source stream is held; the event is held behind it and
+        /// the message acked.
+        case held
         /// The message was poison; it went to the dead-letter exchange and was acked.
         case poison(PoisonMessage.Code)
+        /// The consumer could not take the message (its store or the dead-letter exchange
+        /// failed); it goes back to the queue.
+        case requeued(reason: String)
 
         /// Whether the delivery is acknowledged (rather than requeued).
         var isAcknowledged: Bool {
-            if case .failed = self { return false }
+            if case .requeued = self { return false }
             return true
         }
     }

@@ -5,7 +5,7 @@ import Logging
 
 extension ContextConsumer {
     /// One handler to run for one delivery of a batch.
-    private struct HandlerRun {
+    fileprivate struct HandlerRun {
         /// The delivery's index in its batch.
         var delivery: Int
         var input: HandlerInput
@@ -14,58 +14,85 @@ extension ContextConsumer {
     }
 
     /// What one delivery of a batch came to so far.
-    private struct Tally {
+    struct Tally {
         var ran = 0
         var alreadyProcessed = 0
         var skipped = 0
         var failure: (handler: EventHandler, input: HandlerInput, error: any Error)?
-        var poison: Outcome?
+        /// Set when the delivery's outcome is decided before its handlers run (poison, held
+        /// behind an earlier event, not taken).
+        var decided: Outcome?
 
-        mutating func fail(_ run: HandlerRun, _ error: any Error) {
+        fileprivate mutating func fail(_ run: HandlerRun, _ error: any Error) {
             if failure == nil { failure = (run.handler, run.input, error) }
         }
+
+        /// The outcome of a delivery whose handlers all ran or were skipped.
+        var processed: Outcome { .processed(handlersRun: ran, alreadyProcessed: alreadyProcessed, skipped: skipped) }
     }
 
     // MARK: A batch of deliveries
 
     /// Processes a batch of deliveries, at most one per source stream: decodes them
-    /// (dead-lettering poison), looks up their inbox entries together, runs the matching
-    /// handlers one after another, and commits each handler's writes with its inbox entry
-    /// atomically on its own, all in one store call (one transaction on SQLite). Records
-    /// failures. Does not acknowledge.
+    /// (dead-lettering poison), holds those whose source stream has held events behind
+    /// them, looks up the others' inbox entries together, runs the matching handlers one
+    /// after another, and commits each handler's writes with its inbox entry atomically on
+    /// its own, all in one store call (one transaction on SQLite). Holds a failed event for
+    /// its retry and records the failure. Does not acknowledge.
     ///
     /// Handlers of one batch do not see each other's writes: one that loses an
     /// optimistic-concurrency race (often to an earlier delivery of the batch writing the
     /// same stream) runs again alone after the batch committed, with fresh state.
-    func process(_ deliveries: [Delivery], publisher: AMQPPublisher) async -> [Outcome] {
+    func process(_ deliveries: [Delivery], publisher: AMQPPublisher, held: HeldStreams) async -> [Outcome] {
         var tallies = Array(repeating: Tally(), count: deliveries.count)
+        var incoming: [IncomingEvent?] = Array(repeating: nil, count: deliveries.count)
         var runs: [HandlerRun] = []
         for (index, delivery) in deliveries.enumerated() {
+            let decoded: (incoming: IncomingEvent, input: HandlerInput)
             do {
-                let input = try decode(delivery)
-                for handler in handlers where handler.handles(source: input.sourceContext, type: input.envelope.typeName) {
-                    let entry = InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id)
-                    runs.append(HandlerRun(delivery: index, input: input, handler: handler, inboxEntry: entry))
-                }
+                decoded = try decode(delivery)
             } catch {
-                tallies[index].poison = await deadLetter(delivery, error, publisher: publisher)
+                tallies[index].decided = await deadLetter(delivery, error, publisher: publisher)
+                continue
             }
+            incoming[index] = decoded.incoming
+            if let decided = await holdBehindEarlierEvents(decoded.incoming, held: held) {
+                tallies[index].decided = decided
+                continue
+            }
+            runs += self.runs(for: decoded.input, tally: index)
         }
         if !runs.isEmpty { await run(runs, tallies: &tallies) }
 
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(deliveries.count)
-        for tally in tallies {
-            if let poison = tally.poison {
-                outcomes.append(poison)
-            } else if let failure = tally.failure {
-                await recordFailure(of: failure.handler, input: failure.input, error: failure.error)
-                outcomes.append(.failed(handler: failure.handler.name))
+        for (tally, incoming) in zip(tallies, incoming) {
+            if let decided = tally.decided {
+                outcomes.append(decided)
+            } else if let failure = tally.failure, let incoming {
+                outcomes.append(await holdFailed(incoming, failure: failure, held: held))
             } else {
-                outcomes.append(.processed(handlersRun: tally.ran, alreadyProcessed: tally.alreadyProcessed, skipped: tally.skipped))
+                outcomes.append(tally.processed)
             }
         }
         return outcomes
+    }
+
+    /// The handler runs of one event: one per handler subscribed to its source and type.
+    fileprivate func runs(for input: HandlerInput, tally: Int) -> [HandlerRun] {
+        handlers.filter { $0.handles(source: input.sourceContext, type: input.envelope.typeName) }.map { handler in
+            HandlerRun(
+                delivery: tally, input: input, handler: handler,
+                inboxEntry: InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id))
+        }
+    }
+
+    /// Runs the handlers of one event alone, as in a batch of one, and returns its tally.
+    func handle(_ input: HandlerInput) async -> Tally {
+        var tallies = [Tally()]
+        let runs = runs(for: input, tally: 0)
+        if !runs.isEmpty { await run(runs, tallies: &tallies) }
+        return tallies[0]
     }
 
     /// Runs the handlers of a batch: one inbox lookup, the handlers in order, one
@@ -156,13 +183,14 @@ extension ContextConsumer {
     }
 
     /// Reads a delivery through the wire contract and the store's registry.
-    private func decode(_ delivery: Delivery) throws(PoisonMessage) -> HandlerInput {
+    private func decode(_ delivery: Delivery) throws(PoisonMessage) -> (incoming: IncomingEvent, input: HandlerInput) {
         let (incoming, envelope) = try EventMessage.decode(
             delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
-        return HandlerInput(
+        let input = HandlerInput(
             envelope: envelope, sourceContext: incoming.sourceContext, streamID: incoming.streamID,
             streamVersion: incoming.streamVersion, attempt: incoming.previousDeliveries + 1
         )
+        return (incoming, input)
     }
 
     /// Runs `body` again while it fails with a concurrency conflict, up to
@@ -183,7 +211,7 @@ extension ContextConsumer {
     }
 
     /// Appends a ``HandlerFailed`` event to `failures-<context>`.
-    private func recordFailure(of handler: EventHandler, input: HandlerInput, error: any Error) async {
+    func recordFailure(of handler: EventHandler, input: HandlerInput, error: any Error) async {
         let failure = HandlerFailed(
             eventID: input.envelope.id, eventType: input.envelope.typeName, sourceContext: input.sourceContext,
             handler: handler.name, error: "\(error)", attempt: input.attempt, failedAt: Date()
@@ -195,10 +223,10 @@ extension ContextConsumer {
         do {
             try await store.append(
                 [EventEnvelope(failure, metadata: input.causedMetadata)], to: HandlerFailed.stream(for: configuration.context))
-            logger.warning("Handler failed; the failure is recorded and the message requeued", metadata: metadata)
+            logger.warning("Handler failed; the failure is recorded", metadata: metadata)
         } catch let recordError {
             logger.error(
-                "Handler failed and its failure could not be recorded; the message is requeued",
+                "Handler failed and its failure could not be recorded",
                 metadata: metadata.merging(["consumer.record_error": "\(recordError)"]) { $1 })
         }
     }
@@ -227,7 +255,7 @@ extension ContextConsumer {
         guard outcome.isConfirmed else {
             logger.error(
                 "Poison message could not be dead-lettered; it is requeued", metadata: metadata.merging(["error": "\(outcome)"]) { $1 })
-            return .failed(handler: "dead-letter")
+            return .requeued(reason: "the poison message could not be dead-lettered")
         }
         logger.warning("Poison message dead-lettered", metadata: metadata)
         return .poison(poison.code)

@@ -25,10 +25,15 @@ import Synchronization
 ///    ``Configuration/ackBatchSize``).
 ///
 /// A handler that throws records a ``HandlerFailed`` event in the stream
-/// `failures-<context>` ("failures are data") and the delivery is rejected with requeue;
-/// handlers that committed before it are not run again. The quorum queue's delivery limit
-/// dead-letters a message that keeps failing to `<context>.dead`, where ``ContextAdmin``
-/// lists and replays it.
+/// `failures-<context>` ("failures are data"); the event is held in the store (a
+/// ``HeldEvent``) and the delivery acknowledged. Later events of the same source stream are
+/// held behind it, in order, and never applied before it. A retry loop runs the held events
+/// when due, with capped exponential backoff (``Configuration/retryFirstDelay``,
+/// ``Configuration/retryMaximumDelay``); handlers that committed before are not run again.
+/// After ``Configuration/deliveryLimit`` attempts the sequence is parked until an operator
+/// retries or skips it (``ContextAdmin/retryParked(context:sourceContext:sourceStream:store:)``,
+/// ``ContextAdmin/skipParked(context:sourceContext:sourceStream:reason:store:)``). Other
+/// streams flow meanwhile.
 ///
 /// **Concurrency.** Deliveries are spread over ``Configuration/concurrency`` lanes by their
 /// source stream (the `x-stream-id` header): one stream's events are handled in stream order,
@@ -92,12 +97,15 @@ public struct ContextConsumer: Service {
     /// Consumes until graceful shutdown or cancellation.
     ///
     /// - Throws: ``AMQPError`` when the subscription cannot be opened, the topology cannot be
-    ///   declared, or the broker cancels the consumer.
+    ///   declared, or the broker cancels the consumer; ``EventStoreError`` when the held
+    ///   events cannot be read at start.
     public func run() async throws {
         try configuration.validate()
         if configuration.declaresTopology {
             try await topology.declare(on: connection)
         }
+        let held = HeldStreams(
+            try await store.storage.heldEvents(consumer: configuration.context, sequence: nil).map(\.sequence))
         let consumer = try await connection.consume(queue: topology.inboxQueue, prefetch: configuration.prefetch)
         let acks = AcknowledgementTracker(consumer: consumer, batchSize: configuration.ackBatchSize)
         let state = ConsumerState()
@@ -118,9 +126,10 @@ public struct ContextConsumer: Service {
                     }
                 }
             }
+            group.addTask { await retryHeldEvents(held: held, state: state) }
             defer { group.cancelAll() }
             try await withGracefulShutdownHandler {
-                try await consume(consumer, acks: acks, state: state, publisher: publisher)
+                try await consume(consumer, acks: acks, state: state, publisher: publisher, held: held)
             } onGracefulShutdown: {
                 logger.info("Context consumer stopping")
                 Task { await stop(consumer, acks: acks, state: state) }
@@ -133,14 +142,15 @@ public struct ContextConsumer: Service {
             "Context consumer stopped",
             metadata: [
                 "consumer.processed": "\(statistics.processed)", "consumer.failed": "\(statistics.failed)",
-                "consumer.poison": "\(statistics.poison)",
+                "consumer.held": "\(statistics.held)", "consumer.poison": "\(statistics.poison)",
+                "consumer.requeued": "\(statistics.requeued)",
             ])
     }
 
     /// Hands each delivery to one of ``Configuration/concurrency`` lanes, chosen by the
     /// event's source stream, until the deliveries end; then lets the lanes finish.
     private func consume(
-        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher
+        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher, held: HeldStreams
     ) async throws {
         let lanes = (0..<configuration.concurrency).map { _ in ConsumerLane(batchLimit: configuration.batchSize) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -150,7 +160,7 @@ public struct ContextConsumer: Service {
                         let batch = await lane.next()
                         if batch.isEmpty { return }
                         guard state.begin(batch.count) else { continue }
-                        let outcomes = await process(batch, publisher: publisher)
+                        let outcomes = await process(batch, publisher: publisher, held: held)
                         acks.settle(zip(batch, outcomes.map(\.isAcknowledged)))
                         state.end(outcomes)
                     }

@@ -23,7 +23,12 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             Admin modes (run once and exit): --export-definitions <file> writes the topology of \
             every context as a RabbitMQ definitions file; --list-dead lists <context>.dead; \
             --replay-dead moves <context>.dead back into <context>.inbox; --list-failures lists \
-            the handler failures recorded in the stream failures-<context>.
+            the handler failures recorded in the stream failures-<context>; --list-parked lists \
+            the parked sequences (a source stream whose event used up its attempts, with the \
+            events waiting behind it); --retry-parked <source>/<stream> lets the running consumer \
+            apply a parked sequence in order (stopping again at the first failure); \
+            --skip-parked <source>/<stream> --reason <text> records the skip of the parked event \
+            and lets the rest of its sequence go on.
 
             Exit codes: 0 done, 64 bad arguments, 69 broker or store unavailable, 78 bad configuration.
             """
@@ -43,8 +48,26 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List the handler failures recorded in the context's store and exit.")
     var listFailures = false
 
+    @Flag(name: .long, help: "List the parked sequences in the context's store and exit.")
+    var listParked = false
+
+    @Option(name: .long, help: "Let the running consumer apply the parked sequence <source>/<stream> in order, and exit.")
+    var retryParked: String?
+
+    @Option(name: .long, help: "Skip the parked event at the head of <source>/<stream> (needs --reason), and exit.")
+    var skipParked: String?
+
+    @Option(name: .long, help: "Why the event is skipped; recorded with the skip.")
+    var reason: String?
+
     @Option(name: .long, help: "The payment context's simulated gateway declines amounts above this.")
     var declineAbove = DemoContext.defaultDeclineAbove
+
+    @Option(
+        name: .long,
+        help: "While a file exists at this path, the payment context's simulated gateway is down and charge-order fails (retried)."
+    )
+    var gatewayDownFile: String?
 
     @Flag(
         name: .long,
@@ -56,9 +79,26 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     private var context: String { service.context }
 
     func validate() throws {
-        guard [exportDefinitions != nil, listDead, replayDead, listFailures].filter({ $0 }).count <= 1 else {
-            throw ValidationError("use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures")
+        let modes = [exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil]
+        guard modes.filter({ $0 }).count <= 1 else {
+            throw ValidationError(
+                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked"
+            )
         }
+        if skipParked != nil, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--skip-parked needs --reason <why the event is skipped>")
+        }
+        for stream in [retryParked, skipParked].compactMap({ $0 }) where Self.sequence(stream) == nil {
+            throw ValidationError("'\(stream)' is not <source context>/<stream id>, such as order/order-42")
+        }
+    }
+
+    /// `<source>/<stream>` split into the source context and a valid stream id.
+    private static func sequence(_ text: String) -> (source: String, stream: StreamID)? {
+        guard let slash = text.firstIndex(of: "/") else { return nil }
+        let source = String(text[..<slash])
+        guard !source.isEmpty, let stream = try? StreamID(String(text[text.index(after: slash)...])) else { return nil }
+        return (source, stream)
     }
 
     func run() async throws {
@@ -99,6 +139,10 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                 }
                 return
             }
+            if listParked || retryParked != nil || skipParked != nil {
+                try await parked(settings, logger: logger)
+                return
+            }
             let module = try self.module(settings)
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
@@ -122,6 +166,35 @@ struct ContextConsumerCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--list-parked`, `--retry-parked`, `--skip-parked`: work on the store only.
+    private func parked(_ settings: ServiceBootstrap.Settings, logger: Logger) async throws {
+        let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+        let store = EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self, EventSkipped.self]), logger: logger)
+        do {
+            if let retryParked, let (source, stream) = Self.sequence(retryParked) {
+                try await ContextAdmin.retryParked(context: context, sourceContext: source, sourceStream: stream, store: store)
+                print("\(retryParked): due now; the running consumer applies it in order")
+            } else if let skipParked, let (source, stream) = Self.sequence(skipParked) {
+                let skip = try await ContextAdmin.skipParked(
+                    context: context, sourceContext: source, sourceStream: stream, reason: reason ?? "", store: store)
+                print(
+                    "\(skipParked): skipped \(skip.eventType) \(skip.eventID) (version \(skip.streamVersion)), recorded in failures-\(context)"
+                )
+            } else {
+                let sequences = try await ContextAdmin.parkedSequences(context: context, store: store)
+                print("\(sequences.count) parked sequence(s) in \(context)")
+                for entry in sequences {
+                    print(
+                        "\(entry.sequence)\tversion \(entry.head.streamVersion)\t\(entry.head.event.typeName)\t\(entry.head.event.id)\t"
+                            + "attempts \(entry.head.attempts)\t\(entry.waitingBehind) waiting behind\t\(entry.head.lastError ?? "")")
+                }
+            }
+        } catch let error as ParkedSequenceError {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
     private func export(_ configuration: ServiceConfiguration, to path: String, logger: Logger) throws(ServiceBootstrap.StartupError) {
         do {
             try ContextTopology.definitionsJSON(configuration.topologies).write(to: URL(fileURLWithPath: path))
@@ -132,7 +205,8 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     }
 
     private func module(_ settings: ServiceBootstrap.Settings) throws(ServiceBootstrap.StartupError) -> ContextModule {
-        let modules = DemoContext.handlers(declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes)
+        let modules = DemoContext.handlers(
+            declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes, gatewayDownFile: gatewayDownFile)
         guard let module = modules.module(for: context) else {
             throw ServiceBootstrap.StartupError(
                 "Bad configuration: no handler code is built in for context '\(context)'; built in: \(modules.contextNames.joined(separator: ", "))",

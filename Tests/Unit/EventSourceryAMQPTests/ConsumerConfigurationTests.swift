@@ -1,6 +1,6 @@
 import TestSupport
 import EventSourceryAMQP
-import EventSourceryServices
+@testable import EventSourceryServices
 import Foundation
 import Testing
 
@@ -53,6 +53,8 @@ struct ConsumerConfigurationTests {
                           ack_batch: 10
                           concurrency: 2
                           batch_size: 25
+                          initial_backoff_ms: 250
+                          max_backoff_ms: 60000
                     """
             ))
         let order = try #require(configuration.contexts["order"])
@@ -63,10 +65,39 @@ struct ConsumerConfigurationTests {
         #expect(order.consumer.ackBatch == 10)
         #expect(order.consumer.concurrency == 2)
         #expect(order.consumer.batchSize == 25)
+        #expect(order.consumer.initialBackoffMilliseconds == 250)
+        #expect(order.consumer.maximumBackoffMilliseconds == 60000)
         let description = try #require(configuration.contextDescription("order"))
         #expect(description.subscriptions.map(\.routingKey) == ["payment.PaymentFailed", "payment.PaymentSucceeded"])
         #expect(description.deliveryLimit == 3)
         #expect(configuration.contexts["payment"]?.consumer == ServiceConfiguration.Consumer())
+    }
+
+    @Test func theRetryDelaysReachTheConsumerAndAreChecked() throws {
+        let retries = """
+                consumer:
+                  initial_backoff_ms: 500
+                  max_backoff_ms: 400
+            """
+        let failure = try #require(
+            error(yaml(order: "      mark-paid:\n        subscribes: [payment.PaymentSucceeded]", consumer: retries)))
+        #expect(failure.entry == "contexts.order.consumer.max_backoff_ms")
+        #expect(failure.message == "must be at least initial_backoff_ms (500), got 400")
+        let zero = try #require(
+            error(
+                yaml(
+                    order: "      mark-paid:\n        subscribes: [payment.PaymentSucceeded]",
+                    consumer: "    consumer:\n      initial_backoff_ms: 0")))
+        #expect(zero.entry == "contexts.order.consumer.initial_backoff_ms")
+
+        let configuration = try load(
+            yaml(
+                order: "      mark-paid:\n        subscribes: [payment.PaymentSucceeded]",
+                consumer: "    consumer:\n      delivery_limit: 7\n      initial_backoff_ms: 250\n      max_backoff_ms: 2000")
+        ).consumerConfiguration(context: "order")
+        #expect(configuration.deliveryLimit == 7)
+        #expect(configuration.retryFirstDelay == .milliseconds(250))
+        #expect(configuration.retryMaximumDelay == .seconds(2))
     }
 
     @Test func theShippedConfigurationIsValid() throws {
