@@ -82,7 +82,7 @@ struct ConsumerConfigurationTests {
         let failure = try #require(
             error(yaml(order: "      mark-paid:\n        subscribes: [payment.PaymentSucceeded]", consumer: retries)))
         #expect(failure.entry == "contexts.order.consumer.max_backoff_ms")
-        #expect(failure.message == "must be at least initial_backoff_ms (500), got 400")
+        #expect(failure.message.contains("must be at least retryFirstDelay (0.5 seconds), got 0.4 seconds"))
         let zero = try #require(
             error(
                 yaml(
