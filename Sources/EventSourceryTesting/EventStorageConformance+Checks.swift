@@ -261,6 +261,23 @@ extension EventStorageConformance {
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 1, parked: 0, published: 2), "marking twice is harmless")
         }
 
+        func outboxReleaseHandsEntriesBack() async throws {
+            try await store.publish(deposits([1, 2]), to: "account-1")
+            let now = Date()
+            let claimed = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(claimed.map(\.event.position) == [1, 2])
+            try await storage.releaseOutboxEntries([claimed[1].id])
+            #expect(try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30).isEmpty, "behind its leased predecessor")
+            _ = try await storage.recordFailedAttempt(
+                claimed[0].id, error: "nacked", nextAttemptAt: now.addingTimeInterval(60), attemptLimit: 5)
+            #expect(try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30).isEmpty, "behind its waiting predecessor")
+            try await storage.markPublished([claimed[0].id], at: now)
+            let again = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(again.map(\.id) == [claimed[1].id], "due at once after its predecessor was published")
+            #expect(again.map(\.attempts) == [0], "a release records no attempt")
+            #expect(again.map(\.lastError) == [nil])
+        }
+
         func outboxRetryHoldsBackItsStreamOnly() async throws {
             try await store.publish(deposits([1, 2]), to: "account-1")
             try await store.publish(deposits([3]), to: "account-2")

@@ -41,9 +41,17 @@ extension ContextConsumer {
         var tallies = Array(repeating: Tally(), count: deliveries.count)
         var runs: [HandlerRun] = []
         for (index, delivery) in deliveries.enumerated() {
-            do {
+            do throws(PoisonMessage) {
                 let input = try decode(delivery)
-                for handler in handlers where handler.handles(source: input.sourceContext, type: input.envelope.typeName) {
+                let taking = handlers.filter { $0.handles(source: input.sourceContext, type: input.envelope.typeName) }
+                guard !taking.isEmpty else {
+                    throw PoisonMessage(
+                        .unhandled,
+                        detail:
+                            "no handler of \(configuration.context) takes \(input.envelope.typeName) from \(input.sourceContext); check the inbox's bindings"
+                    )
+                }
+                for handler in taking {
                     let entry = InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id)
                     runs.append(HandlerRun(delivery: index, input: input, handler: handler, inboxEntry: entry))
                 }
@@ -159,6 +167,11 @@ extension ContextConsumer {
     private func decode(_ delivery: Delivery) throws(PoisonMessage) -> HandlerInput {
         let (incoming, envelope) = try EventMessage.decode(
             delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
+        if let traceParent = incoming.invalidTraceParent {
+            logger.warning(
+                "Invalid traceparent dropped; the event is processed without trace context",
+                metadata: ["es.event_id": "\(envelope.id)", "amqp.traceparent": "\(traceParent)"])
+        }
         return HandlerInput(
             envelope: envelope, sourceContext: incoming.sourceContext, streamID: incoming.streamID,
             streamVersion: incoming.streamVersion, attempt: incoming.previousDeliveries + 1
