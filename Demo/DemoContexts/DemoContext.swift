@@ -8,7 +8,8 @@ import EventSourceryAMQP
 ///   → `OrderPaid`, on `PaymentFailed` → `OrderCancelled`, on `InvoiceIssued` →
 ///   `OrderCompleted` (with `OrderPaid` first if the invoice overtook the payment).
 /// - `payment`: on `OrderPlaced` charges a deterministic simulated gateway that declines
-///   amounts above ``defaultDeclineAbove`` → `PaymentSucceeded` or `PaymentFailed`; the
+///   amounts above ``defaultDeclineAbove`` and amounts of zero or less → `PaymentSucceeded`
+///   or `PaymentFailed` with the reason; the
 ///   stream `payment-<order>` is written once (no double payment for one order).
 /// - `invoice`: on `PaymentSucceeded` → `InvoiceIssued` numbered by the aggregate
 ///   `invoice-counter` in the same transaction (gapless per store); the stream
@@ -139,16 +140,23 @@ public enum DemoContext {
                 let stream = try StreamID(category: "payment", id: order.orderID)
                 // No double payment: the order's payment stream is written once.
                 guard try await store.streamVersion(stream) == 0 else { return }
-                let outcome: any Event
-                if order.amount > declineAbove {
-                    outcome = PaymentFailed(
-                        orderID: order.orderID, amount: order.amount, reason: "declined: amount \(order.amount) above \(declineAbove)")
-                } else {
-                    outcome = PaymentSucceeded(orderID: order.orderID, paymentID: "pay-\(order.orderID)", amount: order.amount)
-                }
-                try batch.publish([input.caused(outcome)], to: stream, expectedVersion: .noStream)
+                try batch.publish([input.caused(charge(order, declineAbove: declineAbove))], to: stream, expectedVersion: .noStream)
             }
         ]
+    }
+
+    /// The simulated gateway's answer to an order's charge. An amount of zero or less is
+    /// declined as a business outcome: the order API refuses such orders, but an
+    /// `OrderPlaced` may come from any publisher on `order.events`.
+    static func charge(_ order: OrderPlaced, declineAbove: Int) -> any Event {
+        if order.amount <= 0 {
+            return PaymentFailed(orderID: order.orderID, amount: order.amount, reason: "declined: amount \(order.amount) is not positive")
+        }
+        if order.amount > declineAbove {
+            return PaymentFailed(
+                orderID: order.orderID, amount: order.amount, reason: "declined: amount \(order.amount) above \(declineAbove)")
+        }
+        return PaymentSucceeded(orderID: order.orderID, paymentID: "pay-\(order.orderID)", amount: order.amount)
     }
 
     // MARK: invoice

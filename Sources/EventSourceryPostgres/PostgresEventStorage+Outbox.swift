@@ -168,6 +168,17 @@ extension PostgresEventStorage {
         )
     }
 
+    public func releaseOutboxEntries(_ entryIDs: [Int64]) async throws {
+        guard !entryIDs.isEmpty else { return }
+        _ = try await rows(
+            """
+            UPDATE \(unescaped: schema).outbox SET leased_until = NULL
+            WHERE id = ANY(\(entryIDs)::bigint[]) AND state = 'pending'
+            """,
+            "release outbox entries"
+        )
+    }
+
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         try await outboxQuery(
             """

@@ -62,6 +62,16 @@ extension SQLiteEventStorage {
         }
     }
 
+    public func releaseOutboxEntries(_ entryIDs: [Int64]) async throws {
+        guard !entryIDs.isEmpty else { return }
+        try await write(bookkeeping: true) { db in
+            let statement = try db.cachedStatement(sql: "UPDATE outbox SET leased_until = NULL WHERE id = ? AND state = 'pending'")
+            for id in entryIDs {
+                try statement.execute(arguments: [id])
+            }
+        }
+    }
+
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         try await write(bookkeeping: true) { db in
             // `attempts` on the right-hand side is the value before the update.

@@ -41,7 +41,12 @@ extension EventStorageConformance {
         /// increasing positions, not dense ones (PostgreSQL derives them from transaction ids),
         /// so the checks compare places in the order rather than position numbers.
         private func ordinals(_ positions: [Int64]) async throws -> [Int] {
-            let all = try await visiblePositions(atLeast: positions.count)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var all: [Int64] = []
+            repeat {
+                if !all.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+                all = try await store.readAllRecorded(after: 0, limit: 100_000).map(\.position)
+            } while !Set(all).isSuperset(of: positions) && ContinuousClock.now < deadline
             return positions.map { position in (all.firstIndex(of: position) ?? -1) + 1 }
         }
 
@@ -290,6 +295,23 @@ extension EventStorageConformance {
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 1, parked: 0, published: 2))
             try await storage.markPublished([pending[0].id], at: Date())
             #expect(try await storage.outboxCounts() == OutboxCounts(pending: 1, parked: 0, published: 2), "marking twice is harmless")
+        }
+
+        func outboxReleaseHandsEntriesBack() async throws {
+            try await store.publish(deposits([1, 2]), to: "account-1")
+            let now = Date()
+            let claimed = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(try await ordinals(claimed.map(\.event.position)) == [1, 2])
+            try await storage.releaseOutboxEntries([claimed[1].id])
+            #expect(try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30).isEmpty, "behind its leased predecessor")
+            _ = try await storage.recordFailedAttempt(
+                claimed[0].id, error: "nacked", nextAttemptAt: now.addingTimeInterval(60), attemptLimit: 5)
+            #expect(try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30).isEmpty, "behind its waiting predecessor")
+            try await storage.markPublished([claimed[0].id], at: now)
+            let again = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 30)
+            #expect(again.map(\.id) == [claimed[1].id], "due at once after its predecessor was published")
+            #expect(again.map(\.attempts) == [0], "a release records no attempt")
+            #expect(again.map(\.lastError) == [nil])
         }
 
         func outboxRetryHoldsBackItsStreamOnly() async throws {

@@ -27,6 +27,7 @@ public struct EventStorageConformance: Sendable {
         case publishAddsOutboxEntries
         case outboxLeasesShareWorkInStreamOrder
         case outboxMarkPublished
+        case outboxReleaseHandsEntriesBack
         case outboxRetryHoldsBackItsStreamOnly
         case outboxParkAndRequeue
         case outboxHousekeeping
@@ -76,6 +77,7 @@ public struct EventStorageConformance: Sendable {
         case .publishAddsOutboxEntries: try await checks.publishAddsOutboxEntries()
         case .outboxLeasesShareWorkInStreamOrder: try await checks.outboxLeasesShareWorkInStreamOrder()
         case .outboxMarkPublished: try await checks.outboxMarkPublished()
+        case .outboxReleaseHandsEntriesBack: try await checks.outboxReleaseHandsEntriesBack()
         case .outboxRetryHoldsBackItsStreamOnly: try await checks.outboxRetryHoldsBackItsStreamOnly()
         case .outboxParkAndRequeue: try await checks.outboxParkAndRequeue()
         case .outboxHousekeeping: try await checks.outboxHousekeeping()

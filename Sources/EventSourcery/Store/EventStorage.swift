@@ -111,6 +111,10 @@ public protocol EventStorage: Sendable {
     ///
     /// - Returns: the updated entry, or `nil` when no pending entry has that id.
     func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry?
+    /// Ends the leases of claimed entries that were not published, without recording an
+    /// attempt: a relay hands back the later entries of a stream whose earlier entry failed.
+    /// They are due again as before, and still wait behind any earlier entry of their stream.
+    func releaseOutboxEntries(_ entryIDs: [Int64]) async throws
     /// Parked entries (that reached their attempt limit), in outbox order.
     func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry]
     /// Makes parked entries pending again with zero attempts. Returns how many were requeued.

@@ -49,8 +49,16 @@ extension ContextConsumer {
         var runs: [HandlerRun] = []
         for (index, delivery) in deliveries.enumerated() {
             let decoded: (incoming: IncomingEvent, input: HandlerInput)
-            do {
+            do throws(PoisonMessage) {
                 decoded = try decode(delivery)
+                let input = decoded.input
+                guard handlers.contains(where: { $0.handles(source: input.sourceContext, type: input.envelope.typeName) }) else {
+                    throw PoisonMessage(
+                        .unhandled,
+                        detail:
+                            "no handler of \(configuration.context) takes \(input.envelope.typeName) from \(input.sourceContext); check the inbox's bindings"
+                    )
+                }
             } catch {
                 tallies[index].decided = await deadLetter(delivery, error, publisher: publisher)
                 continue
@@ -186,6 +194,11 @@ extension ContextConsumer {
     private func decode(_ delivery: Delivery) throws(PoisonMessage) -> (incoming: IncomingEvent, input: HandlerInput) {
         let (incoming, envelope) = try EventMessage.decode(
             delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
+        if let traceParent = incoming.invalidTraceParent {
+            logger.warning(
+                "Invalid traceparent dropped; the event is processed without trace context",
+                metadata: ["es.event_id": "\(envelope.id)", "amqp.traceparent": "\(traceParent)"])
+        }
         let input = HandlerInput(
             envelope: envelope, sourceContext: incoming.sourceContext, streamID: incoming.streamID,
             streamVersion: incoming.streamVersion, attempt: incoming.previousDeliveries + 1

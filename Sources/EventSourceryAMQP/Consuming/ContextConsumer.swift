@@ -9,11 +9,13 @@ import Synchronization
 ///
 /// For each delivery from `<context>.inbox`:
 /// 1. The message is read through the wire contract and decoded through the store's
-///    ``EventRegistry`` (upcasters included). A message that can never be processed
-///    (``PoisonMessage``: malformed JSON, unknown type, missing `message_id`, wrong content
-///    type, oversized body, missing headers) is published with its body and properties to
-///    `<context>.dlx` with the headers `x-death-reason` and `x-death-detail`, confirmed,
-///    and then acknowledged; the consumer goes on.
+///    ``EventRegistry`` (upcasters included); its source context is its exchange's. A
+///    message that can never be processed (``PoisonMessage``: malformed JSON, unknown type,
+///    missing `message_id`, wrong content type, oversized body, missing or wrongly typed
+///    headers, a routing key off the contract, or no handler that takes it) is published
+///    with its body and properties to `<context>.dlx` with the headers `x-death-reason` and
+///    `x-death-detail`, confirmed, and then acknowledged; the consumer goes on. Nothing is
+///    acknowledged without a handler's inbox entry or a dead letter.
 /// 2. Every handler subscribed to the event's source and type runs once per event under the
 ///    inbox consumer name `<context>.<handler>`: inbox entries are looked up first (a handler
 ///    whose entry exists does not run), and the entry commits in one transaction with the

@@ -71,6 +71,9 @@ extension OutboxRelay {
         public var failed = 0
         /// Entries parked after reaching the attempt limit.
         public var parked = 0
+        /// Claimed entries handed back unsent because an earlier entry of their stream was not
+        /// confirmed (or the relay stopped); they follow once it is published.
+        public var heldBack = 0
         /// Published entries deleted by housekeeping.
         public var deleted = 0
 
@@ -80,6 +83,7 @@ extension OutboxRelay {
             lhs.published += rhs.published
             lhs.failed += rhs.failed
             lhs.parked += rhs.parked
+            lhs.heldBack += rhs.heldBack
             lhs.deleted += rhs.deleted
         }
     }

@@ -9,23 +9,37 @@ public import ServiceLifecycle
 ///
 /// Each round claims a batch of due entries (leased, so several replicas can share one
 /// store), publishes them with publisher confirms following ``EventMessage``'s wire
-/// contract, and then:
+/// contract, at most one entry per stream at a time, and then:
 /// - marks confirmed entries published;
+/// - hands back, without recording an attempt, the entries not sent because an earlier
+///   entry of their stream failed (see **Order**);
 /// - records a failed attempt for refused ones (`basic.nack`, or `basic.return` for an
 ///   unroutable message) with capped exponential backoff, parking an entry once it reaches
 ///   the attempt limit — parked entries are kept and can be requeued;
 /// - records a failed attempt, never parking, for entries whose confirm was lost with the
 ///   connection.
 ///
-/// **Order.** The storage hands out an entry only when no earlier unpublished entry of its
-/// stream is leased, waiting or parked, so a failing entry holds back the later entries of
-/// its own stream and no other. Within one batch, entries are pipelined: when entry *k* of a
-/// stream fails while a later entry of the same stream was confirmed, that later entry is
-/// not marked published either and is sent again after *k*. The last copies a consumer sees
-/// are then in stream order, and its inbox drops the duplicate.
+/// **Order.** No event of a stream is in flight while an earlier event of that stream is
+/// unconfirmed, so no consumer receives event *k+1* of a stream unless *k* was confirmed
+/// first — the broker had it in every queue it was routed to — and a consumer never applies
+/// an event after a later one of its stream. Two rules give this:
+/// - The storage hands out an entry only when no earlier unpublished entry of its stream is
+///   leased, waiting or parked, so a failing entry holds back the later entries of its own
+///   stream and no other, also across relay replicas.
+/// - Within a claimed batch, entries go out in waves (`RelaySettlement`): each wave holds at
+///   most one entry per stream, streams are pipelined against each other, and the next wave
+///   is published only after the broker answered for the whole previous one. When entry *k*
+///   is refused (`basic.nack`, `basic.return`) or its confirm is lost with the connection,
+///   *k+1* and the later entries of that stream are not sent; they are handed back without
+///   an attempt and follow *k* once it is published.
+///
+/// A copy of *k* may still reach a consumer twice (the broker had it, but the confirm was
+/// lost; or one bound queue refused it and another took it): the copies arrive before
+/// *k+1*, and the consumer's inbox drops the duplicate. The cost is one confirm round trip
+/// per wave: a batch of *n* entries over *s* streams needs about *n*/*s* of them.
 ///
 /// **Shutdown.** On graceful shutdown the relay stops claiming, waits for the confirms of
-/// the batch in flight, marks them, and returns.
+/// the wave in flight, marks them, hands back the rest of the batch, and returns.
 public struct OutboxRelay: Service {
     /// The storage whose outbox is relayed.
     public let storage: any EventStorage
@@ -117,71 +131,57 @@ public struct OutboxRelay: Service {
             leaseDuration: configuration.leaseDuration.seconds
         )
         guard !entries.isEmpty else { return (0, Statistics()) }
-        let messages = entries.map { EventMessage.outgoing($0.event, context: configuration.context) }
-        let outcomes: [PublishOutcome]
-        do {
-            outcomes = try await publisher.publish(messages)
-        } catch let error as AMQPError {
-            outcomes = Array(repeating: .notConfirmed(error), count: entries.count)
+        var settlement = RelaySettlement(entries, retry: configuration.retry)
+        while case let wave = settlement.nextWave(), !wave.isEmpty {
+            let messages = wave.map { EventMessage.outgoing($0.event, context: configuration.context) }
+            do {
+                settlement.record(try await publisher.publish(messages))
+            } catch let error as AMQPError {
+                settlement.record(Array(repeating: .notConfirmed(error), count: wave.count))
+            }
+            // Stopping: the wave in flight is settled; the rest of the batch is handed back.
+            if Task.isShuttingDownGracefully || Task.isCancelled { break }
         }
-        return (entries.count, try await settle(entries, outcomes))
+        return (entries.count, try await execute(settlement.finish()))
     }
 
-    /// Marks what the broker took and records what it did not.
-    private func settle(_ entries: [OutboxEntry], _ outcomes: [PublishOutcome]) async throws -> Statistics {
+    /// Writes what the settlement decided.
+    private func execute(_ actions: [RelaySettlement.Action]) async throws -> Statistics {
         var statistics = Statistics()
-        var published: [Int64] = []
-        var failedStreams: Set<StreamID> = []
         let now = Date()
-        for (entry, outcome) in zip(entries, outcomes) {
-            let stream = entry.event.streamID
-            if outcome.isConfirmed && !failedStreams.contains(stream) {
-                published.append(entry.id)
-                continue
-            }
-            failedStreams.insert(stream)
-            let (reason, countsTowardLimit) = Self.describe(outcome)
-            let attempts = entry.attempts + 1
-            let delay = configuration.retry.delay(afterAttempts: attempts)
-            let updated = try await storage.recordFailedAttempt(
-                entry.id,
-                error: reason,
-                nextAttemptAt: now.addingTimeInterval(delay.seconds),
-                attemptLimit: countsTowardLimit ? configuration.retry.attemptLimit : .max
-            )
-            statistics.failed += 1
-            if updated?.state == .parked {
+        for action in actions {
+            switch action {
+            case .markPublished(let ids):
+                try await storage.markPublished(ids, at: now)
+                statistics.published += ids.count
+            case .retry(let entry, let attempts, let reason, let delay):
+                _ = try await storage.recordFailedAttempt(
+                    entry.id, error: reason, nextAttemptAt: now.addingTimeInterval(delay.seconds), attemptLimit: .max)
+                statistics.failed += 1
+                logger.warning(
+                    "Outbox entry not confirmed; will retry",
+                    metadata: [
+                        "outbox.entry": "\(entry.id)", "es.stream": "\(entry.event.streamID)", "outbox.attempts": "\(attempts)",
+                        "outbox.retry_in": "\(delay)", "error": "\(reason)",
+                    ])
+            case .park(let entry, let attempts, let reason):
+                _ = try await storage.recordFailedAttempt(entry.id, error: reason, nextAttemptAt: now, attemptLimit: attempts)
+                statistics.failed += 1
                 statistics.parked += 1
                 logger.error(
                     "Outbox entry parked after repeated refusals; requeue it once the cause is fixed",
                     metadata: [
-                        "outbox.entry": "\(entry.id)", "es.event_id": "\(entry.event.event.id)", "es.stream": "\(stream)",
+                        "outbox.entry": "\(entry.id)", "es.event_id": "\(entry.event.event.id)", "es.stream": "\(entry.event.streamID)",
                         "outbox.attempts": "\(attempts)", "error": "\(reason)",
                     ])
-            } else {
-                logger.warning(
-                    "Outbox entry not confirmed; will retry",
-                    metadata: [
-                        "outbox.entry": "\(entry.id)", "es.stream": "\(stream)", "outbox.attempts": "\(attempts)",
-                        "outbox.retry_in": "\(delay)", "error": "\(reason)",
-                    ])
+            case .holdBack(let held):
+                try await storage.releaseOutboxEntries(held.map(\.id))
+                statistics.heldBack += held.count
+                logger.debug(
+                    "Outbox entries held back behind an earlier entry of their stream", metadata: ["outbox.held_back": "\(held.count)"])
             }
         }
-        if !published.isEmpty {
-            try await storage.markPublished(published, at: now)
-            statistics.published = published.count
-        }
         return statistics
-    }
-
-    private static func describe(_ outcome: PublishOutcome) -> (reason: String, countsTowardLimit: Bool) {
-        switch outcome {
-        case .confirmed: ("confirmed after an earlier entry of its stream failed; resent in order", false)
-        case .nacked: ("the broker refused the message (basic.nack)", true)
-        case .returned(let code, let text):
-            ("unroutable: the broker returned the message (\(code) \(text)); check the exchange's bindings", true)
-        case .notConfirmed(let error): ("no confirm before the connection was lost: \(error)", false)
-        }
     }
 
     // MARK: Waiting

@@ -31,7 +31,9 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// The delay before the next attempt of an entry that has failed `attempts` times.
-    public func delay(afterAttempts attempts: Int) -> Duration {
-        backoff.delay(forAttempt: max(attempts, 1))
+    ///
+    /// - Parameter randomFraction: A number in 0...1 for the jitter; 0 gives the full delay.
+    public func delay(afterAttempts attempts: Int, randomFraction: Double = .random(in: 0...1)) -> Duration {
+        backoff.delay(forAttempt: max(attempts, 1), randomFraction: randomFraction)
     }
 }

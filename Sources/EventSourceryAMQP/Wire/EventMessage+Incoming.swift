@@ -18,13 +18,15 @@ extension EventMessage {
     ///   - delivery: The delivery.
     ///   - maximumBodySize: The largest body accepted, in bytes.
     ///   - registry: When given, a type name it does not know is ``PoisonMessage/Code/unknownEventType``.
-    /// - Returns: The event with its source context, stream id and version.
+    /// - Returns: The event with its source context (the exchange's), stream id and version,
+    ///   and as metadata only what the contract carries: `correlation_id`, `x-causation-id`
+    ///   and a valid W3C `traceparent`.
     /// - Throws: ``PoisonMessage`` naming what is wrong.
     public static func incoming(
         _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry? = nil
     ) throws(PoisonMessage) -> IncomingEvent {
         try incoming(
-            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange,
+            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange, routingKey: delivery.routingKey,
             maximumBodySize: maximumBodySize, registry: registry
         )
     }
@@ -41,7 +43,7 @@ extension EventMessage {
         _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry
     ) throws(PoisonMessage) -> (incoming: IncomingEvent, envelope: EventEnvelope) {
         let incoming = try incoming(
-            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange,
+            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange, routingKey: delivery.routingKey,
             maximumBodySize: maximumBodySize, registry: registry, checksJSON: false
         )
         do {
@@ -74,21 +76,28 @@ extension EventMessage {
 
     /// Reads the event carried by a message's body and properties; see ``incoming(_:maximumBodySize:registry:)``.
     ///
-    /// - Parameter exchange: The exchange it was published to; names the source context when
-    ///   `app_id` is missing.
+    /// - Parameters:
+    ///   - exchange: The exchange it was published to: `<source>.events` names the source
+    ///     context. The default exchange (`""`, a message put straight into a queue, as a
+    ///     dead-letter replay does) leaves the source to `app_id`.
+    ///   - routingKey: The routing key it was published with: `<source>.<type>` on a context's
+    ///     exchange.
     public static func incoming(
         body: Data,
         properties: AMQPProperties,
         exchange: String,
+        routingKey: String,
         maximumBodySize: Int = EventMessage.defaultMaximumBodySize,
         registry: EventRegistry? = nil
     ) throws(PoisonMessage) -> IncomingEvent {
         try incoming(
-            body: body, properties: properties, exchange: exchange, maximumBodySize: maximumBodySize, registry: registry, checksJSON: true)
+            body: body, properties: properties, exchange: exchange, routingKey: routingKey, maximumBodySize: maximumBodySize,
+            registry: registry, checksJSON: true)
     }
 
     private static func incoming(
-        body: Data, properties: AMQPProperties, exchange: String, maximumBodySize: Int, registry: EventRegistry?, checksJSON: Bool
+        body: Data, properties: AMQPProperties, exchange: String, routingKey: String, maximumBodySize: Int, registry: EventRegistry?,
+        checksJSON: Bool
     ) throws(PoisonMessage) -> IncomingEvent {
         guard let messageID = properties.messageId, !messageID.isEmpty else {
             throw PoisonMessage(.missingMessageID, detail: "the message has no message_id; it cannot be deduplicated")
@@ -110,34 +119,49 @@ extension EventMessage {
         if let registry, registry.type(named: typeName) == nil {
             throw PoisonMessage(.unknownEventType, detail: "no event type '\(typeName)' is registered in this consumer")
         }
+        let sourceContext = try source(exchange: exchange, routingKey: routingKey, typeName: typeName, appID: properties.appId)
         let headers = properties.headers ?? [:]
-        guard let streamText = headers[Header.streamID]?.stringValue, let streamID = try? StreamID(streamText) else {
-            throw PoisonMessage(.missingHeaders, detail: "header \(Header.streamID) is missing or not a valid stream id")
+        guard let streamHeader = headers[Header.streamID] else {
+            throw PoisonMessage(.missingHeaders, detail: "header \(Header.streamID) is missing")
         }
-        guard let streamVersion = headers[Header.streamVersion]?.intValue else {
-            throw PoisonMessage(.missingHeaders, detail: "header \(Header.streamVersion) is missing or not an integer")
+        guard let streamText = streamHeader.stringValue, let streamID = try? StreamID(streamText) else {
+            throw PoisonMessage(.invalidHeaders, detail: "header \(Header.streamID) is \(describe(streamHeader)), not a valid stream id")
         }
-        let sourceContext: String
-        if let appID = properties.appId, !appID.isEmpty {
-            sourceContext = appID
-        } else if exchange.hasSuffix(".events"), exchange.count > ".events".count {
-            sourceContext = String(exchange.dropLast(".events".count))
-        } else {
-            throw PoisonMessage(.missingHeaders, detail: "no app_id and the exchange '\(exchange)' names no source context")
+        guard let versionHeader = headers[Header.streamVersion] else {
+            throw PoisonMessage(.missingHeaders, detail: "header \(Header.streamVersion) is missing")
         }
+        let streamVersion = try positiveInteger(versionHeader, Header.streamVersion)
+        var schemaVersion = 1
+        if let schemaHeader = headers[Header.schemaVersion] {
+            schemaVersion = try positiveInteger(schemaHeader, Header.schemaVersion)
+        }
+        var causationID: UUID?
+        if let causation = headers[Header.causationID] {
+            guard let text = causation.stringValue, let parsed = UUID.parse(text) else {
+                throw PoisonMessage(.invalidHeaders, detail: "header \(Header.causationID) is \(describe(causation)), not a UUID")
+            }
+            causationID = parsed
+        }
+        // Only the contract's headers become metadata; of the trace context, a valid W3C
+        // traceparent. Anything else a publisher adds stays on the message.
         var traceContext: [String: String] = [:]
-        for (key, value) in headers where !key.hasPrefix("x-") {
-            if let text = value.stringValue { traceContext[key] = text }
+        var invalidTraceParent: String?
+        if let traceParent = headers[Header.traceParent] {
+            if let text = traceParent.stringValue, isW3CTraceParent(text) {
+                traceContext[Header.traceParent] = text
+            } else {
+                invalidTraceParent = String(describe(traceParent).prefix(120))
+            }
         }
         let metadata = EventMetadata(
             correlationID: properties.correlationId.flatMap(UUID.parse),
-            causationID: headers[Header.causationID]?.stringValue.flatMap(UUID.parse),
+            causationID: causationID,
             traceContext: traceContext
         )
         let event = EncodedEvent(
             id: id,
             typeName: typeName,
-            schemaVersion: headers[Header.schemaVersion]?.intValue ?? 1,
+            schemaVersion: schemaVersion,
             createdAt: properties.timestamp ?? Date(),
             metadata: metadata,
             payload: body
@@ -147,7 +171,71 @@ extension EventMessage {
             streamID: streamID,
             streamVersion: Int64(streamVersion),
             event: event,
-            previousDeliveries: headers[deliveryCountHeader]?.intValue ?? 0
+            previousDeliveries: headers[deliveryCountHeader]?.intValue ?? 0,
+            invalidTraceParent: invalidTraceParent
         )
+    }
+
+    /// The source context: the exchange `<source>.events`, whose routing key must be
+    /// `<source>.<type>`; `app_id` only for a message put straight into a queue.
+    private static func source(exchange: String, routingKey: String, typeName: String, appID: String?) throws(PoisonMessage) -> String {
+        let suffix = ".events"
+        if exchange.isEmpty {
+            guard let appID, !appID.isEmpty else {
+                throw PoisonMessage(
+                    .misrouted, detail: "the message came through the default exchange without an app_id naming its source context")
+            }
+            return appID
+        }
+        guard exchange.hasSuffix(suffix), exchange.count > suffix.count else {
+            throw PoisonMessage(.misrouted, detail: "the exchange '\(exchange)' names no source context; expected '<context>\(suffix)'")
+        }
+        let source = String(exchange.dropLast(suffix.count))
+        let expected = Self.routingKey(context: source, typeName: typeName)
+        guard routingKey == expected else {
+            throw PoisonMessage(
+                .misrouted,
+                detail: "a \(typeName) on \(exchange) was published with routing key '\(routingKey)'; the contract's key is '\(expected)'")
+        }
+        return source
+    }
+
+    private static func positiveInteger(_ value: AMQPFieldValue, _ header: String) throws(PoisonMessage) -> Int {
+        guard let number = value.intValue, number > 0 else {
+            throw PoisonMessage(.invalidHeaders, detail: "header \(header) is \(describe(value)); expected a positive integer")
+        }
+        return number
+    }
+
+    /// A header value for a poison detail: its AMQP type and, if short, its value.
+    private static func describe(_ value: AMQPFieldValue) -> String {
+        switch value {
+        case .string(let text): "the string '\(text.prefix(80))'"
+        case .int32(let number): "the integer \(number)"
+        case .int64(let number): "the integer \(number)"
+        default: "\(value)".prefix(80).description
+        }
+    }
+
+    /// Whether `text` is a W3C trace context `traceparent`: `version-traceid-parentid-flags`
+    /// in lower-case hex, the ids not all zero, version `ff` invalid; a future version may
+    /// append fields after a dash.
+    static func isW3CTraceParent(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 55 else { return false }
+        func isHex(_ range: Range<Int>) -> Bool {
+            bytes[range].allSatisfy {
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            }
+        }
+        func isZero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == UInt8(ascii: "0") } }
+        let dash = UInt8(ascii: "-")
+        guard isHex(0..<2), bytes[2] == dash, isHex(3..<35), bytes[35] == dash, isHex(36..<52), bytes[52] == dash, isHex(53..<55) else {
+            return false
+        }
+        let version = String(decoding: bytes[0..<2], as: UTF8.self)
+        guard version != "ff", !isZero(3..<35), !isZero(36..<52) else { return false }
+        if version == "00" { return bytes.count == 55 }
+        return bytes.count == 55 || bytes[55] == dash
     }
 }

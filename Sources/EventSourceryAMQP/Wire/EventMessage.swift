@@ -14,9 +14,18 @@ import Foundation
 /// | `content_type` | `application/json`; the body is the event's JSON |
 /// | `delivery_mode` | 2 (persistent) |
 /// | `timestamp` | `createdAt`, seconds |
-/// | `app_id` | the source context |
+/// | `app_id` | the source context, informational: consumers take the source from the exchange |
 /// | `correlation_id` | the correlation id |
-/// | headers | `x-stream-id`, `x-stream-version`, `x-causation-id`, `x-schema-version`, and the trace context (`traceparent`) |
+/// | `x-stream-id` | the stream id (string) |
+/// | `x-stream-version` | the event's version in its stream (integer ≥ 1) |
+/// | `x-schema-version` | the event's schema version (integer ≥ 1; 1 when absent) |
+/// | `x-causation-id` | the causation id (UUID string), when there is one |
+/// | `traceparent` | the W3C trace context, when there is one |
+///
+/// A consumer reads exactly these: the source context is the exchange's, and the routing
+/// key must match it and the type. A wrongly typed or out-of-range `x-` header makes the
+/// message poison; other headers a publisher adds never become event metadata, and a
+/// `traceparent` that is not valid W3C trace context is dropped (and logged).
 public enum EventMessage {
     /// The content type of every event message.
     public static let contentType = "application/json"
@@ -33,6 +42,7 @@ public enum EventMessage {
         public static let streamVersion = "x-stream-version"
         public static let causationID = "x-causation-id"
         public static let schemaVersion = "x-schema-version"
+        public static let traceParent = "traceparent"
     }
 
     /// The message that carries `event`, published by `context`.
@@ -45,8 +55,8 @@ public enum EventMessage {
         if let causation = event.event.metadata.causationID {
             headers[Header.causationID] = .string(causation.uuidString.lowercased())
         }
-        for (key, value) in event.event.metadata.traceContext {
-            headers[key] = .string(value)
+        if let traceParent = event.event.metadata.traceContext[Header.traceParent] {
+            headers[Header.traceParent] = .string(traceParent)
         }
         let properties = AMQPProperties(
             contentType: contentType,

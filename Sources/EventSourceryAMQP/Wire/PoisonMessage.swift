@@ -15,7 +15,10 @@ public struct PoisonMessage: Error, Sendable, CustomStringConvertible {
             case malformedJSON
             case unknownEventType
             case missingHeaders
+            case invalidHeaders
+            case misrouted
             case undecodablePayload
+            case unhandled
         }
 
         private let base: Base
@@ -33,12 +36,22 @@ public struct PoisonMessage: Error, Sendable, CustomStringConvertible {
         public static let malformedJSON = Code(.malformedJSON)
         /// The consumer's registry has no event type of that name.
         public static let unknownEventType = Code(.unknownEventType)
-        /// A property or header of the wire contract is missing or has the wrong type
-        /// (`type`, `x-stream-id`, `x-stream-version`, the source context).
+        /// A property or header of the wire contract is missing (`type`, `x-stream-id`,
+        /// `x-stream-version`).
         public static let missingHeaders = Code(.missingHeaders)
+        /// A header of the wire contract has the wrong type or value: `x-stream-version` or
+        /// `x-schema-version` not a positive integer, `x-stream-id` not a stream id,
+        /// `x-causation-id` not a UUID.
+        public static let invalidHeaders = Code(.invalidHeaders)
+        /// The message did not come the contract's way: its exchange is not `<source>.events`,
+        /// or its routing key is not `<source>.<type>`.
+        public static let misrouted = Code(.misrouted)
         /// The JSON does not decode into the registered type (or its schema version is newer
         /// than this program knows, or an upcaster is missing).
         public static let undecodablePayload = Code(.undecodablePayload)
+        /// The message reached the inbox, but no handler of the consumer takes its type from
+        /// its source (for example a binding left over from a removed handler).
+        public static let unhandled = Code(.unhandled)
 
         /// The text written to the `x-death-reason` header, e.g. `malformedJSON`.
         public var reason: String { base.rawValue }

@@ -24,7 +24,7 @@ struct ConsumerRetryTests {
         let handler = fixture.handler { input in
             if input.as(ItemCounted.self)?.index == 102, attempts.next() <= 2 { throw TestFailure(message: "downstream unavailable") }
         }
-        let configuration = fixture.configuration(retryFirstDelay: .seconds(3), retryMaximumDelay: .seconds(3))
+        let configuration = fixture.configuration(retryFirstDelay: .seconds(8), retryMaximumDelay: .seconds(8))
         let task = try await fixture.start(fixture.consumer([handler], configuration: configuration))
         defer { task.cancel() }
         try await fixture.publish(sequence(fixture, 101...107, stream: "ordered") + (0..<50).map { fixture.message($0) })
@@ -41,7 +41,7 @@ struct ConsumerRetryTests {
         #expect(held.first?.lastError == "downstream unavailable")
         #expect(try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0, "held messages are acked")
 
-        #expect(try await fixture.eventually(timeout: .seconds(30)) { try await fixture.handledCount(107) == 1 })
+        #expect(try await fixture.eventually(timeout: .seconds(60)) { try await fixture.handledCount(107) == 1 })
         #expect(attempts.current == 3)
         let applied = try await fixture.appliedOrder().filter { $0 > 100 }
         #expect(applied == Array(101...107), "the stream's events are applied once each, in stream order")

@@ -59,7 +59,7 @@ struct OutboxRelayTests {
         #expect(try JSONDecoder().decode(ItemCounted.self, from: message.body) == ItemCounted(index: -1))
     }
 
-    @Test func unroutableEventsAreRetriedThenParkedThenRequeuedAndDelivered() async throws {
+    @Test func anUnroutableEntryIsRetriedThenParkedHoldingBackItsStreamThenRequeuedAndDelivered() async throws {
         let fixture = try await RelayFixture(bindQueue: false)
         defer { Task { await fixture.tearDown() } }
         try await fixture.publishEvents(3, streams: 1)
@@ -67,23 +67,91 @@ struct OutboxRelayTests {
 
         let firstRound = try await relay.runOnce()
         #expect(firstRound.published == 0)
-        #expect(firstRound.failed == 3)
+        #expect(firstRound.failed == 1, "only the stream's first entry was sent")
+        #expect(firstRound.heldBack == 2)
         #expect(firstRound.parked == 0)
-        try await Task.sleep(for: .milliseconds(20))
-        let secondRound = try await relay.runOnce()
-        #expect(secondRound.parked == 3, "each returned entry reached the attempt limit")
+        let secondRound = try await relayUntil(relay) { try await fixture.storage.outboxCounts().parked == 1 }
+        #expect(secondRound.failed == 1)
+        #expect(secondRound.parked == 1, "the returned entry reached the attempt limit")
 
         let parked = try await fixture.storage.parkedOutboxEntries(limit: 10)
-        #expect(parked.map(\.event.streamVersion) == [1, 2, 3])
+        #expect(parked.map(\.event.streamVersion) == [1])
         #expect(parked.allSatisfy { $0.attempts == 2 && $0.lastError?.contains("unroutable") == true })
-        #expect(try await relay.runOnce().published == 0, "parked entries stay until requeued")
-        #expect(try await fixture.storage.outboxCounts() == OutboxCounts(pending: 0, parked: 3, published: 0))
+        #expect(try await relay.runOnce().published == 0, "parked entries stay until requeued, and hold back their stream")
+        #expect(try await fixture.storage.outboxCounts() == OutboxCounts(pending: 2, parked: 1, published: 0))
+        #expect(
+            try await fixture.storage.claimOutboxEntries(limit: 10, now: Date(), leaseDuration: 0).allSatisfy { $0.attempts == 0 },
+            "held-back entries have no attempts recorded")
 
         try await fixture.bind()
-        #expect(try await fixture.storage.requeueParked(parked.map(\.id)) == 3)
+        #expect(try await fixture.storage.requeueParked(parked.map(\.id)) == 1)
         #expect(try await relay.runOnce().published == 3)
         let deliveries = try await fixture.receive(3)
         #expect(deliveries.compactMap { $0.properties.headers?[EventMessage.Header.streamVersion]?.intValue } == [1, 2, 3])
+    }
+
+    /// The mixed outcome in one batch: entry 2 of a stream is returned (its type has no
+    /// binding) while entries 3 and 4 would be routed. The consumer never receives 3 or 4
+    /// before 2, and receives everything once, in order, after the binding is made.
+    @Test func aRefusedEntryInTheMiddleOfAStreamIsNeverOvertakenByItsSuccessors() async throws {
+        let fixture = try await RelayFixture(bindQueue: false)
+        defer { Task { await fixture.tearDown() } }
+        let exchange = EventMessage.exchange(for: fixture.context)
+        try await fixture.connection.bind(
+            AMQPBinding(queue: fixture.queue, exchange: exchange, routingKey: "\(fixture.context).\(ItemCounted.typeName)"))
+        let store = EventStore(storage: fixture.storage, registry: EventRegistry([ItemCounted.self, ItemHandled.self]))
+        let a: StreamID = "item-a"
+        let b: StreamID = "item-b"
+        try await store.publish([EventEnvelope(ItemCounted(index: 1))], to: a)
+        try await store.publish([EventEnvelope(ItemCounted(index: 101))], to: b)
+        try await store.publish([EventEnvelope(ItemHandled(index: 2))], to: a)  // no binding
+        try await store.publish([EventEnvelope(ItemCounted(index: 102))], to: b)
+        try await store.publish([EventEnvelope(ItemCounted(index: 3)), EventEnvelope(ItemCounted(index: 4))], to: a)
+        let relay = fixture.relay(attemptLimit: 2)
+
+        let refused = try await relayUntil(relay) { try await fixture.storage.outboxCounts().parked == 1 }
+        #expect(refused.published == 3, "a's 1 and b's 1 and 2")
+        #expect(refused.failed == 2, "a's 2, returned twice, then parked")
+        #expect(refused.heldBack == 4, "a's 3 and 4 were not sent, each time a's 2 was refused")
+        var received = try await fixture.receive(3)
+        #expect(streamVersions(received) == [["item-a": 1], ["item-b": 1], ["item-b": 2]])
+
+        try await fixture.connection.bind(
+            AMQPBinding(queue: fixture.queue, exchange: exchange, routingKey: "\(fixture.context).\(ItemHandled.typeName)"))
+        let parked = try await fixture.storage.parkedOutboxEntries(limit: 10)
+        #expect(try await fixture.storage.requeueParked(parked.map(\.id)) == 1)
+        #expect(try await relay.runOnce().published == 3)
+        received += try await fixture.receive(3)
+        let versionsOfA = received.compactMap { delivery -> Int? in
+            let headers = delivery.properties.headers ?? [:]
+            guard headers[EventMessage.Header.streamID]?.stringValue == "item-a" else { return nil }
+            return headers[EventMessage.Header.streamVersion]?.intValue
+        }
+        #expect(versionsOfA == [1, 2, 3, 4], "each once, in stream order")
+        #expect(received.count == 6)
+        #expect(try await fixture.storage.outboxCounts() == OutboxCounts(pending: 0, parked: 0, published: 6))
+    }
+
+    /// Runs the relay until `condition` holds (a retried entry is due only after its backoff);
+    /// returns what it did.
+    private func relayUntil(_ relay: OutboxRelay, _ condition: () async throws -> Bool) async throws -> OutboxRelay.Statistics {
+        var total = OutboxRelay.Statistics()
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            let round = try await relay.runOnce()
+            total.published += round.published
+            total.failed += round.failed
+            total.parked += round.parked
+            total.heldBack += round.heldBack
+        } while try await !condition() && ContinuousClock.now < deadline
+        return total
+    }
+
+    private func streamVersions(_ deliveries: [Delivery]) -> [[String: Int]] {
+        deliveries.map { delivery in
+            let headers = delivery.properties.headers ?? [:]
+            return [headers[EventMessage.Header.streamID]?.stringValue ?? "?": headers[EventMessage.Header.streamVersion]?.intValue ?? -1]
+        }
     }
 
     @Test func nackedEventsAreNotMarkedPublished() async throws {

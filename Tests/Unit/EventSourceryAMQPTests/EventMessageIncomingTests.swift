@@ -1,7 +1,7 @@
 @testable import EventSourceryRabbitMQ
 import TestSupport
 import EventSourcery
-import EventSourceryAMQP
+@testable import EventSourceryAMQP
 import Foundation
 import Testing
 
@@ -46,10 +46,131 @@ struct EventMessageIncomingTests {
         #expect(decoded.as(ItemCounted.self) == ItemCounted(index: 42))
     }
 
-    @Test func theSourceContextFallsBackToTheExchange() throws {
-        var message = EventMessage.outgoing(try recorded(), context: "payment")
+    /// The verdict of reading and decoding `message`: `nil` when it is accepted.
+    private func verdict(_ message: OutgoingMessage, exchange: String? = nil, routingKey: String? = nil) -> PoisonMessage? {
+        let delivery = relabel(delivery(message), exchange: exchange ?? message.exchange, routingKey: routingKey ?? message.routingKey)
+        do {
+            _ = try EventMessage.decode(delivery, registry: EventRegistry([ItemCounted.self, ItemHandled.self]))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func relabel(_ delivery: Delivery, exchange: String, routingKey: String) -> Delivery {
+        Delivery(
+            body: delivery.body, properties: delivery.properties, exchange: exchange, routingKey: routingKey, isRedelivered: false,
+            deliveryTag: 1, consumerTag: "test", generation: 1)
+    }
+
+    @Test func theSourceContextIsTheExchangeAndAppIDIsInformational() throws {
+        var message = EventMessage.outgoing(try recorded(), context: "order")
+        message.properties.appId = "shop"
+        #expect(try EventMessage.incoming(delivery(message)).sourceContext == "order")
         message.properties.appId = nil
-        #expect(try EventMessage.incoming(delivery(message)).sourceContext == "payment")
+        #expect(try EventMessage.incoming(delivery(message)).sourceContext == "order")
+    }
+
+    @Test func aMessagePutStraightIntoAQueueNamesItsSourceWithAppID() throws {
+        var message = EventMessage.outgoing(try recorded(), context: "payment")
+        let replayed = relabel(delivery(message), exchange: "", routingKey: "invoice.inbox")
+        #expect(try EventMessage.incoming(replayed).sourceContext == "payment")
+        message.properties.appId = nil
+        #expect(verdict(message, exchange: "", routingKey: "invoice.inbox")?.code == .misrouted)
+    }
+
+    @Test func aMessageOffTheContractsRouteIsMisrouted() throws {
+        let message = EventMessage.outgoing(try recorded(), context: "order")
+        let otherType = verdict(message, routingKey: "order.ItemHandled")
+        #expect(otherType?.code == .misrouted)
+        #expect(otherType?.detail.contains("'order.ItemCounted'") == true)
+        #expect(verdict(message, routingKey: "payment.ItemCounted")?.code == .misrouted)
+        #expect(verdict(message, exchange: "amq.topic")?.code == .misrouted)
+        #expect(verdict(message, exchange: ".events")?.code == .misrouted)
+        #expect(verdict(message) == nil)
+    }
+
+    @Test(arguments: [
+        (EventMessage.Header.schemaVersion, AMQPFieldValue.string("2"), "invalidHeaders"),
+        (EventMessage.Header.schemaVersion, .int64(0), "invalidHeaders"),
+        (EventMessage.Header.schemaVersion, .double(2), "invalidHeaders"),
+        (EventMessage.Header.streamVersion, .string("3"), "invalidHeaders"),
+        (EventMessage.Header.streamVersion, .int32(-1), "invalidHeaders"),
+        (EventMessage.Header.streamVersion, .bool(true), "invalidHeaders"),
+        (EventMessage.Header.streamID, .int64(42), "invalidHeaders"),
+        (EventMessage.Header.streamID, .string(""), "invalidHeaders"),
+        (EventMessage.Header.causationID, .string("not-a-uuid"), "invalidHeaders"),
+        (EventMessage.Header.causationID, .int64(1), "invalidHeaders"),
+    ])
+    func wronglyTypedContractHeadersArePoison(_ header: String, _ value: AMQPFieldValue, _ reason: String) throws {
+        var message = EventMessage.outgoing(try recorded(), context: "order")
+        message.properties.headers?[header] = value
+        let poison = try #require(verdict(message))
+        #expect(poison.code.reason == reason)
+        #expect(poison.detail.contains(header))
+    }
+
+    @Test func contractHeadersOfTheRightTypeAreRead() throws {
+        let message = EventMessage.outgoing(try recorded(), context: "order")
+        let two = try EventMessage.incoming(delivery(message, headers: [EventMessage.Header.schemaVersion: .int32(2)]))
+        #expect(two.event.schemaVersion == 2)
+        var withoutSchema = message
+        withoutSchema.properties.headers?[EventMessage.Header.schemaVersion] = nil
+        #expect(try EventMessage.incoming(delivery(withoutSchema)).event.schemaVersion == 1, "absent means 1")
+        let small = try EventMessage.incoming(delivery(message, headers: [EventMessage.Header.streamVersion: .int32(7)]))
+        #expect(small.streamVersion == 7)
+    }
+
+    @Test func onlyTheContractsHeadersBecomeMetadata() throws {
+        let traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        let message = EventMessage.outgoing(try recorded(), context: "order")
+        let incoming = try EventMessage.incoming(
+            delivery(
+                message,
+                headers: ["traceparent": .string(traceParent), "evil": "injected", "content-type": "text/html", "x-custom": "value"]))
+        #expect(incoming.event.metadata.traceContext == ["traceparent": traceParent])
+        #expect(incoming.invalidTraceParent == nil)
+    }
+
+    @Test func anInvalidTraceParentIsDroppedAndReported() throws {
+        let message = EventMessage.outgoing(try recorded(), context: "order")
+        let incoming = try EventMessage.incoming(delivery(message, headers: ["traceparent": "garbage-not-w3c", "evil": "injected"]))
+        #expect(incoming.event.metadata.traceContext.isEmpty)
+        #expect(incoming.invalidTraceParent?.contains("garbage-not-w3c") == true)
+        let typed = try EventMessage.incoming(delivery(message, headers: ["traceparent": .int64(1)]))
+        #expect(typed.event.metadata.traceContext.isEmpty)
+        #expect(typed.invalidTraceParent != nil)
+    }
+
+    @Test(arguments: [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", true),
+        ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future", true),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra", false),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", false),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", false),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", false),
+        ("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", false),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01", false),
+        ("00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01", false),
+        ("garbage-not-w3c", false),
+        ("", false),
+    ])
+    func recognisesW3CTraceParents(_ text: String, _ valid: Bool) {
+        #expect(EventMessage.isW3CTraceParent(text) == valid)
+    }
+
+    @Test func outgoingMessagesCarryOnlyTheContractsTraceHeader() throws {
+        let traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        let event = try recorded(
+            metadata: EventMetadata(traceContext: ["traceparent": traceParent, "evil": "injected", EventMessage.Header.streamID: "spoofed"])
+        )
+        let headers = try #require(EventMessage.outgoing(event, context: "order").properties.headers)
+        #expect(
+            Set(headers.keys) == [
+                EventMessage.Header.streamID, EventMessage.Header.streamVersion, EventMessage.Header.schemaVersion, "traceparent",
+            ])
+        #expect(headers[EventMessage.Header.streamID]?.stringValue == "item-42")
     }
 
     @Test(arguments: [
