@@ -7,6 +7,29 @@ import Testing
 /// and consumes from a quorum queue: the connection moves to another node by itself.
 @Suite(.serialized, .timeLimit(.minutes(10)), .requiresCluster)
 struct ClusterFailoverTests {
+    /// A list mixing an unreachable plain endpoint and the TLS listener of the first node
+    /// (`scripts/rabbitmq` puts it at the AMQP port + 100, with its CA under `.run/cluster`):
+    /// whatever the shuffled order, the connection ends up on the TLS endpoint.
+    @Test func aMixedListSkipsAnUnreachableNodeAndUsesTLSWhereAsked() async throws {
+        let first = try AMQPConnection.Configuration(url: try #require(TestCluster.url))
+        let caFile = TestRepository.root.appendingPathComponent(".run/cluster/es1/tls/ca.pem").path
+        try #require(FileManager.default.fileExists(atPath: caFile), "no CA at \(caFile)")
+        let url = "amqp://guest:guest@127.0.0.1:1/,amqps://guest:guest@localhost:\(first.port + 100)/?cacertfile=\(caFile)"
+        let configuration = try AMQPConnection.Configuration(url: url)
+        #expect(configuration.endpoints.map { $0.tls != nil } == [false, true])
+        let connection = AMQPConnection(configuration: configuration, logger: TestBroker.logger)
+        try await connection.connect()
+        let endpoint = try #require(await connection.connectedEndpoint)
+        #expect(endpoint.port == first.port + 100)
+        #expect(endpoint.tls?.caFile == caFile)
+        let queue = TestBroker.uniqueName("cluster.tls")
+        try await connection.declare(AMQPQueue(name: queue, arguments: ["x-queue-type": "quorum"]))
+        let outcome = try await AMQPPublisher(connection: connection).publish(OutgoingMessage.test(queue: queue))
+        #expect(outcome.isConfirmed)
+        try await connection.deleteQueue(queue)
+        await connection.close()
+    }
+
     @Test func killingTheConnectedNodeMovesTheConnectionWithoutLosingMessages() async throws {
         var configuration = try AMQPConnection.Configuration(url: try #require(TestCluster.url))
         configuration.heartbeat = .seconds(2)
@@ -53,8 +76,9 @@ struct ClusterFailoverTests {
         // Kill the node while a batch is in flight.
         let inFlight = batch()
         let inFlightOutcomes = Task { try await publisher.publish(inFlight) }
-        try await TestCluster.script("cluster-kill", "\(before.port)")
+        // Measured from just before the kill: an upper bound of the time without a node.
         let killedAt = ContinuousClock.now
+        try await TestCluster.script("cluster-kill", "\(before.port)")
         _ = record(inFlight, try await inFlightOutcomes.value)
 
         // Publish until a whole batch is confirmed again: the connection works on another node.
