@@ -27,9 +27,10 @@
 ///
 /// With several endpoints (the nodes of a cluster) ``Action/openConnection(endpoint:)``
 /// names the one to open, chosen by an ``EndpointRotation``: shuffled once, then round robin.
-/// A failed attempt moves on to the next endpoint at once, staying in ``State/connecting``
-/// or ``State/reconnecting(attempt:)``; only when every endpoint failed in a row does the
-/// first connect report the error, or recovery back off. A lost connection moves on to the
+/// A failed first connect moves on to the next endpoint at once, staying in
+/// ``State/connecting``; a failed recovery attempt schedules the next endpoint without a
+/// delay, in ``State/backingOff(attempt:)`` with the same attempt. Only when every endpoint
+/// failed in a row does the first connect report the error, or recovery back off. A lost connection moves on to the
 /// next endpoint too and counts as the first failure of the round, so recovery tries the
 /// other nodes before it backs off and starts over. An attempt, for the backoff
 /// and `maximumAttempts`, is one round over all endpoints. With one endpoint this is the
@@ -49,9 +50,9 @@
 /// reconnecting(n) ──connected──▶ declaringTopology(n) ──topologyDeclared──▶ reopeningConsumers(n)
 /// reopeningConsumers(n) ──consumersReopened──▶ open   (parked operations resume)
 /// reconnecting(n) / declaringTopology(n) / reopeningConsumers(n)
-///     ──connectFailed / connectionLost──▶ reconnecting(n) on an endpoint not tried yet,
-///                                          else backingOff(n + 1), or disconnected once
-///                                          `maximumAttempts` attempts failed
+///     ──connectFailed / connectionLost──▶ backingOff(n) without a delay while an endpoint
+///                                          is not tried yet, else backingOff(n + 1), or
+///                                          disconnected once `maximumAttempts` attempts failed
 /// any state but closed ──closeRequested──▶ closed
 /// closed ──connectRequested──▶ closed                 (closedByClient reported to the caller)
 /// ```
@@ -436,8 +437,10 @@ struct ConnectionStateMachine {
     /// every endpoint failed in a row backs off (or gives up).
     private mutating func attemptFailed(_ attempt: Int, _ error: AMQPError) -> Action {
         if endpoints.failed() {
-            state = .reconnecting(attempt: attempt)
-            return .openConnection(endpoint: endpoints.current)
+            // The next endpoint at once, but through the owner's timer: a loss reported while
+            // the topology or the consumers are re-opened unwinds before the next attempt.
+            state = .backingOff(attempt: attempt)
+            return .scheduleReconnect(attempt: attempt, after: .zero, error: error)
         }
         let failures = attempt + 1
         if let maximum = recovery.maximumAttempts, failures >= maximum {

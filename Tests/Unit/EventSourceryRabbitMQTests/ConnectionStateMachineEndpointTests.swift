@@ -63,8 +63,10 @@ import Testing
         var machine = Self.openMachine()
         _ = machine.connectionLost(Self.socketError)
         #expect(machine.backoffElapsed().endpoint == 2)
-        // Endpoint 2 is down too: endpoint 0 at once, within the same attempt.
-        #expect(machine.connectFailed(Self.refused).endpoint == 0)
+        // Endpoint 2 is down too: endpoint 0 without a delay, within the same attempt.
+        #expect(machine.connectFailed(Self.refused).summary == "scheduleReconnect(0, 0.0 seconds)")
+        #expect(machine.state == .backingOff(attempt: 0))
+        #expect(machine.backoffElapsed().endpoint == 0)
         #expect(machine.state == .reconnecting(attempt: 0))
         #expect(machine.connected().summary == "declareTopology")
         #expect(machine.topologyDeclared().summary == "reopenConsumers")
@@ -76,8 +78,11 @@ import Testing
         _ = machine.connectionLost(Self.socketError)
         _ = machine.backoffElapsed()
         _ = machine.connected()
-        // The node dies while the topology is declared on it.
-        #expect(machine.connectionLost(Self.socketError).endpoint == 0)
+        // The node dies while the topology is declared on it: the owner unwinds, then
+        // opens the next endpoint.
+        #expect(machine.connectionLost(Self.socketError).summary == "scheduleReconnect(0, 0.0 seconds)")
+        #expect(machine.topologyDeclared().summary == "none")
+        #expect(machine.backoffElapsed().endpoint == 0)
         #expect(machine.state == .reconnecting(attempt: 0))
     }
 
@@ -87,7 +92,7 @@ import Testing
         var tried: [Int] = []
         var action = machine.backoffElapsed()
         var schedules: [String] = []
-        for _ in 0..<6 {
+        for _ in 0..<8 {
             switch action {
             case .openConnection(let endpoint):
                 tried.append(endpoint)
@@ -102,10 +107,13 @@ import Testing
         }
         // The lost endpoint 1 counts as the first round's first failure: 2 and 0 are tried,
         // then recovery backs off, and the second round tries all three.
-        #expect(tried == [2, 0, 1, 2, 0])
-        #expect(schedules == ["scheduleReconnect(1, 0.2 seconds)"])
-        #expect(action.summary == "scheduleReconnect(2, 0.4 seconds)")
-        #expect(machine.state == .backingOff(attempt: 2))
+        #expect(tried == [2, 0, 1, 2])
+        #expect(
+            schedules == [
+                "scheduleReconnect(0, 0.0 seconds)", "scheduleReconnect(1, 0.2 seconds)", "scheduleReconnect(1, 0.0 seconds)",
+                "scheduleReconnect(1, 0.0 seconds)",
+            ])
+        #expect(machine.state == .reconnecting(attempt: 1))
     }
 
     @Test func maximumAttemptsCountsRoundsOverAllEndpoints() {
