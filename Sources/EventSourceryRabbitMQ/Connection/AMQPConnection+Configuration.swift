@@ -110,7 +110,7 @@ extension AMQPConnection {
         public var connectionName: String?
         /// How a lost connection is re-established.
         public var recovery: Recovery
-        /// Further nodes of the broker's cluster, tried after ``host``/``port`` fail. Default none.
+        /// Further nodes of the broker's cluster besides ``host``/``port``; see ``endpoints``. Default none.
         public var additionalEndpoints: [Endpoint]
 
         /// Every node to connect to: ``host``, ``port``, ``user``, ``password`` and ``tls``
