@@ -136,6 +136,13 @@ struct ConfigurationPolicyTests {
         #expect(empty.message == "must list at least one URL")
     }
 
+    @Test func aBadEntryOfAnEndpointListHidesEveryPassword() throws {
+        let (error, _) = try failure(yaml(), environment: ["AMQP_URL": "amqp://u:secret@h1,h2:99999/,amqp://v:other@h3/"])
+        #expect(!error.description.contains("secret") && !error.description.contains("other"))
+        #expect(error.description.contains("'amqp://u:***@h1,h2:99999/,amqp://v:***@h3/'"))
+        #expect(error.message.contains("endpoint 2 of the AMQP URL list"))
+    }
+
     @Test func anEndpointListFromTheEnvironmentReplacesURLs() throws {
         let (configuration, _) = try load(
             yaml(url: "urls: [amqp://127.0.0.1:5691/]"), environment: ["AMQP_URL": "amqp://u:p@10.0.0.1,10.0.0.2:5673/v"])
