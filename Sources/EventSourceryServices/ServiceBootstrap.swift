@@ -106,14 +106,14 @@ public enum ServiceBootstrap {
         while true {
             do {
                 try await connection.connect()
-                logger.info("Connected to the broker", metadata: ["amqp.host": "\(configuration.host):\(configuration.port)"])
+                logger.info("Connected to the broker", metadata: ["amqp.endpoints": "\(configuration.endpoints.map(\.address))"])
                 return connection
             } catch {
                 attempt += 1
                 guard settings.configuration.broker.waitForBroker, !Task.isCancelled else {
                     throw StartupError(
                         message:
-                            "Cannot connect to the broker at \(configuration.host):\(configuration.port) vhost '\(configuration.vhost)': \(error)",
+                            "Cannot connect to the broker at \(configuration.endpoints.map(\.address).joined(separator: ", ")) vhost '\(configuration.vhost)': \(error)",
                         exitCode: 69
                     )
                 }

@@ -41,8 +41,9 @@ extension ServiceConfiguration: Decodable {
 extension ServiceConfiguration.Broker: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["url", "heartbeat_seconds", "wait_for_broker"])
+        try container.rejectUnknownKeys(["url", "urls", "heartbeat_seconds", "wait_for_broker"])
         url = try container.value("url")
+        urls = try container.value("urls")
         heartbeatSeconds = try container.value("heartbeat_seconds")
         waitForBroker = try container.value("wait_for_broker", default: Self().waitForBroker)
     }

@@ -67,19 +67,28 @@ extension ServiceConfiguration {
         return configuration
     }
 
-    /// The broker connection: `broker.url` (or the library's default broker) with
-    /// `broker.heartbeat_seconds`, named `name` in the broker's management UI.
+    /// The broker connection: `broker.url` or the cluster nodes of `broker.urls` (or the
+    /// library's default broker) with `broker.heartbeat_seconds`, named `name` in the broker's
+    /// management UI.
     ///
-    /// - Throws: ``ConfigurationError`` for a URL that does not parse or a value
+    /// - Throws: ``ConfigurationError`` for a URL that does not parse (naming the entry of
+    ///   `broker.urls`), both `broker.url` and `broker.urls`, or a value
     ///   `AMQPConnection.Configuration.validate()` rejects.
     public func connectionConfiguration(name: String) throws(ConfigurationError) -> AMQPConnection.Configuration {
         var configuration = AMQPConnection.Configuration()
-        if let url = broker.url {
-            do {
-                configuration = try AMQPConnection.Configuration(url: url)
-            } catch {
-                throw self.error(at: "broker.url", "'\(StorageLocation.redacted(url))': \(error.message)")
+        switch (broker.url, broker.urls) {
+        case (let url?, nil):
+            configuration = try parsedBroker(url, at: "broker.url")
+        case (nil, let urls?):
+            guard !urls.isEmpty else { throw self.error(at: "broker.urls", "must list at least one URL") }
+            for (index, url) in urls.enumerated() {
+                _ = try parsedBroker(url, at: "broker.urls[\(index)]")
             }
+            configuration = try parsedBroker(urls.joined(separator: ","), at: "broker.urls")
+        case (_?, _?):
+            throw self.error(at: "broker.urls", "set either broker.url or broker.urls, not both")
+        case (nil, nil):
+            break
         }
         if let seconds = broker.heartbeatSeconds { configuration.heartbeat = .seconds(seconds) }
         configuration.connectionName = name
@@ -114,6 +123,14 @@ extension ServiceConfiguration {
 
     /// Runs a library `validate()`, reporting its error at the entry that sets the field it
     /// names (`entries` maps library fields to entries), or at `fallback`.
+    private func parsedBroker(_ url: String, at entry: String) throws(ConfigurationError) -> AMQPConnection.Configuration {
+        do {
+            return try AMQPConnection.Configuration(url: url)
+        } catch {
+            throw self.error(at: entry, "'\(StorageLocation.redacted(url))': \(error.message)")
+        }
+    }
+
     private func validated(
         _ validate: () throws(AMQPError) -> Void, entries: [String: String], otherwise fallback: String
     ) throws(ConfigurationError) {

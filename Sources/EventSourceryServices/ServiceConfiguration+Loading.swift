@@ -108,7 +108,10 @@ extension ServiceConfiguration {
             apply(&self, newValue)
             origins[entry] = .environment(variable)
         }
-        set("AMQP_URL", "broker.url", value("AMQP_URL")) { $0.broker.url = $1 }
+        set("AMQP_URL", "broker.url", value("AMQP_URL")) {
+            $0.broker.url = $1
+            $0.broker.urls = nil
+        }
         if let text = value("ES_BROKER_WAIT") {
             let wait: Bool
             switch text.lowercased() {

@@ -41,8 +41,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     /// The broker connection.
     public struct Broker: Sendable, Equatable {
-        /// `amqp://user:password@host:port/vhost` or `amqps://…`. Environment: `AMQP_URL`.
+        /// `amqp://user:password@host:port/vhost` or `amqps://…`, or for a cluster a
+        /// comma-separated list of nodes (`amqp://user:password@host1:5672,host2:5672/vhost`).
+        /// Environment: `AMQP_URL`, which replaces ``url`` and ``urls``.
         public var url: String?
+        /// The nodes of a cluster, one URL each (they may mix `amqp` and `amqps` and carry their
+        /// own credentials, but name one vhost); instead of ``url``.
+        public var urls: [String]?
         /// Heartbeat interval in whole seconds (0 disables heartbeats).
         public var heartbeatSeconds: Int?
         /// Whether a service keeps retrying when the broker is unreachable at start, instead of

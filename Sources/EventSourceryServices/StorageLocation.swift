@@ -75,8 +75,12 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The URL (a store's or a broker's) with its password replaced by `***`, for logs.
+    /// The URL (a store's or a broker's, or a comma-separated list of broker URLs) with its
+    /// passwords replaced by `***`, for logs.
     public static func redacted(_ url: String) -> String {
+        guard !url.contains(",") else {
+            return url.split(separator: ",", omittingEmptySubsequences: false).map { redacted(String($0)) }.joined(separator: ",")
+        }
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "***"
         return components.string ?? url

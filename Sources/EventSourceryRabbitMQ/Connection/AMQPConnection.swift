@@ -146,6 +146,14 @@ public final class AMQPConnection: Sendable, Service {
         }
     }
 
+    /// The endpoint (cluster node) the connection is open to; `nil` while it is not
+    /// connected (this does not wait for recovery).
+    public var connectedEndpoint: Configuration.Endpoint? {
+        get async {
+            try? await thread.perform(waitsForRecovery: false) { session in session.connectedEndpoint }
+        }
+    }
+
     /// Reads a queue's message and consumer counts without declaring it.
     ///
     /// - Throws: ``AMQPError`` with code ``AMQPError/Code/notFound`` (404) if it does not exist.

@@ -1,5 +1,7 @@
-/// Parses AMQP URIs (`amqp://user:pass@host:port/vhost?query`). Pure, so it is unit-tested
-/// without a broker.
+import Foundation
+
+/// Parses AMQP URIs (`amqp://user:pass@host:port/vhost?query`) and comma-separated lists of
+/// them for a cluster. Pure, so it is unit-tested without a broker.
 struct AMQPURLParser {
     struct Result: Equatable {
         var isTLS: Bool
@@ -15,6 +17,89 @@ struct AMQPURLParser {
                 && lhs.port == rhs.port && lhs.vhost == rhs.vhost
                 && lhs.query.map(\.0) == rhs.query.map(\.0) && lhs.query.map(\.1) == rhs.query.map(\.1)
         }
+    }
+
+    /// Parses one URI or a comma-separated list of endpoints, one ``Result`` per endpoint.
+    ///
+    /// An entry that starts with `amqp://` or `amqps://` is a whole URI. An entry without a
+    /// scheme is a further `host[:port]` of the URI before it, sharing its scheme and
+    /// credentials; the last entry of such a run may carry the vhost and query they all share
+    /// (`amqp://u:p@h1,h2:5673/vhost?heartbeat=5`). Every endpoint must name the same vhost.
+    ///
+    /// - Throws: ``AMQPError/Code/invalidURL``; in a list the message names the entry.
+    static func parseList(_ text: String) throws(AMQPError) -> [Result] {
+        let pieces = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        guard pieces.count > 1 else { return [try parse(text)] }
+        // Runs of pieces: a URI with a scheme followed by the bare hosts that share it.
+        var runs: [[(index: Int, text: String)]] = []
+        for (index, piece) in pieces.enumerated() {
+            guard !piece.isEmpty else { throw entryError(index, "is empty") }
+            if scheme(of: piece) != nil {
+                runs.append([(index, piece)])
+            } else if runs.isEmpty || piece.contains("://") {
+                throw entryError(index, "\"\(piece)\" must start with amqp:// or amqps://")
+            } else {
+                runs[runs.count - 1].append((index, piece))
+            }
+        }
+        var results: [Result] = []
+        for run in runs {
+            results += try expand(run)
+        }
+        for (index, result) in results.enumerated() where result.vhost != results[0].vhost {
+            throw entryError(
+                index, "\"\(pieces[index])\" names the vhost \"\(result.vhost)\", but the first entry names \"\(results[0].vhost)\"")
+        }
+        return results
+    }
+
+    /// An ``AMQPError/Code/invalidURL`` error about entry `index` (0-based) of an endpoint list.
+    static func entryError(_ index: Int, _ problem: String) -> AMQPError {
+        AMQPError(.invalidURL, "endpoint \(index + 1) of the AMQP URL list: \(problem)")
+    }
+
+    /// Parses a URI and the bare hosts after it, which take its scheme and credentials and
+    /// the vhost and query of the last of them.
+    private static func expand(_ run: [(index: Int, text: String)]) throws(AMQPError) -> [Result] {
+        let first = run[0]
+        func parseEntry(_ index: Int, _ url: String) throws(AMQPError) -> Result {
+            do {
+                return try parse(url)
+            } catch {
+                throw entryError(index, "\"\(run.first { $0.index == index }?.text ?? url)\": \(error.message)")
+            }
+        }
+        guard run.count > 1, let scheme = scheme(of: first.text) else { return [try parseEntry(first.index, first.text)] }
+        let authority = first.text.dropFirst(scheme.count)
+        if authority.contains(where: { $0 == "/" || $0 == "?" }) {
+            throw entryError(first.index, "\"\(first.text)\": only the last host of a list may carry the vhost and query")
+        }
+        let credentials = authority.lastIndex(of: "@").map { authority[...$0] } ?? ""
+        let last = run[run.count - 1].text
+        let tail = last.firstIndex(where: { $0 == "/" || $0 == "?" }).map { last[$0...] } ?? ""
+        var results = [try parseEntry(first.index, first.text + tail)]
+        for (offset, entry) in run.enumerated().dropFirst() {
+            let isLast = offset == run.count - 1
+            let host = isLast ? String(entry.text.dropLast(tail.count)) : entry.text
+            if !isLast, host.contains(where: { $0 == "/" || $0 == "?" }) {
+                throw entryError(entry.index, "\"\(entry.text)\": only the last host of a list may carry the vhost and query")
+            }
+            if host.contains("@") {
+                throw entryError(entry.index, "\"\(entry.text)\": a host without a scheme takes the credentials of the URI before it")
+            }
+            results.append(try parseEntry(entry.index, scheme + credentials + host + tail))
+        }
+        return results
+    }
+
+    /// `amqp://` or `amqps://` as written, if `text` starts with one.
+    private static func scheme(of text: String) -> String? {
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("amqps://") { return String(text.prefix(8)) }
+        if lowered.hasPrefix("amqp://") { return String(text.prefix(7)) }
+        return nil
     }
 
     static func parse(_ url: String) throws(AMQPError) -> Result {

@@ -75,7 +75,7 @@ final class ConnectionSession {
     init(configuration: AMQPConnection.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.machine = ConnectionStateMachine(recovery: configuration.recovery)
+        self.machine = ConnectionStateMachine(recovery: configuration.recovery, endpointCount: configuration.endpoints.count)
     }
 
     // MARK: Jobs
@@ -140,9 +140,9 @@ final class ConnectionSession {
         switch action {
         case .none:
             return nil
-        case .openConnection:
+        case .openConnection(let endpoint):
             do {
-                try establish()
+                try establish(configuration.endpoints[endpoint])
             } catch {
                 return perform(machine.connectFailed(error))
             }
@@ -184,17 +184,23 @@ final class ConnectionSession {
         }
     }
 
-    private func establish() throws(AMQPError) {
+    private func establish(_ endpoint: AMQPConnection.Configuration.Endpoint) throws(AMQPError) {
         generation += 1
-        let connection = try RabbitMQConnection(configuration: configuration, generation: generation)
+        let connection = try RabbitMQConnection(configuration: configuration, endpoint: endpoint, generation: generation)
         try connection.openChannel(Self.controlChannel)
         self.connection = connection
         logger.info(
             "AMQP connection open",
             metadata: [
-                "amqp.host": "\(configuration.host)", "amqp.port": "\(configuration.port)",
+                "amqp.host": "\(endpoint.host)", "amqp.port": "\(endpoint.port)",
                 "amqp.vhost": "\(configuration.vhost)", "amqp.heartbeat": "\(connection.negotiatedHeartbeat)",
             ])
+    }
+
+    /// The endpoint of the live connection, if any.
+    var connectedEndpoint: AMQPConnection.Configuration.Endpoint? {
+        guard let connection, connection.isOpen else { return nil }
+        return connection.endpoint
     }
 
     /// Discards a dead connection and tells the machine (which recovers or gives up).
@@ -281,7 +287,7 @@ final class ConnectionSession {
         // Wake at least twice per heartbeat interval so rabbitmq-c sends heartbeats in time
         // and notices missing ones.
         // With TLS, OpenSSL may hold decrypted bytes that poll cannot see: poll more often.
-        let cap = configuration.tls == nil ? 1000 : 100
+        let cap = connection?.endpoint.tls == nil ? 1000 : 100
         let heartbeat = connection?.negotiatedHeartbeat ?? 0
         return Int32(heartbeat > 0 ? min(cap, heartbeat * 250) : cap)
     }

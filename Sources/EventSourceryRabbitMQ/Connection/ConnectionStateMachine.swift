@@ -23,12 +23,26 @@
 /// - ``State/reopeningConsumers(attempt:)``: the registered consumers are re-opened.
 /// - ``State/closed``: closed by the application; final.
 ///
+/// ## Endpoints
+///
+/// With several endpoints (the nodes of a cluster) ``Action/openConnection(endpoint:)``
+/// names the one to open, chosen by an ``EndpointRotation``: shuffled once, then round robin.
+/// A failed first connect moves on to the next endpoint at once, staying in
+/// ``State/connecting``; a failed recovery attempt schedules the next endpoint without a
+/// delay, in ``State/backingOff(attempt:)`` with the same attempt. Only when every endpoint
+/// failed in a row does the first connect report the error, or recovery back off. A lost connection moves on to the
+/// next endpoint too and counts as the first failure of the round, so recovery tries the
+/// other nodes before it backs off and starts over. An attempt, for the backoff
+/// and `maximumAttempts`, is one round over all endpoints. With one endpoint this is the
+/// same as retrying it.
+///
 /// ## Transitions
 ///
 /// ```
 /// disconnected ──connectRequested──▶ connecting ──connected──▶ open
-///      ▲                                 │
-///      └──────────connectFailed──────────┘ (error reported to the caller)
+///      ▲                                 │ ▲
+///      │                                 └─┘ connectFailed, an endpoint not tried yet
+///      └──────────connectFailed──────────┘   (every endpoint failed: error reported to the caller)
 ///
 /// open ──connectionLost──▶ backingOff(0)             (recovery enabled; unconfirmed publishes fail)
 /// open ──connectionLost──▶ disconnected              (recovery disabled; everything fails)
@@ -36,8 +50,9 @@
 /// reconnecting(n) ──connected──▶ declaringTopology(n) ──topologyDeclared──▶ reopeningConsumers(n)
 /// reopeningConsumers(n) ──consumersReopened──▶ open   (parked operations resume)
 /// reconnecting(n) / declaringTopology(n) / reopeningConsumers(n)
-///     ──connectFailed / connectionLost──▶ backingOff(n + 1), or disconnected once
-///                                          `maximumAttempts` attempts failed
+///     ──connectFailed / connectionLost──▶ backingOff(n) without a delay while an endpoint
+///                                          is not tried yet, else backingOff(n + 1), or
+///                                          disconnected once `maximumAttempts` attempts failed
 /// any state but closed ──closeRequested──▶ closed
 /// closed ──connectRequested──▶ closed                 (closedByClient reported to the caller)
 /// ```
@@ -100,9 +115,10 @@ struct ConnectionStateMachine {
     enum Action {
         /// Nothing.
         case none
-        /// Open a socket, log in and open the control channel; report ``connected()`` or
+        /// Open a socket to endpoint `endpoint` (an index into the configuration's
+        /// endpoints), log in and open the control channel; report ``connected()`` or
         /// ``connectFailed(_:)``.
-        case openConnection
+        case openConnection(endpoint: Int)
         /// Throw the error to the caller of `connect()`.
         case reportConnectFailure(AMQPError)
         /// Wait `delay`, then report ``backoffElapsed()``. `error` is why the connection was
@@ -160,6 +176,8 @@ struct ConnectionStateMachine {
     }
 
     private(set) var state: State = .disconnected
+    /// Which endpoint to open next.
+    private(set) var endpoints: EndpointRotation
     private var batch: PublishBatch?
     private let recovery: AMQPConnection.Configuration.Recovery
     private let randomFraction: () -> Double
@@ -168,10 +186,16 @@ struct ConnectionStateMachine {
     ///
     /// - Parameters:
     ///   - recovery: Whether and how a lost connection is re-opened.
-    ///   - randomFraction: The jitter source for ``ReconnectBackoff``, a number in 0...1.
-    init(recovery: AMQPConnection.Configuration.Recovery, randomFraction: @escaping () -> Double = { Double.random(in: 0...1) }) {
+    ///   - endpointCount: How many endpoints the configuration lists.
+    ///   - randomFraction: The source, a number in 0...1, for shuffling the endpoints and for
+    ///     the jitter of ``ReconnectBackoff``.
+    init(
+        recovery: AMQPConnection.Configuration.Recovery, endpointCount: Int = 1,
+        randomFraction: @escaping () -> Double = { Double.random(in: 0...1) }
+    ) {
         self.recovery = recovery
         self.randomFraction = randomFraction
+        self.endpoints = EndpointRotation(count: endpointCount, randomFraction: randomFraction)
     }
 
     /// Whether a lost connection is being re-established (operations wait for it).
@@ -198,7 +222,7 @@ struct ConnectionStateMachine {
         switch state {
         case .disconnected:
             state = .connecting
-            return .openConnection
+            return .openConnection(endpoint: endpoints.current)
         case .closed:
             return .reportConnectFailure(notConnectedError)
         case .connecting, .open, .backingOff, .reconnecting, .declaringTopology, .reopeningConsumers:
@@ -211,6 +235,7 @@ struct ConnectionStateMachine {
     mutating func connected() -> Action {
         switch state {
         case .connecting:
+            endpoints.succeeded()
             state = .open(.closed)
             return .none
         case .reconnecting(let attempt):
@@ -225,8 +250,11 @@ struct ConnectionStateMachine {
     mutating func connectFailed(_ error: AMQPError) -> Action {
         switch state {
         case .connecting:
-            state = .disconnected
-            return .reportConnectFailure(error)
+            guard endpoints.failed() else {
+                state = .disconnected
+                return .reportConnectFailure(error)
+            }
+            return .openConnection(endpoint: endpoints.current)
         case .reconnecting(let attempt):
             return attemptFailed(attempt, error)
         case .disconnected, .open, .backingOff, .declaringTopology, .reopeningConsumers, .closed:
@@ -240,6 +268,8 @@ struct ConnectionStateMachine {
         switch state {
         case .open:
             failBatch(error)
+            // Recovery starts with the next endpoint; the lost one counts as the round's first failure.
+            _ = endpoints.failed()
             guard recovery.isEnabled else {
                 state = .disconnected
                 return .cleanUp(.connectionLost(error))
@@ -257,7 +287,7 @@ struct ConnectionStateMachine {
     mutating func backoffElapsed() -> Action {
         guard case .backingOff(let attempt) = state else { return .none }
         state = .reconnecting(attempt: attempt)
-        return .openConnection
+        return .openConnection(endpoint: endpoints.current)
     }
 
     /// The registered topology was declared again (items the broker refused are skipped).
@@ -270,6 +300,7 @@ struct ConnectionStateMachine {
     /// The registered consumers were re-opened (those the broker refused have ended).
     mutating func consumersReopened() -> Action {
         guard case .reopeningConsumers(let attempt) = state else { return .none }
+        endpoints.succeeded()
         state = .open(.closed)
         return .resumeParkedOperations(attempts: attempt + 1)
     }
@@ -402,7 +433,15 @@ struct ConnectionStateMachine {
         batch = current
     }
 
+    /// Attempt `attempt` failed on the current endpoint: tries the next endpoint, or once
+    /// every endpoint failed in a row backs off (or gives up).
     private mutating func attemptFailed(_ attempt: Int, _ error: AMQPError) -> Action {
+        if endpoints.failed() {
+            // The next endpoint at once, but through the owner's timer: a loss reported while
+            // the topology or the consumers are re-opened unwinds before the next attempt.
+            state = .backingOff(attempt: attempt)
+            return .scheduleReconnect(attempt: attempt, after: .zero, error: error)
+        }
         let failures = attempt + 1
         if let maximum = recovery.maximumAttempts, failures >= maximum {
             state = .disconnected

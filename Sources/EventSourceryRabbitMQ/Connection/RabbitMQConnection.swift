@@ -22,19 +22,26 @@ final class RabbitMQConnection {
     private let state: amqp_connection_state_t
     private let arena = Arena()
     private let vhost: String
+    /// The node this connection is open to.
+    let endpoint: AMQPConnection.Configuration.Endpoint
     let generation: UInt64
     /// False once the connection failed or was closed; the object must then be discarded.
     private(set) var isOpen = false
     /// Channels the broker closed since they were opened; reopen before use.
     private(set) var closedChannels: Set<UInt16> = []
 
-    /// Opens the socket, logs in and negotiates limits.
-    init(configuration: AMQPConnection.Configuration, generation: UInt64) throws(AMQPError) {
+    /// Opens the socket to `endpoint`, logs in and negotiates limits.
+    init(
+        configuration: AMQPConnection.Configuration, endpoint: AMQPConnection.Configuration.Endpoint, generation: UInt64
+    )
+        throws(AMQPError)
+    {
         guard let state = amqp_new_connection() else {
             throw AMQPError(.protocolError, "rabbitmq-c could not allocate a connection")
         }
         self.state = state
         self.vhost = configuration.vhost
+        self.endpoint = endpoint
         self.generation = generation
         // From here on deinit destroys `state`, also when init throws.
         try open(configuration)
@@ -47,7 +54,7 @@ final class RabbitMQConnection {
 
     private func open(_ configuration: AMQPConnection.Configuration) throws(AMQPError) {
         let socket: OpaquePointer?
-        if let tls = configuration.tls {
+        if let tls = endpoint.tls {
             socket = amqp_ssl_socket_new(state)
             guard let socket else { throw AMQPError(.tlsFailure, "could not create a TLS socket") }
             amqp_ssl_socket_set_verify_peer(socket, tls.verifyPeer ? 1 : 0)
@@ -70,10 +77,10 @@ final class RabbitMQConnection {
         guard let socket else { throw AMQPError(.protocolError, "could not create a socket") }
 
         var connectTimeout = Self.timeval(configuration.connectTimeout)
-        let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
+        let status = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &connectTimeout)
         if status != AMQP_STATUS_OK.rawValue {
             let savedErrno = errno
-            throw Self.openError(status, errno: savedErrno, configuration: configuration)
+            throw Self.openError(status, errno: savedErrno, endpoint: endpoint, connectTimeout: configuration.connectTimeout)
         }
         _ = amqp_set_handshake_timeout(state, &connectTimeout)
         var rpcTimeout = Self.timeval(.seconds(30))
@@ -96,7 +103,7 @@ final class RabbitMQConnection {
         let reply = cramqp_login_plain(
             state, arena.cString(configuration.vhost), Int32(configuration.channelMax),
             Int32(clamping: Int64(configuration.frameMax)), heartbeat, &properties,
-            arena.cString(configuration.user), arena.cString(configuration.password)
+            arena.cString(endpoint.user), arena.cString(endpoint.password)
         )
         arena.reset()
         if let error = replyError(reply, channel: 0, context: "logging in", duringLogin: true) {
@@ -506,13 +513,15 @@ final class RabbitMQConnection {
         }
     }
 
-    private static func openError(_ status: Int32, errno savedErrno: Int32, configuration: AMQPConnection.Configuration) -> AMQPError {
-        let target = "\(configuration.host):\(configuration.port)"
+    private static func openError(
+        _ status: Int32, errno savedErrno: Int32, endpoint: AMQPConnection.Configuration.Endpoint, connectTimeout: Duration
+    ) -> AMQPError {
+        let target = endpoint.address
         switch status {
         case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED.rawValue:
-            return AMQPError(.hostNotFound, "could not resolve the host name \(configuration.host)")
+            return AMQPError(.hostNotFound, "could not resolve the host name \(endpoint.host)")
         case AMQP_STATUS_TIMEOUT.rawValue:
-            return AMQPError(.timeout, "connecting to \(target) took longer than \(configuration.connectTimeout)")
+            return AMQPError(.timeout, "connecting to \(target) took longer than \(connectTimeout)")
         case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue,
             AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
             return AMQPError(

@@ -9,10 +9,13 @@ import Testing
 /// library's defaults.
 struct ConfigurationPolicyTests {
     /// A file with one context and the given `broker:` and `relay:` lines.
-    private func yaml(broker: String = "", relay: String = "", store: String = "sqlite:order.sqlite") -> String {
+    private func yaml(
+        url: String = "url: amqp://guest:guest@127.0.0.1:5673/", broker: String = "", relay: String = "",
+        store: String = "sqlite:order.sqlite"
+    ) -> String {
         """
         broker:
-          url: amqp://guest:guest@127.0.0.1:5673/
+          \(url)
         \(broker)
         relay:
           batch_size: 10
@@ -103,6 +106,50 @@ struct ConfigurationPolicyTests {
         #expect(error.origin == .environment("AMQP_URL"))
         #expect(error.description.hasPrefix("environment variable AMQP_URL: 'http://127.0.0.1:5673/': "))
         #expect(error.message.contains("amqp:// or amqps://"))
+    }
+
+    @Test func theNodesOfAClusterAreListedInURLs() throws {
+        let urls = "urls: [amqp://guest:guest@127.0.0.1:5691/, 'amqp://guest:guest@127.0.0.1:5692,127.0.0.1:5693/']"
+        let (configuration, _) = try load(yaml(url: urls))
+        let connection = try configuration.connectionConfiguration(name: "test")
+        #expect(connection.endpoints.map(\.address) == ["127.0.0.1:5691", "127.0.0.1:5692", "127.0.0.1:5693"])
+    }
+
+    @Test func aBadEntryOfURLsIsNamedAtItsLine() throws {
+        let (error, path) = try failure(yaml(url: "urls:\n    - amqp://127.0.0.1:5691/\n    - amqp://127.0.0.1:99999/"))
+        #expect(error.entry == "broker.urls[1]")
+        #expect(error.origin == .file(path, line: 4, column: 7))
+        #expect(error.message.contains("invalid port"))
+    }
+
+    @Test func entriesOfURLsMustShareTheVhost() throws {
+        let (error, _) = try failure(yaml(url: "urls: [amqp://127.0.0.1:5691/a, amqp://127.0.0.1:5692/b]"))
+        #expect(error.entry == "broker.urls")
+        #expect(error.message.contains("endpoint 2 of the AMQP URL list"))
+    }
+
+    @Test func urlAndURLsAreExclusive() throws {
+        let (error, _) = try failure(yaml(broker: "  urls: [amqp://127.0.0.1:5691/]"))
+        #expect(error.entry == "broker.urls")
+        #expect(error.message == "set either broker.url or broker.urls, not both")
+        let (empty, _) = try failure(yaml(url: "urls: []"))
+        #expect(empty.message == "must list at least one URL")
+    }
+
+    @Test func aBadEntryOfAnEndpointListHidesEveryPassword() throws {
+        let (error, _) = try failure(yaml(), environment: ["AMQP_URL": "amqp://u:secret@h1,h2:99999/,amqp://v:other@h3/"])
+        #expect(!error.description.contains("secret") && !error.description.contains("other"))
+        #expect(error.description.contains("'amqp://u:***@h1,h2:99999/,amqp://v:***@h3/'"))
+        #expect(error.message.contains("endpoint 2 of the AMQP URL list"))
+    }
+
+    @Test func anEndpointListFromTheEnvironmentReplacesURLs() throws {
+        let (configuration, _) = try load(
+            yaml(url: "urls: [amqp://127.0.0.1:5691/]"), environment: ["AMQP_URL": "amqp://u:p@10.0.0.1,10.0.0.2:5673/v"])
+        let connection = try configuration.connectionConfiguration(name: "test")
+        #expect(connection.endpoints.map(\.address) == ["10.0.0.1:5672", "10.0.0.2:5673"])
+        #expect(connection.vhost == "v")
+        #expect(configuration.broker.urls == nil)
     }
 
     @Test func aBrokerWaitThatIsNotABooleanIsRejected() throws {
