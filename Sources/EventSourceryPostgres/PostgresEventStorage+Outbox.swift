@@ -324,7 +324,7 @@ extension PostgresEventStorage {
                 )
             } catch {
                 lifecycle.withLock { $0.sharedListenerStarted = false }
-                logger.debug("Cannot listen for outbox notifications; sleeping instead", metadata: ["es.error": "\(error)"])
+                logger.debug("Cannot listen for outbox notifications; sleeping instead", metadata: ["error": "\(error)"])
             }
         }
         _ = await outboxChanged.wait(timeout: timeout)
@@ -375,7 +375,7 @@ extension PostgresEventStorage {
                     if Task.isCancelled { break }
                     logger.warning(
                         "Lost the outbox notification listener; reconnecting",
-                        metadata: ["es.schema": "\(payload)", "es.error": "\(error)"]
+                        metadata: ["es.schema": "\(payload)", "error": "\(error)"]
                     )
                     try? await Task.sleep(for: .seconds(1))
                 }

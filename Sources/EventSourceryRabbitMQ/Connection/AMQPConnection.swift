@@ -81,7 +81,7 @@ public final class AMQPConnection: Sendable, Service {
                 try await connect()
                 break
             } catch let error as AMQPError where error.isTransient && configuration.recovery.isEnabled {
-                logger.info("AMQP broker unreachable; retrying", metadata: ["amqp.error": "\(error)"])
+                logger.info("AMQP broker unreachable; retrying", metadata: ["error": "\(error)"])
                 let delay = configuration.recovery.backoff.delay(forAttempt: attempt)
                 attempt += 1
                 do {

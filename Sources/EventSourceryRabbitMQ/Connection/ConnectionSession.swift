@@ -151,9 +151,9 @@ final class ConnectionSession {
             return error
         case .scheduleReconnect(let attempt, let delay, let error):
             if attempt == 0 {
-                logger.info("AMQP connection lost; reconnecting", metadata: ["amqp.error": "\(error)"])
+                logger.info("AMQP connection lost; reconnecting", metadata: ["error": "\(error)"])
             } else {
-                logger.debug("AMQP reconnect failed", metadata: ["amqp.error": "\(error)", "amqp.retry_in": "\(delay)"])
+                logger.debug("AMQP reconnect failed", metadata: ["error": "\(error)", "amqp.retry_in": "\(delay)"])
             }
             reconnectAt = .now + delay
             return nil
@@ -220,9 +220,9 @@ final class ConnectionSession {
         case .closedByApplication:
             break
         case .connectionLost:
-            logger.info("AMQP connection lost", metadata: ["amqp.error": "\(error)"])
+            logger.info("AMQP connection lost", metadata: ["error": "\(error)"])
         case .recoveryGaveUp(_, let attempts):
-            logger.info("AMQP reconnect failed; giving up", metadata: ["amqp.error": "\(error)", "amqp.attempts": "\(attempts)"])
+            logger.info("AMQP reconnect failed; giving up", metadata: ["error": "\(error)", "amqp.attempts": "\(attempts)"])
         }
         for consumer in consumers.values {
             if case .closedByApplication = cleanup { consumer.continuation.finish() } else { consumer.continuation.finish(throwing: error) }
@@ -344,7 +344,7 @@ final class ConnectionSession {
             break
         case .channelClosed(let channel, let error):
             flushDeliveries()
-            logger.info("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "amqp.error": "\(error)"])
+            logger.info("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "error": "\(error)"])
             if channel == Self.publishChannel {
                 return machine.publishChannelClosed(error)
             } else if let consumer = consumers.removeValue(forKey: channel) {
@@ -380,7 +380,7 @@ final class ConnectionSession {
                     }
                 }
             } catch {
-                logger.info("AMQP topology re-declaration failed", metadata: ["amqp.error": "\(error)"])
+                logger.info("AMQP topology re-declaration failed", metadata: ["error": "\(error)"])
                 if connection == nil { return }
             }
         }
@@ -396,7 +396,7 @@ final class ConnectionSession {
             } catch {
                 if connection == nil { return }
                 logger.info(
-                    "AMQP consumer could not be re-opened", metadata: ["amqp.queue": "\(registration.queue)", "amqp.error": "\(error)"])
+                    "AMQP consumer could not be re-opened", metadata: ["amqp.queue": "\(registration.queue)", "error": "\(error)"])
                 consumers[registration.channel] = nil
                 registration.continuation.finish(throwing: error)
             }
