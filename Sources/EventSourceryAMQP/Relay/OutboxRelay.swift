@@ -35,6 +35,8 @@ public struct OutboxRelay: Service {
     public let configuration: Configuration
     /// Logger for rounds, failures and housekeeping.
     public let logger: Logger
+    /// Counters and the confirm timer (``MetricName``).
+    let metrics: RelayMetrics
 
     /// Creates a relay. Call ``run()`` (or ``runOnce()``) with the publisher's connection running.
     public init(
@@ -47,6 +49,7 @@ public struct OutboxRelay: Service {
         var logger = logger
         logger[metadataKey: "outbox.context"] = "\(configuration.context)"
         self.logger = logger
+        self.metrics = RelayMetrics(context: configuration.context)
     }
 
     /// Relays until graceful shutdown or cancellation, sleeping while nothing is due.
@@ -119,12 +122,16 @@ public struct OutboxRelay: Service {
         guard !entries.isEmpty else { return (0, Statistics()) }
         let messages = entries.map { EventMessage.outgoing($0.event, context: configuration.context) }
         let outcomes: [PublishOutcome]
+        let start = ContinuousClock.now
         do {
             outcomes = try await publisher.publish(messages)
+            metrics.recordConfirm(since: start)
         } catch let error as AMQPError {
             outcomes = Array(repeating: .notConfirmed(error), count: entries.count)
         }
-        return (entries.count, try await settle(entries, outcomes))
+        let statistics = try await settle(entries, outcomes)
+        metrics.record(statistics)
+        return (entries.count, statistics)
     }
 
     /// Marks what the broker took and records what it did not.
