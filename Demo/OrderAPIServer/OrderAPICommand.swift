@@ -62,6 +62,7 @@ struct OrderAPICommand: AsyncParsableCommand {
             let settings = try ServiceBootstrap.load(config: config, context: Self.context, storeOverride: store)
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let router = Router()
+            router.add(middleware: MetricsMiddleware())  // request counts and durations on /metrics
             OrderRoutes(store: EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes), logger: logger)).register(
                 on: router)
             let monitor = HealthMonitor(
