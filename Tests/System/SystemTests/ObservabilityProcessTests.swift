@@ -145,20 +145,30 @@ struct ObservabilityProcessTests {
 
     @Test(.requiresPrivateBroker) func readinessDropsWhenTheBrokerStops() async throws {
         try await PrivateBroker.start()
+        do {
+            try await checkReadinessDropsWhenTheBrokerStops()
+        } catch {
+            await PrivateBroker.remove()
+            throw error
+        }
+        await PrivateBroker.remove()
+    }
+
+    /// Starts a publisher and a consumer on the private broker, waits until both are ready,
+    /// stops the broker and waits until both answer 503 naming the broker, then stops them.
+    private func checkReadinessDropsWhenTheBrokerStops() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("observe-broker-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = try write(paymentConfiguration(brokerURL: PrivateBroker.url, directory: directory), in: directory)
         let environment = ["AMQP_URL": PrivateBroker.url]
-        let publisherPort = try HTTPScrape.freePort()
-        let consumerPort = try HTTPScrape.freePort()
-        let publisher = try ChildProcess.start(
-            BuiltProducts.path("outbox-publisher"), ["--context", "payment", "--config", config, "--http-port", "\(publisherPort)"],
-            environment: environment)
-        let consumer = try ChildProcess.start(
-            BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", config, "--http-port", "\(consumerPort)"],
-            environment: environment)
-        let endpoints = [HTTPScrape(port: publisherPort), HTTPScrape(port: consumerPort)]
+        let ports = [try HTTPScrape.freePort(), try HTTPScrape.freePort()]
+        let processes = try zip(["outbox-publisher", "context-consumer"], ports).map { product, port in
+            try ChildProcess.start(
+                BuiltProducts.path(product), ["--context", "payment", "--config", config, "--http-port", "\(port)"],
+                environment: environment)
+        }
+        let endpoints = ports.map(HTTPScrape.init(port:))
         for http in endpoints {
             try await waitUntil(timeout: .seconds(60)) { await http.readiness()?.status == 200 }
         }
@@ -166,13 +176,11 @@ struct ObservabilityProcessTests {
         try await PrivateBroker.stop()
         for http in endpoints {
             try await waitUntil(timeout: .seconds(60)) { await http.readiness()?.status == 503 }
-            let body = try #require(await http.readiness()?.body)
+            let body = await http.readiness()?.body ?? ""
             #expect(body.contains(#""status":"not ready""#), "\(body)")
             #expect(body.contains(#""broker":"#) && !body.contains(#""broker":"ok""#), "\(body)")
             #expect(await http.get("/health/live")?.status == 200, "the process still runs")
         }
-        try await stop(publisher)
-        try await stop(consumer)
-        await PrivateBroker.remove()
+        for process in processes { try await stop(process) }
     }
 }
