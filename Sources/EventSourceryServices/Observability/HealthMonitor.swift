@@ -29,14 +29,38 @@ public final class HealthMonitor: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 for probe in self.probes {
                     group.addTask {
-                        while !Task.isCancelled {
-                            let results = await probe.run()
+                        while let results = await Self.results(of: probe) {
                             self.record(results)
                             try? await Task.sleep(for: self.interval)
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Runs `probe` in a task of its own and returns its results, or `nil` once the monitor
+    /// is cancelled: a probe waiting on an unresponsive server does not hold up shutdown (it
+    /// finishes by itself, at the latest when the connection closes).
+    private static func results(of probe: HealthProbe) async -> [CheckResult]? {
+        let waiter = Waiter()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.slot.withLock { $0 = continuation }
+                if Task.isCancelled { waiter.resume(nil) }
+                Task { waiter.resume(await probe.run()) }
+            }
+        } onCancel: {
+            waiter.resume(nil)
+        }
+    }
+
+    /// The continuation of one probe run, resumed once: by the probe or by cancellation.
+    private final class Waiter: Sendable {
+        let slot = Mutex<CheckedContinuation<[CheckResult]?, Never>?>(nil)
+
+        func resume(_ results: [CheckResult]?) {
+            slot.withLock { $0.take() }?.resume(returning: results)
         }
     }
 

@@ -59,6 +59,25 @@ struct ObservabilityTests {
         #expect(readiness.json.contains(#""broker":"connection refused""#))
     }
 
+    @Test(.timeLimit(.minutes(1))) func aHangingProbeFailsItsCheckAndDoesNotHoldUpShutdown() async throws {
+        let (gate, opener) = AsyncStream<Void>.makeStream()  // the broker probe waits until the gate opens
+        let monitor = HealthMonitor(
+            probes: [
+                HealthProbe(checks: ["store"]) { [CheckResult("store")] },
+                HealthProbe(checks: ["broker"]) {
+                    for await _ in gate {}
+                    return [CheckResult("broker")]
+                },
+            ],
+            interval: .milliseconds(10), staleAfter: .seconds(5))
+        let running = Task { try await monitor.run() }
+        try await waitUntil(timeout: .seconds(10)) { monitor.readiness().checks["store"] == .some(nil) }
+        #expect(monitor.readiness().reasons == ["broker: no result yet"])
+        running.cancel()
+        try await running.value
+        opener.finish()
+    }
+
     @Test func relayStallsOnlyWhenTheOldestDueEntryWaitedTooLong() {
         #expect(CheckResult.relay(oldestDueAge: nil, stallAfter: .seconds(60)).problem == nil)
         #expect(CheckResult.relay(oldestDueAge: .seconds(59), stallAfter: .seconds(60)).problem == nil)
