@@ -6,13 +6,16 @@ import Foundation
 import Hummingbird
 import Logging
 import OrderAPI
+import ServiceLifecycle
+import UnixSignals
 
 /// `order-api`: the HTTP API of the order context.
 @main
 struct OrderAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-api",
-        abstract: "Serves the order context's HTTP API: POST /orders, GET and HEAD /orders/{id}, GET and HEAD /health.",
+        abstract:
+            "Serves the order context's HTTP API: POST /orders, GET and HEAD /orders/{id}, GET and HEAD /health, GET /health/live, /health/ready and /metrics.",
         discussion: """
             Opens the store of the context 'order' from the configuration file; --store or \
             ES_STORE_URL override it. ES_API_HOST and ES_API_PORT set the address when --host \
@@ -54,12 +57,18 @@ struct OrderAPICommand: AsyncParsableCommand {
     func run() async throws {
         let logger = ServiceBootstrap.logger(label: "order-api", level: Logger.Level(rawValue: logLevel) ?? .info, context: Self.context)
         let (host, port) = try address()
+        let registry = ServiceBootstrap.bootstrapMetrics()
         do throws(ServiceBootstrap.StartupError) {
             let settings = try ServiceBootstrap.load(config: config, context: Self.context, storeOverride: store)
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let router = Router()
+            router.add(middleware: MetricsMiddleware())  // request counts and durations on /metrics
             OrderRoutes(store: EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes), logger: logger)).register(
                 on: router)
+            let monitor = HealthMonitor(
+                probes: [ServiceBootstrap.storeProbe(storage)], interval: settings.healthEndpoint.checkInterval,
+                staleAfter: settings.healthEndpoint.staleAfter)
+            HealthEndpoint(monitor: monitor, registry: registry).register(on: router)
             let app = Application(
                 router: router,
                 configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "order-api"),
@@ -68,8 +77,12 @@ struct OrderAPICommand: AsyncParsableCommand {
                 },
                 logger: logger
             )
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: monitor), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
             do {
-                try await app.runService()
+                try await group.run()
             } catch {
                 throw ServiceBootstrap.StartupError("Cannot serve HTTP on \(host):\(port): \(error)", exitCode: 69)
             }

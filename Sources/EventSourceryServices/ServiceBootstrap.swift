@@ -34,14 +34,18 @@ public enum ServiceBootstrap {
         public var relayConfiguration: OutboxRelay.Configuration
         /// The consumer settings for this context.
         public var consumerConfiguration: ContextConsumer.Configuration
+        /// The health and metrics endpoint of this process.
+        public var healthEndpoint: HealthEndpoint.Configuration
 
         /// Picks the context `name` of `configuration` (run ``ServiceConfiguration/validate()``
         /// first) and builds its library configurations. The store is `storeOverride` (the
-        /// `--store` option), else `ES_STORE_URL` from `environment`, else the file's.
+        /// `--store` option), else `ES_STORE_URL` from `environment`, else the file's; the
+        /// endpoint's port is `httpPortOverride` (the `--http-port` option), else the file's
+        /// (or `ES_HTTP_PORT`).
         ///
         /// - Throws: ``ConfigurationError`` naming where the bad value came from.
         public init(
-            configuration: ServiceConfiguration, context name: String, storeOverride: String?,
+            configuration: ServiceConfiguration, context name: String, storeOverride: String?, httpPortOverride: Int? = nil,
             environment: [String: String] = ProcessInfo.processInfo.environment
         ) throws(ConfigurationError) {
             let context = try configuration.context(name)
@@ -58,6 +62,14 @@ public enum ServiceBootstrap {
             connectionConfiguration = try configuration.connectionConfiguration(name: name)
             relayConfiguration = try configuration.relayConfiguration(context: name)
             consumerConfiguration = try configuration.consumerConfiguration(context: name)
+            healthEndpoint = try configuration.healthEndpointConfiguration()
+            if let httpPortOverride {
+                guard (1...65535).contains(httpPortOverride) else {
+                    throw ConfigurationError(
+                        origin: .option("--http-port"), entry: nil, message: "must be within 1...65535, got \(httpPortOverride)")
+                }
+                healthEndpoint.port = httpPortOverride
+            }
         }
     }
 
@@ -74,13 +86,17 @@ public enum ServiceBootstrap {
         return logger
     }
 
-    /// Loads the configuration file and picks the context; `ES_STORE_URL` or `storeOverride` replace its store.
+    /// Loads the configuration file and picks the context; `ES_STORE_URL` or `storeOverride`
+    /// replace its store, `httpPortOverride` the endpoint's port.
     ///
     /// - Throws: ``StartupError`` with exit code 78 naming the entry and where it was set.
-    public static func load(config path: String, context: String, storeOverride: String?) throws(StartupError) -> Settings {
+    public static func load(
+        config path: String, context: String, storeOverride: String?, httpPortOverride: Int? = nil
+    ) throws(StartupError) -> Settings {
         do {
             let configuration = try ServiceConfiguration.load(path: path)
-            return try Settings(configuration: configuration, context: context, storeOverride: storeOverride)
+            return try Settings(
+                configuration: configuration, context: context, storeOverride: storeOverride, httpPortOverride: httpPortOverride)
         } catch {
             throw StartupError(message: "Bad configuration: \(error)", exitCode: 78)
         }
@@ -124,14 +140,19 @@ public enum ServiceBootstrap {
         }
     }
 
-    /// Runs `worker` beside its broker connection until SIGTERM or SIGINT, then shuts both
-    /// down gracefully: the worker finishes what is in flight, then the connection closes.
-    public static func runUntilSignalled(_ worker: some Service, connection: AMQPConnection, logger: Logger) async throws {
+    /// Runs `worker` beside its broker connection and the `observers` (the health monitor and
+    /// endpoint of ``healthServices(_:probes:registry:serverName:logger:)``) until SIGTERM or
+    /// SIGINT, then shuts them down gracefully in reverse order: the worker finishes what is in
+    /// flight, the observers stop, then the connection closes.
+    ///
+    /// - Throws: ``StartupError`` (69) when the endpoint's address cannot be served.
+    public static func runUntilSignalled(
+        _ worker: some Service, connection: AMQPConnection, observers: [any Service] = [], logger: Logger
+    ) async throws {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: connection),
-                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                services: [.init(service: connection)] + observers.map { .init(service: $0) } + [
+                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

@@ -31,9 +31,10 @@ extension KeyedDecodingContainer where Key == ConfigurationKey {
 extension ServiceConfiguration: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["broker", "relay", "contexts"])
+        try container.rejectUnknownKeys(["broker", "relay", "observability", "contexts"])
         broker = try container.value("broker", default: Broker())
         relay = try container.value("relay", default: Relay())
+        observability = try container.value("observability", default: Observability())
         contexts = try container.decode([String: Context].self, forKey: ConfigurationKey("contexts"))
     }
 }
@@ -64,6 +65,16 @@ extension ServiceConfiguration.Relay: Decodable {
         initialBackoffMilliseconds = try container.value("initial_backoff_ms")
         maximumBackoffMilliseconds = try container.value("max_backoff_ms")
         attemptLimit = try container.value("attempt_limit")
+    }
+}
+
+extension ServiceConfiguration.Observability: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["host", "port", "stall_seconds"])
+        host = try container.value("host")
+        port = try container.value("port")
+        stallSeconds = try container.value("stall_seconds")
     }
 }
 

@@ -126,6 +126,8 @@ extension ServiceConfiguration {
         set("ES_RELAY_BATCH_SIZE", "relay.batch_size", try integer("ES_RELAY_BATCH_SIZE")) { $0.relay.batchSize = $1 }
         set("ES_RELAY_WINDOW", "relay.window", try integer("ES_RELAY_WINDOW")) { $0.relay.window = $1 }
         set("ES_RELAY_ATTEMPT_LIMIT", "relay.attempt_limit", try integer("ES_RELAY_ATTEMPT_LIMIT")) { $0.relay.attemptLimit = $1 }
+        set("ES_HTTP_HOST", "observability.host", value("ES_HTTP_HOST")) { $0.observability.host = $1 }
+        set("ES_HTTP_PORT", "observability.port", try integer("ES_HTTP_PORT")) { $0.observability.port = $1 }
         let prefetch = try integer("ES_CONSUMER_PREFETCH")
         let ackBatch = try integer("ES_CONSUMER_ACK_BATCH")
         for name in contexts.keys {
@@ -149,6 +151,7 @@ extension ServiceConfiguration {
             throw error(at: "relay.window", "must be positive, got \(window)")
         }
         _ = try connectionConfiguration(name: "validation")
+        _ = try healthEndpointConfiguration()
         for name in contexts.keys.sorted() {
             let context = contexts[name] ?? Context(store: "")
             guard name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {

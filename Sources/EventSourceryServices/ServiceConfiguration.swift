@@ -29,6 +29,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var relay = Relay()
     /// The bounded contexts by name.
     public var contexts: [String: Context] = [:]
+    /// The health and metrics endpoint of each service.
+    public var observability = Observability()
     /// The file the configuration was read from, for messages.
     public var file = "configuration"
     /// Where each entry was set, by dotted path (`relay.lease_seconds`,
@@ -73,6 +75,18 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var maximumBackoffMilliseconds: Int?
         /// Broker refusals after which an entry is parked. Environment: `ES_RELAY_ATTEMPT_LIMIT`.
         public var attemptLimit: Int?
+    }
+
+    /// The HTTP endpoint serving `/health/live`, `/health/ready` and `/metrics`; `nil` takes
+    /// the default of ``HealthEndpoint/Configuration``.
+    public struct Observability: Sendable, Equatable {
+        /// The address to listen on. Environment: `ES_HTTP_HOST`.
+        public var host: String?
+        /// The port to listen on; no endpoint without one. Environment: `ES_HTTP_PORT`;
+        /// option `--http-port`.
+        public var port: Int?
+        /// How long the oldest due outbox entry may wait before the relay counts as stalled.
+        public var stallSeconds: Double?
     }
 
     /// One bounded context.

@@ -2,7 +2,7 @@ public import ArgumentParser
 public import Logging
 
 /// The command-line options every service executable shares: which context it serves,
-/// the configuration file, a store override and the log level.
+/// the configuration file, a store override, the health and metrics port and the log level.
 public struct ServiceOptions: ParsableArguments {
     @Option(name: .long, help: "The bounded context this process serves.")
     public var context: String
@@ -12,6 +12,11 @@ public struct ServiceOptions: ParsableArguments {
 
     @Option(name: .long, help: "The store (sqlite:<path> or postgres://…), overriding the configuration.")
     public var store: String?
+
+    @Option(
+        name: .long,
+        help: "Serve /health/live, /health/ready and /metrics on this port (observability.port, ES_HTTP_PORT; default none).")
+    public var httpPort: Int?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel = "info"
@@ -31,6 +36,6 @@ public struct ServiceOptions: ParsableArguments {
 
     /// Loads the configuration for ``context``.
     public func loadSettings() throws(ServiceBootstrap.StartupError) -> ServiceBootstrap.Settings {
-        try ServiceBootstrap.load(config: config, context: context, storeOverride: store)
+        try ServiceBootstrap.load(config: config, context: context, storeOverride: store, httpPortOverride: httpPort)
     }
 }

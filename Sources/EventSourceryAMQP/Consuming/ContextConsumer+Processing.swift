@@ -164,7 +164,9 @@ extension ContextConsumer {
         for condition in handler.conditions {
             if try await !condition.isSatisfied(input) { return condition.name }
         }
+        let start = ContinuousClock.now
         try await handler.handle(input, &batch)
+        metrics.recordHandler(handler.name, since: start)
         return nil
     }
 

@@ -65,6 +65,8 @@ public struct ContextConsumer: Service {
     public let topology: ContextTopology
     /// Logger for poison messages, failures and skipped handlers.
     public let logger: Logger
+    /// Counters and handler timers (``MetricName``).
+    let metrics: ConsumerMetrics
 
     /// Creates a consumer. Call ``run()`` with the connection open (or running as a service).
     ///
@@ -94,6 +96,7 @@ public struct ContextConsumer: Service {
         var logger = logger
         logger[metadataKey: "consumer.context"] = "\(configuration.context)"
         self.logger = logger
+        self.metrics = ConsumerMetrics(context: configuration.context, handlers: handlers.map(\.name))
     }
 
     /// Consumes until graceful shutdown or cancellation.
@@ -165,6 +168,7 @@ public struct ContextConsumer: Service {
                         let outcomes = await process(batch, publisher: publisher, held: held)
                         acks.settle(zip(batch, outcomes.map(\.isAcknowledged)))
                         state.end(outcomes)
+                        metrics.record(outcomes)
                     }
                 }
             }

@@ -49,6 +49,8 @@ public struct OutboxRelay: Service {
     public let configuration: Configuration
     /// Logger for rounds, failures and housekeeping.
     public let logger: Logger
+    /// Counters and the confirm timer (``MetricName``).
+    let metrics: RelayMetrics
 
     /// Creates a relay. Call ``run()`` (or ``runOnce()``) with the publisher's connection running.
     public init(
@@ -61,6 +63,7 @@ public struct OutboxRelay: Service {
         var logger = logger
         logger[metadataKey: "outbox.context"] = "\(configuration.context)"
         self.logger = logger
+        self.metrics = RelayMetrics(context: configuration.context)
     }
 
     /// Relays until graceful shutdown or cancellation, sleeping while nothing is due.
@@ -134,15 +137,19 @@ public struct OutboxRelay: Service {
         var settlement = RelaySettlement(entries, retry: configuration.retry)
         while case let wave = settlement.nextWave(), !wave.isEmpty {
             let messages = wave.map { EventMessage.outgoing($0.event, context: configuration.context) }
+            let start = ContinuousClock.now
             do {
                 settlement.record(try await publisher.publish(messages))
+                metrics.recordConfirm(since: start)
             } catch let error as AMQPError {
                 settlement.record(Array(repeating: .notConfirmed(error), count: wave.count))
             }
             // Stopping: the wave in flight is settled; the rest of the batch is handed back.
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
         }
-        return (entries.count, try await execute(settlement.finish()))
+        let statistics = try await execute(settlement.finish())
+        metrics.record(statistics)
+        return (entries.count, statistics)
     }
 
     /// Writes what the settlement decided.

@@ -156,12 +156,24 @@ public final class AMQPConnection: Sendable, Service {
 
     /// Reads a queue's message and consumer counts without declaring it.
     ///
-    /// - Throws: ``AMQPError`` with code ``AMQPError/Code/notFound`` (404) if it does not exist.
-    public func queueState(_ name: String) async throws -> AMQPQueueState {
-        try await thread.perform { session throws(AMQPError) in
+    /// - Parameter waitsForRecovery: Whether to wait while a lost connection is re-opened
+    ///   (the default) or fail at once; health checks ask without waiting.
+    /// - Throws: ``AMQPError`` with code ``AMQPError/Code/notFound`` (404) if it does not
+    ///   exist, or the connection's error when it is not open and `waitsForRecovery` is `false`.
+    public func queueState(_ name: String, waitsForRecovery: Bool = true) async throws -> AMQPQueueState {
+        try await thread.perform(waitsForRecovery: waitsForRecovery) { session throws(AMQPError) in
             try session.control { (connection, channel) throws(AMQPError) in
                 try connection.declare(AMQPQueue(name: name), channel: channel, passive: true)
             }
+        }
+    }
+
+    /// Checks that the connection is open now, without waiting for a recovery in progress.
+    ///
+    /// - Throws: ``AMQPError`` saying why it is not open (never connected, lost, closed).
+    public func checkOpen() async throws {
+        try await thread.perform(waitsForRecovery: false) { session throws(AMQPError) in
+            try session.withConnection { _ throws(AMQPError) in () }
         }
     }
 

@@ -17,7 +17,8 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             Declares the context's topology from the configuration file (exchanges, the quorum \
             queue <context>.inbox, <context>.dlx -> <context>.dead), then consumes. AMQP_URL, \
             ES_STORE_URL, ES_CONSUMER_PREFETCH, ES_CONSUMER_ACK_BATCH and ES_BROKER_WAIT \
-            override the file. Stops gracefully on SIGTERM or \
+            override the file. With --http-port (or observability.port, ES_HTTP_PORT) it serves \
+            /health/live, /health/ready and /metrics. Stops gracefully on SIGTERM or \
             SIGINT: the delivery in flight is finished and everything committed is acknowledged.
 
             Admin modes (run once and exit): --export-definitions <file> writes the topology of \
@@ -103,6 +104,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = service.makeLogger(label: "context-consumer")
+        let registry = ServiceBootstrap.bootstrapMetrics()
         do {
             let settings = try service.loadSettings()
             if let exportDefinitions {
@@ -159,7 +161,12 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                 topology: settings.topology,
                 logger: logger
             )
-            try await ServiceBootstrap.runUntilSignalled(consumer, connection: connection, logger: logger)
+            let observers = ServiceBootstrap.healthServices(
+                settings.healthEndpoint,
+                probes: [ServiceBootstrap.inboxProbe(connection, topology: settings.topology), ServiceBootstrap.storeProbe(storage)],
+                registry: registry, serverName: "context-consumer", logger: logger
+            )
+            try await ServiceBootstrap.runUntilSignalled(consumer, connection: connection, observers: observers, logger: logger)
         } catch let error as ServiceBootstrap.StartupError {
             logger.critical("\(error.message)")
             throw ExitCode(error.exitCode)

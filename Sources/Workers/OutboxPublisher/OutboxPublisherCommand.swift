@@ -14,7 +14,8 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
         discussion: """
             Reads the context's store and broker from the configuration file; AMQP_URL, \
             ES_STORE_URL, ES_RELAY_BATCH_SIZE, ES_RELAY_WINDOW, ES_RELAY_ATTEMPT_LIMIT and \
-            ES_BROKER_WAIT override it. Stops gracefully on SIGTERM or SIGINT: the batch in \
+            ES_BROKER_WAIT override it. With --http-port (or observability.port, ES_HTTP_PORT) it \
+            serves /health/live, /health/ready and /metrics. Stops gracefully on SIGTERM or SIGINT: the batch in \
             flight is confirmed and marked before exit.
 
             Exit codes: 0 done, 64 bad arguments, 69 broker or store unavailable, 78 bad configuration.
@@ -30,6 +31,7 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = service.makeLogger(label: "outbox-publisher")
+        let registry = ServiceBootstrap.bootstrapMetrics()
         do {
             let settings = try service.loadSettings()
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
@@ -53,7 +55,15 @@ struct OutboxPublisherCommand: AsyncParsableCommand {
                 await connection.close()
                 return
             }
-            try await ServiceBootstrap.runUntilSignalled(relay, connection: connection, logger: logger)
+            let observers = ServiceBootstrap.healthServices(
+                settings.healthEndpoint,
+                probes: [
+                    ServiceBootstrap.brokerProbe(connection),
+                    ServiceBootstrap.outboxProbe(storage, context: context, stallAfter: settings.healthEndpoint.stallAfter),
+                ],
+                registry: registry, serverName: "outbox-publisher", logger: logger
+            )
+            try await ServiceBootstrap.runUntilSignalled(relay, connection: connection, observers: observers, logger: logger)
         } catch let error as ServiceBootstrap.StartupError {
             logger.critical("\(error.message)")
             throw ExitCode(error.exitCode)
