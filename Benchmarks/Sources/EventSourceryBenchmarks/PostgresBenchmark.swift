@@ -220,11 +220,9 @@ struct PostgresBenchmark: AsyncParsableCommand {
     /// Runs `pgbench` with the same inserts (an event row and its outbox row per
     /// transaction, same table shapes) and `clients` connections, as the baseline line.
     private func pgbench(_ base: PostgresEventStorage.Configuration, clients: Int) async throws {
-        guard
-            let executable = ["/usr/bin/pgbench"]
-                + (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))
-                .map({ $0.sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" } } ?? [])
-                .first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        let candidates = ["/usr/bin/pgbench"] + versions.sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" }
+        guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
         else {
             print("pgbench baseline skipped: pgbench is not installed (Debian package postgresql-contrib or postgresql)")
             return
