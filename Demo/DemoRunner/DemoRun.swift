@@ -273,24 +273,3 @@ struct DemoRun: Sendable {
         return String(repeating: " ", count: max(0, 6 - text.count)) + text
     }
 }
-
-/// The orders a demo run places: deterministic amounts, some above the payment limit.
-struct OrderPlan: Sendable {
-    struct Order: Sendable {
-        var id: String
-        var amount: Int
-    }
-
-    let orders: [Order]
-    let declineAbove: Int
-
-    init(count: Int, declineAbove: Int) {
-        self.declineAbove = declineAbove
-        // Amounts spread over 20...1419: about three in ten orders are declined.
-        orders = (0..<count).map { index in
-            Order(id: String(format: "%05d", index + 1), amount: 20 + (index * 7919) % 1400)
-        }
-    }
-
-    var declinedCount: Int { orders.filter { $0.amount > declineAbove }.count }
-}

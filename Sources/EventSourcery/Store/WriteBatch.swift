@@ -65,11 +65,3 @@ public struct WriteBatch: Sendable {
             StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: encoded, publishes: publishes, envelopes: events))
     }
 }
-
-/// The result of committing a ``WriteBatch``.
-public enum CommitOutcome: Sendable {
-    /// The batch committed; these are the recorded events in append order.
-    case committed([RecordedEvent])
-    /// The batch's inbox entry already existed; nothing was written.
-    case alreadyProcessed
-}

@@ -7,32 +7,6 @@ import Synchronization
     import Darwin
 #endif
 
-/// A unit of work for the connection thread.
-struct ConnectionJob: Sendable {
-    /// Runs on the connection thread with exclusive access to the session.
-    var run: @Sendable (ConnectionSession) -> Void
-    /// Called instead of `run` when the job can never run (client closed, recovery gave up).
-    var fail: @Sendable (AMQPError) -> Void
-    /// Whether the job only writes a small frame and never waits for the broker (ack, nack,
-    /// reject): runs of such jobs are sent with the socket corked.
-    var isWriteOnly = false
-}
-
-/// An acknowledgement (ack, nack or reject) queued for the connection thread. Kept apart
-/// from ``ConnectionJob``s because consumers send one per message: a plain value, no closures.
-struct AcknowledgementRequest: Sendable {
-    enum Kind: Sendable {
-        case ack(multiple: Bool)
-        case nack(multiple: Bool, requeue: Bool)
-        case reject(requeue: Bool)
-    }
-
-    var channel: UInt16
-    var generation: UInt64
-    var deliveryTag: UInt64
-    var kind: Kind
-}
-
 /// The dedicated thread that owns one rabbitmq-c connection.
 ///
 /// Other threads and tasks only enqueue ``ConnectionJob``s and write one byte to a wake-up
