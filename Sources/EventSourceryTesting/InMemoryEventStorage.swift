@@ -1,6 +1,5 @@
 public import EventSourcery
 public import Foundation
-import Synchronization
 
 /// An event storage that keeps everything in memory, for unit tests of code built on
 /// ``EventStore``.
@@ -42,7 +41,7 @@ public final class InMemoryEventStorage: EventStorage {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = PthreadLocked(State())
     private let outboxChanged = ChangeSignal()
 
     /// Creates an empty storage.
@@ -275,5 +274,26 @@ public final class InMemoryEventStorage: EventStorage {
             state.held.remove(at: index)
             return true
         }
+    }
+}
+
+/// A value behind a pthread mutex (`NSLock`).
+///
+/// The in-memory storage is what unit tests run against, under ThreadSanitizer. On Linux,
+/// `Synchronization.Mutex` parks threads with raw futex calls that ThreadSanitizer does not
+/// see, so accesses made under it from two threads are reported as races; a pthread mutex is
+/// intercepted and its ordering understood.
+private final class PthreadLocked<Value>: @unchecked Sendable {
+    // Safe: `value` is read and written only inside `withLock`, under `lock`, and never
+    // escapes it (the closure gets it `inout` for the duration of the call).
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }
