@@ -13,7 +13,7 @@ import Testing
 /// Like ``ContextConsumerFaultTests`` it uses the broker's vhost `es-test` for the demo
 /// context names; it restarts no broker and kills only its own child process.
 @Suite(.serialized, .timeLimit(.minutes(3)), .requiresBroker)
-struct ConsumerRetryProcessTests {
+struct ConsumerRetryFaultTests {
     private func orderPlaced(_ orderID: String, stream: String, version: Int64) throws -> OutgoingMessage {
         let envelope = EventEnvelope(OrderPlaced(orderID: orderID, amount: 10))
         let recorded = RecordedEvent(
