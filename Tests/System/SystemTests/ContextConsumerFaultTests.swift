@@ -157,7 +157,7 @@ struct ContextConsumerFaultTests {
         }
         let order = try #require(stores["order"])
         let invoice = try #require(stores["invoice"])
-        let amounts = (0..<30).map { $0 * 70 }  // 0...2030: above 1000 is declined
+        let amounts = (0..<30).map { $0 * 70 + 1 }  // 1...2031: above 1000 is declined (as is 0 or less)
         let runners = services
         let tasks = runners.map { service in Task { try await service() } }
         defer { tasks.forEach { $0.cancel() } }
