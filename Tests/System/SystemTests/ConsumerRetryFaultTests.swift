@@ -47,14 +47,7 @@ struct ConsumerRetryFaultTests {
               max_backoff_ms: 500
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: ContextConsumerFaultTests.vhostURL) }
-        let topology = ContextTopology(
-            ContextDescription(
-                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: 1000
-            ))
-        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        try await topology.declare(on: connection)
+        let (connection, topology) = try await ContextConsumerFaultTests.freshPaymentTopology(deliveryLimit: 1000)
         defer {
             Task {
                 for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }

@@ -23,6 +23,20 @@ struct ContextConsumerFaultTests {
         return url.string!
     }
 
+    /// A connection to the fault vhost and the payment context's topology, declared anew
+    /// (its queues deleted first) with `deliveryLimit`.
+    static func freshPaymentTopology(deliveryLimit: Int) async throws -> (AMQPConnection, ContextTopology) {
+        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: vhostURL) }
+        let topology = ContextTopology(
+            ContextDescription(
+                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
+                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: deliveryLimit
+            ))
+        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+        try await topology.declare(on: connection)
+        return (connection, topology)
+    }
+
     private func configuration(store: String, ackBatch: Int) -> String {
         """
         broker:
@@ -60,14 +74,7 @@ struct ContextConsumerFaultTests {
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         try configuration(store: storePath, ackBatch: 50).write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
-        let topology = ContextTopology(
-            ContextDescription(
-                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: 5
-            ))
-        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        try await topology.declare(on: connection)
+        let (connection, topology) = try await Self.freshPaymentTopology(deliveryLimit: 5)
         defer {
             Task {
                 for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
