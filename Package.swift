@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "EventSourceryTesting", targets: ["EventSourceryTesting"]),
         .library(name: "EventSourceryRabbitMQ", targets: ["EventSourceryRabbitMQ"]),
         .library(name: "EventSourceryAMQP", targets: ["EventSourceryAMQP"]),
+        .library(name: "EventSourceryServices", targets: ["EventSourceryServices"]),
         .library(name: "DemoContexts", targets: ["DemoContexts"]),
         .executable(name: "outbox-publisher", targets: ["OutboxPublisher"]),
         .executable(name: "context-consumer", targets: ["ContextConsumer"]),
@@ -27,6 +28,8 @@ let package = Package(
         .executable(name: "order-api", targets: ["OrderAPIServer"]),
         .executable(name: "flow-trace", targets: ["FlowTraceCommand"]),
         .executable(name: "eventsourcery-demo", targets: ["DemoRunner"]),
+        .executable(name: "demo-service", targets: ["DemoService"]),
+        .executable(name: "shipping-service", targets: ["ShippingService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
@@ -99,7 +102,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Services: configuration and bootstrapping shared by the executables
+        // MARK: The service kit: configuration, bootstrapping and the `main` of context services
         .target(
             name: "EventSourceryServices",
             dependencies: [
@@ -123,7 +126,7 @@ let package = Package(
         // MARK: Demo contexts: order, payment, invoice
         .target(
             name: "DemoContexts",
-            dependencies: ["EventSourcery", "EventSourceryAMQP"],
+            dependencies: ["EventSourcery", "EventSourceryAMQP", "EventSourceryServices"],
             path: "Demo/DemoContexts",
             swiftSettings: swiftSettings
         ),
@@ -193,30 +196,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "ContextConsumer",
+            name: "DemoService",
             dependencies: [
-                "EventSourcery",
-                "EventSourceryAMQP",
-                "EventSourceryServices",
-                "DemoContexts",
-                "EventSourceryRabbitMQ",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                "DemoContexts", "EventSourceryServices", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            path: "Demo/DemoService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ContextConsumer",
+            dependencies: ["EventSourceryServices"],
             path: "Sources/Workers/ContextConsumer",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "OutboxPublisher",
-            dependencies: [
-                "EventSourcery",
-                "EventSourceryAMQP",
-                "EventSourceryServices",
-                "EventSourceryRabbitMQ",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["EventSourceryServices"],
             path: "Sources/Workers/OutboxPublisher",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ShippingService",
+            dependencies: ["EventSourcery", "EventSourceryAMQP", "EventSourceryServices"],
+            path: "Examples/Shipping",
+            exclude: ["shipping.yaml"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

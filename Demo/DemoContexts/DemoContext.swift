@@ -1,6 +1,7 @@
 public import EventSourcery
 import Foundation
 import EventSourceryAMQP
+public import EventSourceryServices
 
 /// The demo contexts `order`, `payment` and `invoice`, minimal versions of issue 5's flow.
 ///

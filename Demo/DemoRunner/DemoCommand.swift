@@ -17,7 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "eventsourcery-demo",
         abstract: "Runs the order/payment/invoice flow as processes over RabbitMQ and reports how the orders settled.",
         discussion: """
-            Starts a context-consumer and an outbox-publisher per context and the order-api, with \
+            Starts a demo-service per context (its consumer and its outbox relay) and the order-api, with \
             SQLite stores in the run folder (emptied first), places orders through POST /orders, \
             waits until every order is completed or cancelled, prints a summary and checks it, \
             prints one order's timeline and writes it as an HTML sequence diagram, then stops \
@@ -39,8 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
     /// The processes the demo starts, in start order. `compose/docker-compose.yml` runs the
     /// same ones (`--list-services` prints them for scripts/check-compose).
     static let services: [Service] =
-        contexts.map { Service(name: "context-consumer-\($0)", product: "context-consumer", arguments: ["--context", $0]) }
-        + contexts.map { Service(name: "outbox-publisher-\($0)", product: "outbox-publisher", arguments: ["--context", $0]) }
+        contexts.map { Service(name: "demo-service-\($0)", product: "demo-service", arguments: ["--context", $0]) }
         + [Service(name: "order-api", product: "order-api", arguments: [])]
 
     @Option(help: "The services' configuration file (broker, relay, contexts).")

@@ -77,12 +77,12 @@ struct DemoRun: Sendable {
     // MARK: Services
 
     private func startServices(broker: AMQPConnection) async throws {
-        // The consumers declare the topology; publishing before it exists would park events.
-        let (consumers, others) = (
-            DemoCommand.services.filter { $0.product == "context-consumer" },
-            DemoCommand.services.filter { $0.product != "context-consumer" }
+        // The context services declare the topology; publishing before it exists would park events.
+        let (contextServices, others) = (
+            DemoCommand.services.filter { $0.product == "demo-service" },
+            DemoCommand.services.filter { $0.product != "demo-service" }
         )
-        for service in consumers { try await start(service) }
+        for service in contextServices { try await start(service) }
         try await waitUntil("the consumers subscribed to their inbox queues", timeout: .seconds(60)) {
             for context in contexts {
                 guard let state = try? await broker.queueState(ContextTopology.inboxQueue(for: context)), state.consumerCount > 0 else {

@@ -17,7 +17,7 @@ actor ServiceProcesses {
     private let logs: URL
 
     /// - Parameters:
-    ///   - executables: The folder with the built products (`outbox-publisher`, ...).
+    ///   - executables: The folder with the built products (`demo-service`, `order-api`).
     ///   - logs: The folder for one `<name>.log` per service.
     init(executables: URL, logs: URL) {
         self.executables = executables

@@ -79,7 +79,9 @@ struct OrderAPICommand: AsyncParsableCommand {
             )
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: monitor), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                    // The store first, so that it is closed last.
+                    services: [.init(service: StoreService(storage)), .init(service: monitor), .init(service: app)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             do {
                 try await group.run()

@@ -179,6 +179,17 @@ extension PostgresEventStorage {
         )
     }
 
+    public func renewOutboxLeases(_ entryIDs: [Int64], until: Date) async throws {
+        guard !entryIDs.isEmpty else { return }
+        _ = try await rows(
+            """
+            UPDATE \(unescaped: schema).outbox SET leased_until = \(until)
+            WHERE id = ANY(\(entryIDs)::bigint[]) AND state = 'pending' AND leased_until IS NOT NULL
+            """,
+            "renew outbox leases"
+        )
+    }
+
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         try await outboxQuery(
             """

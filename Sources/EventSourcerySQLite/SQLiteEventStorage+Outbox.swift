@@ -72,6 +72,18 @@ extension SQLiteEventStorage {
         }
     }
 
+    public func renewOutboxLeases(_ entryIDs: [Int64], until: Date) async throws {
+        guard !entryIDs.isEmpty else { return }
+        let leasedUntil = until.storedSeconds
+        try await write(bookkeeping: true) { db in
+            let statement = try db.cachedStatement(
+                sql: "UPDATE outbox SET leased_until = ? WHERE id = ? AND state = 'pending' AND leased_until IS NOT NULL")
+            for id in entryIDs {
+                try statement.execute(arguments: [leasedUntil, id])
+            }
+        }
+    }
+
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         try await write(bookkeeping: true) { db in
             // `attempts` on the right-hand side is the value before the update.

@@ -113,8 +113,32 @@ public enum ServiceBootstrap {
         }
     }
 
-    /// Connects to the broker; with `broker.wait_for_broker` it retries with backoff until it succeeds.
+    /// Connects to the broker; with `broker.wait_for_broker` (the default) it retries with
+    /// backoff until it succeeds. SIGTERM or SIGINT while it waits stop the waiting: it throws
+    /// a ``StartupError`` with exit code 0, since nothing ran yet.
     public static func connect(_ settings: Settings, logger: Logger) async throws(StartupError) -> AMQPConnection {
+        do {
+            return try await withThrowingTaskGroup(of: AMQPConnection?.self) { group in
+                group.addTask { try await connectWithRetries(settings, logger: logger) }
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { return nil }
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                guard let connection = first else {
+                    throw StartupError("Stopped by a signal while connecting to the broker", exitCode: 0)
+                }
+                return connection
+            }
+        } catch let error as StartupError {
+            throw error
+        } catch {
+            throw StartupError("Cannot connect to the broker: \(error)", exitCode: 69)
+        }
+    }
+
+    private static func connectWithRetries(_ settings: Settings, logger: Logger) async throws(StartupError) -> AMQPConnection {
         let configuration = settings.connectionConfiguration
         let connection = AMQPConnection(configuration: configuration, logger: logger)
         let backoff = ReconnectBackoff()
@@ -140,20 +164,23 @@ public enum ServiceBootstrap {
         }
     }
 
-    /// Runs `worker` beside its broker connection and the `observers` (the health monitor and
-    /// endpoint of ``healthServices(_:probes:registry:serverName:logger:)``) until SIGTERM or
-    /// SIGINT, then shuts them down gracefully in reverse order: the worker finishes what is in
-    /// flight, the observers stop, then the connection closes.
+    /// Runs the `workers` (a relay, a consumer) beside the store, the broker connection and
+    /// the `observers` (the health monitor and endpoint of
+    /// ``healthServices(_:probes:registry:serverName:logger:)``) until SIGTERM or SIGINT or
+    /// until a worker ends, then shuts them down gracefully in reverse order: the workers
+    /// finish what is in flight, the observers stop, the connection closes, and the store
+    /// (started first, see ``StoreService``) is closed last.
     ///
     /// - Throws: ``StartupError`` (69) when the endpoint's address cannot be served.
     public static func runUntilSignalled(
-        _ worker: some Service, connection: AMQPConnection, observers: [any Service] = [], logger: Logger
+        _ workers: [any Service], store: any EventStorage, connection: AMQPConnection, observers: [any Service] = [],
+        logger: Logger
     ) async throws {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: connection)] + observers.map { .init(service: $0) } + [
-                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)
-                ],
+                services: [.init(service: StoreService(store)), .init(service: connection)]
+                    + observers.map { .init(service: $0) }
+                    + workers.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

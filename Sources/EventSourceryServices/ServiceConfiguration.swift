@@ -52,9 +52,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var urls: [String]?
         /// Heartbeat interval in whole seconds (0 disables heartbeats).
         public var heartbeatSeconds: Int?
-        /// Whether a service keeps retrying when the broker is unreachable at start, instead of
-        /// exiting with code 69. Default `false`. Environment: `ES_BROKER_WAIT`.
-        public var waitForBroker = false
+        /// Whether a service keeps retrying with backoff when the broker is unreachable at
+        /// start, instead of exiting with code 69. Default `true`, so that a service started
+        /// before its broker comes up once the broker does. Environment: `ES_BROKER_WAIT`.
+        public var waitForBroker = true
     }
 
     /// Outbox relay settings; `nil` takes the library's default.

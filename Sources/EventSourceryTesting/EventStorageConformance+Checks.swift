@@ -314,6 +314,24 @@ extension EventStorageConformance {
             #expect(again.map(\.lastError) == [nil])
         }
 
+        func outboxRenewExtendsLiveLeasesOnly() async throws {
+            try await store.publish(deposits([1]), to: "account-1")
+            try await store.publish(deposits([2]), to: "account-2")
+            try await store.publish(deposits([3]), to: "account-3")
+            let now = Date()
+            let claimed = try await storage.claimOutboxEntries(limit: 10, now: now, leaseDuration: 1)
+            #expect(claimed.count == 3)
+            try await storage.markPublished([claimed[1].id], at: now)
+            try await storage.releaseOutboxEntries([claimed[2].id])
+            try await storage.renewOutboxLeases(claimed.map(\.id), until: now.addingTimeInterval(60))
+            let later = try await due(limit: 10, at: now.addingTimeInterval(2))
+            #expect(
+                later.map(\.id) == [claimed[2].id], "the renewed lease holds past its first expiry; the released entry is not leased again")
+            #expect(try await storage.outboxCounts() == OutboxCounts(pending: 2, parked: 0, published: 1), "renewing publishes nothing")
+            let afterRenewal = try await due(limit: 10, at: now.addingTimeInterval(61))
+            #expect(Set(afterRenewal.map(\.id)) == [claimed[0].id, claimed[2].id], "due again once the renewed lease ends")
+        }
+
         func outboxRetryHoldsBackItsStreamOnly() async throws {
             try await store.publish(deposits([1, 2]), to: "account-1")
             try await store.publish(deposits([3]), to: "account-2")

@@ -28,6 +28,7 @@ public struct EventStorageConformance: Sendable {
         case outboxLeasesShareWorkInStreamOrder
         case outboxMarkPublished
         case outboxReleaseHandsEntriesBack
+        case outboxRenewExtendsLiveLeasesOnly
         case outboxRetryHoldsBackItsStreamOnly
         case outboxParkAndRequeue
         case outboxHousekeeping
@@ -78,6 +79,7 @@ public struct EventStorageConformance: Sendable {
         case .outboxLeasesShareWorkInStreamOrder: try await checks.outboxLeasesShareWorkInStreamOrder()
         case .outboxMarkPublished: try await checks.outboxMarkPublished()
         case .outboxReleaseHandsEntriesBack: try await checks.outboxReleaseHandsEntriesBack()
+        case .outboxRenewExtendsLiveLeasesOnly: try await checks.outboxRenewExtendsLiveLeasesOnly()
         case .outboxRetryHoldsBackItsStreamOnly: try await checks.outboxRetryHoldsBackItsStreamOnly()
         case .outboxParkAndRequeue: try await checks.outboxParkAndRequeue()
         case .outboxHousekeeping: try await checks.outboxHousekeeping()

@@ -185,6 +185,16 @@ public final class InMemoryEventStorage: EventStorage {
         }
     }
 
+    public func renewOutboxLeases(_ entryIDs: [Int64], until: Date) async throws {
+        let ids = Set(entryIDs)
+        state.withLock { state in
+            for index in state.outbox.indices
+            where ids.contains(state.outbox[index].id) && state.outbox[index].state == .pending && state.outbox[index].leasedUntil != nil {
+                state.outbox[index].leasedUntil = until
+            }
+        }
+    }
+
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
         state.withLock { state in
             guard let index = state.outbox.firstIndex(where: { $0.id == entryID && $0.state == .pending }) else { return nil }

@@ -60,6 +60,11 @@ public final class ChildProcess: Sendable {
         try await start(executable, arguments, environment: environment).wait()
     }
 
+    /// What the process wrote to standard error so far.
+    public var standardErrorSoFar: String {
+        (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+    }
+
     /// Sends `signal` to the process.
     public func signal(_ signal: Int32) {
         kill(pid, signal)

@@ -115,6 +115,11 @@ public protocol EventStorage: Sendable {
     /// attempt: a relay hands back the later entries of a stream whose earlier entry failed.
     /// They are due again as before, and still wait behind any earlier entry of their stream.
     func releaseOutboxEntries(_ entryIDs: [Int64]) async throws
+    /// Extends the leases of claimed entries that are still leased and pending to `until`:
+    /// a relay renews the leases of its batch while the batch is in flight, so leases can
+    /// be short and a relay that died loses its entries to the next claimer within seconds.
+    /// Entries that were marked, failed or released meanwhile keep their state.
+    func renewOutboxLeases(_ entryIDs: [Int64], until: Date) async throws
     /// Parked entries (that reached their attempt limit), in outbox order.
     func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry]
     /// Makes parked entries pending again with zero attempts. Returns how many were requeued.

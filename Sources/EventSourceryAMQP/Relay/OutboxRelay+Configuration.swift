@@ -8,8 +8,11 @@ extension OutboxRelay {
         public var context: String
         /// Entries claimed and published per round.
         public var batchSize: Int
-        /// How long claimed entries stay reserved for this relay; another replica takes them
-        /// over only after that, if this one died.
+        /// How long claimed entries stay reserved for this relay; another replica (or the
+        /// relay that replaces this one) takes them over only after that, if this one died.
+        /// The relay renews the leases of its batch every third of it while the batch is in
+        /// flight, so a short lease costs no duplicates; the default of 1 s lets a restarted
+        /// relay publish what its dead predecessor had claimed within about a second.
         public var leaseDuration: Duration
         /// Retry and parking of entries the broker refuses.
         public var retry: RetryPolicy
@@ -25,7 +28,7 @@ extension OutboxRelay {
         public init(
             context: String,
             batchSize: Int = 500,
-            leaseDuration: Duration = .seconds(30),
+            leaseDuration: Duration = .seconds(1),
             retry: RetryPolicy = RetryPolicy(),
             idlePollInterval: Duration = .seconds(1),
             retention: Duration? = .seconds(3600),

@@ -134,22 +134,53 @@ public struct OutboxRelay: Service {
             leaseDuration: configuration.leaseDuration.seconds
         )
         guard !entries.isEmpty else { return (0, Statistics()) }
-        var settlement = RelaySettlement(entries, retry: configuration.retry)
-        while case let wave = settlement.nextWave(), !wave.isEmpty {
-            let messages = wave.map { EventMessage.outgoing($0.event, context: configuration.context) }
-            let start = ContinuousClock.now
-            do {
-                settlement.record(try await publisher.publish(messages))
-                metrics.recordConfirm(since: start)
-            } catch let error as AMQPError {
-                settlement.record(Array(repeating: .notConfirmed(error), count: wave.count))
+        let statistics = try await whileRenewingLeases(of: entries.map(\.id)) {
+            var settlement = RelaySettlement(entries, retry: configuration.retry)
+            while case let wave = settlement.nextWave(), !wave.isEmpty {
+                let messages = wave.map { EventMessage.outgoing($0.event, context: configuration.context) }
+                let start = ContinuousClock.now
+                do {
+                    settlement.record(try await publisher.publish(messages))
+                    metrics.recordConfirm(since: start)
+                } catch let error as AMQPError {
+                    settlement.record(Array(repeating: .notConfirmed(error), count: wave.count))
+                }
+                // Stopping: the wave in flight is settled; the rest of the batch is handed back.
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
             }
-            // Stopping: the wave in flight is settled; the rest of the batch is handed back.
-            if Task.isShuttingDownGracefully || Task.isCancelled { break }
+            return try await execute(settlement.finish())
         }
-        let statistics = try await execute(settlement.finish())
         metrics.record(statistics)
         return (entries.count, statistics)
+    }
+
+    /// Runs `body` (publishing and settling a claimed batch) while a child task renews the
+    /// batch's leases every third of ``Configuration/leaseDuration``: the lease stays short, so
+    /// a relay that replaces a dead one gets the dead one's entries within the lease, and a
+    /// batch that takes longer (a slow broker) keeps its entries from competing relays.
+    private func whileRenewingLeases(of ids: [Int64], _ body: () async throws -> Statistics) async throws -> Statistics {
+        let (storage, lease, logger) = (self.storage, configuration.leaseDuration, self.logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: lease / 3)
+                    do {
+                        try await storage.renewOutboxLeases(ids, until: Date().addingTimeInterval(lease.seconds))
+                    } catch {
+                        logger.warning("Outbox leases not renewed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            let statistics: Statistics
+            do {
+                statistics = try await body()
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+            return statistics
+        }
     }
 
     /// Writes what the settlement decided.

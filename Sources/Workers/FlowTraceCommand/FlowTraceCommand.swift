@@ -89,8 +89,20 @@ struct FlowTraceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var opened: [FlowTracer.ContextStore] = []
         do {
-            let stores = try await openStores()
+            opened = try await openStores()
+            try await trace(opened)
+            for store in opened { await StoreService.close(store.storage) }
+        } catch {
+            for store in opened { await StoreService.close(store.storage) }
+            throw error
+        }
+    }
+
+    /// Traces the flow in `stores` and writes it out.
+    private func trace(_ stores: [FlowTracer.ContextStore]) async throws {
+        do {
             let tracer = FlowTracer(
                 stores: stores,
                 configuration: FlowTracer.Configuration(entryContext: entryContext, entryCategory: entryCategory, pageSize: pageSize)

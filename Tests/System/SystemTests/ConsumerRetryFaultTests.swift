@@ -7,8 +7,9 @@ import EventSourcerySQLite
 import Foundation
 import Testing
 
-/// Held and parked sequences with the `context-consumer` executable: a consumer killed while
-/// a stream waits for its retry, and the parked-sequence admin flags.
+/// Held and parked sequences with a kit build (`demo-service --role consumer`): a consumer
+/// killed while a stream waits for its retry, and the parked-sequence admin flags of
+/// `context-consumer`.
 ///
 /// Like ``ContextConsumerFaultTests`` it uses the broker's vhost `es-test` for the demo
 /// context names; it restarts no broker and kills only its own child process.
@@ -63,8 +64,8 @@ struct ConsumerRetryFaultTests {
         // stream waits behind it.
         #expect(FileManager.default.createFile(atPath: gatewayDown, contents: nil))
         let environment = ["AMQP_URL": ContextConsumerFaultTests.vhostURL, "LOG_LEVEL": "warning"]
-        let arguments = ["--context", "payment", "--config", configPath, "--gateway-down-file", gatewayDown]
-        let first = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let arguments = ["--context", "payment", "--role", "consumer", "--config", configPath, "--gateway-down-file", gatewayDown]
+        let first = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let shared = try (1...5).map { try orderPlaced("s\($0)", stream: "order-shared", version: Int64($0)) }
         #expect(try await publisher.publish(shared).allSatisfy(\.isConfirmed))
         let deadline = ContinuousClock.now + .seconds(60)
@@ -84,7 +85,7 @@ struct ConsumerRetryFaultTests {
         let others = try (1...20).map { try orderPlaced("o\($0)", stream: "order-o\($0)", version: 1) }
         #expect(try await publisher.publish(later + others).allSatisfy(\.isConfirmed))
 
-        let second = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let second = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let finish = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < finish, try await store.readAllRecorded(limit: 1000).count < 27 {
             try await Task.sleep(for: .milliseconds(50))

@@ -8,7 +8,7 @@ import EventSourceryServices
 import Foundation
 import Testing
 
-/// The `context-consumer` executable, run as a real process and killed.
+/// The consumer of a kit build (`demo-service --role consumer`), run as a real process and killed.
 ///
 /// The demo handlers know the context names `order` and `payment`, so these tests use the
 /// broker's second vhost `es-test` (set up by `scripts/rabbitmq`) to keep those names apart
@@ -86,12 +86,12 @@ struct ContextConsumerFaultTests {
         #expect(outcomes.allSatisfy { $0.isConfirmed })
 
         let environment = ["AMQP_URL": Self.vhostURL, "LOG_LEVEL": "warning"]
-        let arguments = ["--context", "payment", "--config", configPath]
+        let arguments = ["--context", "payment", "--role", "consumer", "--config", configPath]
         let storage = try SQLiteEventStorage(path: storePath)
         defer { try? storage.close() }
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
 
-        let first = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let first = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline, try await store.readAllRecorded(limit: 10_000).count < 300 {
             try await Task.sleep(for: .milliseconds(10))
@@ -102,7 +102,7 @@ struct ContextConsumerFaultTests {
         let appendedBeforeKill = try await store.readAllRecorded(limit: 10_000).count
         #expect(appendedBeforeKill >= 300 && appendedBeforeKill < count, "the kill came mid-stream")
 
-        let second = try ChildProcess.start(BuiltProducts.path("context-consumer"), arguments, environment: environment)
+        let second = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let finish = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < finish, try await store.readAllRecorded(limit: 10_000).count < count {
             try await Task.sleep(for: .milliseconds(50))

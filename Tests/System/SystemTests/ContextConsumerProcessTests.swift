@@ -56,7 +56,8 @@ struct ContextConsumerProcessTests {
               charge-order:
                 subscribes: [order.OrderShipped]
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let result = try await ChildProcess.run(BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", config])
+        let result = try await ChildProcess.run(
+            BuiltProducts.path("demo-service"), ["--context", "payment", "--role", "consumer", "--config", config])
         #expect(result.status == 78)
         #expect(result.standardError.contains("\(config):10:9: contexts.payment.handlers.charge-order.subscribes: 'order.OrderShipped'"))
     }

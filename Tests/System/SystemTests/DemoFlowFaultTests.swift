@@ -9,7 +9,7 @@ import Foundation
 import Testing
 
 /// The full demo flow as real processes: three `outbox-publisher`s and three
-/// `context-consumer`s (one of each per context, each context with its own SQLite store)
+/// `demo-service --role consumer`s (one of each per context, each context with its own SQLite store)
 /// settle 1,000 orders placed directly into the order store.
 ///
 /// The demo contexts use the fixed exchange names `order.events`, `payment.events` and
@@ -28,45 +28,7 @@ struct DemoFlowFaultTests {
     }
 
     private func configuration(directory: URL) -> String {
-        func store(_ context: String) -> String { "sqlite:" + directory.appendingPathComponent("\(context).sqlite").path }
-        return """
-            broker:
-              url: \(Self.vhostURL)
-            relay:
-              idle_poll_ms: 20
-            contexts:
-              order:
-                store: \(store("order"))
-                publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-                handlers:
-                  mark-paid:
-                    subscribes: [payment.PaymentSucceeded]
-                  cancel-unpaid:
-                    subscribes: [payment.PaymentFailed]
-                  complete-invoiced:
-                    subscribes: [invoice.InvoiceIssued]
-                consumer:
-                  prefetch: 100
-                  delivery_limit: 5
-              payment:
-                store: \(store("payment"))
-                publishes: [PaymentSucceeded, PaymentFailed]
-                handlers:
-                  charge-order:
-                    subscribes: [order.OrderPlaced]
-                consumer:
-                  prefetch: 100
-                  delivery_limit: 5
-              invoice:
-                store: \(store("invoice"))
-                publishes: [InvoiceIssued]
-                handlers:
-                  issue-invoice:
-                    subscribes: [payment.PaymentSucceeded]
-                consumer:
-                  prefetch: 100
-                  delivery_limit: 5
-            """
+        DemoConfiguration.yaml(brokerURL: Self.vhostURL, directory: directory, consumer: ["prefetch: 100", "delivery_limit: 5"])
     }
 
     /// The amount of order `index`: 1...1300, so about a quarter is declined.
@@ -147,9 +109,9 @@ struct DemoFlowFaultTests {
             let arguments = ["--context", context, "--config", configPath]
             processes.append(
                 (
-                    "context-consumer \(context)",
+                    "demo-service \(context)",
                     try ChildProcess.start(
-                        BuiltProducts.path("context-consumer"), arguments + ["--decline-above", "\(Self.declineAbove)"],
+                        BuiltProducts.path("demo-service"), arguments + ["--role", "consumer", "--decline-above", "\(Self.declineAbove)"],
                         environment: environment
                     )
                 ))

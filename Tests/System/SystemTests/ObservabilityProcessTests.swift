@@ -7,8 +7,8 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The health and metrics endpoint of `outbox-publisher` and `context-consumer`, run as
-/// processes: readiness while they work, metrics that move as events flow, and readiness
+/// The health and metrics endpoint of `outbox-publisher` and of a consumer built with the
+/// kit (`demo-service --role consumer`), run as processes: readiness while they work, metrics that move as events flow, and readiness
 /// that drops when the broker stops.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ObservabilityProcessTests {
@@ -113,7 +113,8 @@ struct ObservabilityProcessTests {
         }
         let port = try HTTPScrape.freePort()
         let consumer = try ChildProcess.start(
-            BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", config, "--http-port", "\(port)"],
+            BuiltProducts.path("demo-service"),
+            ["--context", "payment", "--role", "consumer", "--config", config, "--http-port", "\(port)"],
             environment: ["AMQP_URL": Self.vhostURL])
         let http = HTTPScrape(port: port)
         let labels = #"context="payment""#
@@ -163,9 +164,9 @@ struct ObservabilityProcessTests {
         let config = try write(paymentConfiguration(brokerURL: PrivateBroker.url, directory: directory), in: directory)
         let environment = ["AMQP_URL": PrivateBroker.url]
         let ports = [try HTTPScrape.freePort(), try HTTPScrape.freePort()]
-        let processes = try zip(["outbox-publisher", "context-consumer"], ports).map { product, port in
+        let processes = try zip([("outbox-publisher", "relay"), ("demo-service", "consumer")], ports).map { process, port in
             try ChildProcess.start(
-                BuiltProducts.path(product), ["--context", "payment", "--config", config, "--http-port", "\(port)"],
+                BuiltProducts.path(process.0), ["--context", "payment", "--role", process.1, "--config", config, "--http-port", "\(port)"],
                 environment: environment)
         }
         let endpoints = ports.map(HTTPScrape.init(port:))

@@ -1,8 +1,16 @@
 public import EventSourcery
 public import EventSourceryAMQP
 
-/// The code of one bounded context that a `context-consumer` process runs: the event types
+/// The code of one bounded context that a service built with the kit runs: the event types
 /// its store reads and its handlers.
+///
+/// ```swift
+/// ContextModule(name: "shipping", eventTypes: [OrderCompleted.self, ShipmentSent.self]) { store in
+///     [EventHandler(name: "ship-order", subscriptions: [EventSubscription(source: "order", type: "OrderCompleted")]) { input, batch in
+///         // ...
+///     }]
+/// }
+/// ```
 public struct ContextModule: Sendable {
     /// The context name, as in the configuration file.
     public var name: String
@@ -19,6 +27,9 @@ public struct ContextModule: Sendable {
         self.makeHandlers = makeHandlers
     }
 
-    /// A registry of ``eventTypes``.
-    public var registry: EventRegistry { EventRegistry(eventTypes) }
+    /// A registry of ``eventTypes`` and the library's own records (``HandlerFailed``,
+    /// ``EventSkipped``), which the consumer writes to the context's store.
+    public var registry: EventRegistry {
+        EventRegistry(eventTypes + [HandlerFailed.self, EventSkipped.self])
+    }
 }

@@ -1,18 +1,23 @@
-/// The context modules built into an executable, keyed by context name.
+/// The context modules built into a service executable, keyed by context name.
 ///
-/// `context-consumer --context payment` looks its handlers up here.
-/// ``DemoContext/handlers(declineAbove:publishOrderOutcomes:gatewayDownFile:)`` returns the demo contexts `order`, `payment`, `invoice`.
+/// A service built with the kit (``ContextService``) looks the module of its `--context` up
+/// here; a generic build (`outbox-publisher`, `context-consumer`) has none.
 ///
 /// ```swift
 /// var handlers = ContextHandlers()
-/// handlers.register(ContextModule(name: "shipping", eventTypes: [...], handlers: [...]))
+/// handlers.register(ContextModule(name: "shipping", eventTypes: [...]) { store in [...] })
 /// ```
-public struct ContextHandlers: Sendable {
+public struct ContextHandlers: Sendable, ExpressibleByArrayLiteral {
     private var modules: [String: ContextModule] = [:]
 
     /// Creates a registry holding `modules`.
     public init(_ modules: [ContextModule] = []) {
         for module in modules { register(module) }
+    }
+
+    /// Creates a registry holding the modules of the literal.
+    public init(arrayLiteral modules: ContextModule...) {
+        self.init(modules)
     }
 
     /// Adds or replaces the module of `module.name`.

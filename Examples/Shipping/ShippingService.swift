@@ -1,0 +1,70 @@
+// The shipping context, written with the service kit: it ships every order the order context
+// completes. One process consumes `shipping.inbox` (bound to `order.OrderCompleted`) and
+// relays the shipping outbox to `shipping.events`.
+//
+//   swift run shipping-service --context shipping --config Examples/Shipping/shipping.yaml
+
+import EventSourcery
+import EventSourceryAMQP
+import EventSourceryServices
+
+// MARK: Events
+
+/// The order context's event, as far as shipping reads it (other fields are ignored).
+struct OrderCompleted: Event {
+    var orderID: String
+}
+
+/// Shipping's own event: the order's parcel went to the carrier.
+struct OrderShipped: Event {
+    var orderID: String
+    var trackingNumber: String
+}
+
+// MARK: Aggregate
+
+/// The shipment of one order, stream `shipment-<order id>`.
+struct Shipment: Aggregate {
+    static let category = "shipment"
+    let id: String
+    var trackingNumber: String?
+    var uncommittedEvents: [any Event] = []
+
+    init(id: String) { self.id = id }
+
+    mutating func apply(_ event: any Event) {
+        if let shipped = event as? OrderShipped { trackingNumber = shipped.trackingNumber }
+    }
+
+    /// Ships the order; a shipped order is not shipped again.
+    mutating func ship() {
+        guard trackingNumber == nil else { return }
+        record(OrderShipped(orderID: id, trackingNumber: "TRK-\(id.uppercased())"))
+    }
+}
+
+// MARK: Handler
+
+/// `ship-order`: on `order.OrderCompleted`, ships the order in the consumer's transaction;
+/// `.publish` puts `OrderShipped` in the outbox, and the kit's relay publishes it.
+func shipOrder(store: EventStore) -> EventHandler {
+    let shipments = Repository<Shipment>(store: store, saveMode: .publish)
+    return EventHandler(name: "ship-order", subscriptions: [EventSubscription(source: "order", type: "OrderCompleted")]) {
+        input, batch in
+        guard let completed = input.as(OrderCompleted.self) else { return }
+        if try await shipments.load(completed.orderID) == nil {
+            try await shipments.new(completed.orderID, metadata: input.causedMetadata, in: &batch) { $0.ship() }
+        }
+    }
+}
+
+// MARK: Main
+
+@main
+enum ShippingService {
+    static func main() async {
+        await ContextService(commandName: "shipping-service", abstract: "Ships the orders the order context completes.").main([
+            ContextModule(name: "shipping", eventTypes: [OrderCompleted.self, OrderShipped.self]) { store in [shipOrder(store: store)] }
+        ])
+    }
+}

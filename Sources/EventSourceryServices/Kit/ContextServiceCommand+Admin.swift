@@ -1,0 +1,102 @@
+import ArgumentParser
+import EventSourcery
+import EventSourceryAMQP
+import EventSourceryRabbitMQ
+import Foundation
+import Logging
+
+extension ContextServiceCommand {
+    /// Runs the one admin mode asked for; closes what it opened.
+    func runAdmin(_ settings: ServiceBootstrap.Settings, logger: Logger) async throws {
+        if let path = kit.exportDefinitions {
+            try export(settings.configuration, to: path, logger: logger)
+        } else if kit.listDead || kit.replayDead {
+            try await deadLetters(settings, logger: logger)
+        } else {
+            let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+            let store = EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self, EventSkipped.self]), logger: logger)
+            do {
+                if kit.listFailures {
+                    try await listFailures(store)
+                } else {
+                    try await parked(store, logger: logger)
+                }
+            } catch {
+                await StoreService.close(storage)
+                throw error
+            }
+            await StoreService.close(storage)
+        }
+    }
+
+    /// `--list-dead`, `--replay-dead`: work on the broker only.
+    private func deadLetters(_ settings: ServiceBootstrap.Settings, logger: Logger) async throws {
+        let connection = try await ServiceBootstrap.connect(settings, logger: logger)
+        do {
+            try await ServiceBootstrap.declareTopology(settings, on: connection)
+            let admin = ContextAdmin(context: context, connection: connection)
+            if kit.listDead {
+                let letters = try await admin.deadLetters()
+                print("\(letters.count) dead letter(s) in \(settings.topology.deadLetterQueue)")
+                for letter in letters {
+                    print("\(letter.messageID ?? "-")\t\(letter.routingKey)\t\(letter.reason)\t\(letter.detail ?? "")")
+                }
+            } else {
+                let moved = try await admin.replayDeadLetters()
+                print("moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueue)")
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+
+    /// `--list-failures`.
+    private func listFailures(_ store: EventStore) async throws {
+        let failures = try await ContextAdmin.handlerFailures(context: context, store: store)
+        print("\(failures.count) handler failure(s) in failures-\(context)")
+        for failure in failures {
+            print(
+                "\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)"
+            )
+        }
+    }
+
+    /// `--list-parked`, `--retry-parked`, `--skip-parked`: work on the store only.
+    private func parked(_ store: EventStore, logger: Logger) async throws {
+        do {
+            if let retryParked = kit.retryParked, let (source, stream) = ContextServiceOptions.sequence(retryParked) {
+                try await ContextAdmin.retryParked(context: context, sourceContext: source, sourceStream: stream, store: store)
+                print("\(retryParked): due now; the running consumer applies it in order")
+            } else if let skipParked = kit.skipParked, let (source, stream) = ContextServiceOptions.sequence(skipParked) {
+                let skip = try await ContextAdmin.skipParked(
+                    context: context, sourceContext: source, sourceStream: stream, reason: kit.reason ?? "", store: store)
+                print(
+                    "\(skipParked): skipped \(skip.eventType) \(skip.eventID) (version \(skip.streamVersion)), recorded in failures-\(context)"
+                )
+            } else {
+                let sequences = try await ContextAdmin.parkedSequences(context: context, store: store)
+                print("\(sequences.count) parked sequence(s) in \(context)")
+                for entry in sequences {
+                    print(
+                        "\(entry.sequence)\tversion \(entry.head.streamVersion)\t\(entry.head.event.typeName)\t\(entry.head.event.id)\t"
+                            + "attempts \(entry.head.attempts)\t\(entry.waitingBehind) waiting behind\t\(entry.head.lastError ?? "")")
+                }
+            }
+        } catch let error as ParkedSequenceError {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// `--export-definitions`.
+    private func export(_ configuration: ServiceConfiguration, to path: String, logger: Logger) throws(ServiceBootstrap.StartupError) {
+        do {
+            try ContextTopology.definitionsJSON(configuration.topologies).write(to: URL(fileURLWithPath: path))
+            logger.info("RabbitMQ definitions written", metadata: ["file": "\(path)"])
+        } catch {
+            throw ServiceBootstrap.StartupError("Cannot write \(path): \(error)", exitCode: 73)
+        }
+    }
+}
