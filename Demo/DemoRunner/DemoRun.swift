@@ -46,8 +46,19 @@ struct DemoRun: Sendable {
         } catch {
             throw DemoError("cannot reach the broker at \(settings.broker.host):\(settings.broker.port): \(error)")
         }
-        defer { Task { await broker.close() } }
+        do {
+            let passed = try await run(broker: broker)
+            await broker.close()
+            return passed
+        } catch {
+            await broker.close()
+            throw error
+        }
+    }
 
+    /// Starts the services, places the orders, watches them settle and reports, with the
+    /// run's stores open (closed again at the end).
+    private func run(broker: AMQPConnection) async throws -> Bool {
         try await startServices(broker: broker)
         var opened: [String: EventStore] = [:]
         for context in contexts {
@@ -55,7 +66,13 @@ struct DemoRun: Sendable {
             opened[context] = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         }
         let stores = opened
+        return try await StoreService.withRunning(stores.values.map(\.storage)) {
+            try await settle(stores: stores, broker: broker)
+        }
+    }
 
+    /// Places the orders, watches them settle and reports.
+    private func settle(stores: [String: EventStore], broker: AMQPConnection) async throws -> Bool {
         let plan = OrderPlan(count: command.orders, declineAbove: DemoContext.defaultDeclineAbove)
         let started = ContinuousClock.now
         let board = try await withThrowingTaskGroup(of: FlowBoard?.self) { group in

@@ -277,9 +277,9 @@ extension PostgresEventStorage {
 
     // MARK: Notifications
 
-    /// Starts listening for commits that add outbox entries to this store, and returns a
-    /// stream that yields once per such commit (bursts are coalesced: the stream buffers at
-    /// most one wake-up).
+    /// Returns a stream that yields once per commit that adds outbox entries to this store
+    /// (bursts are coalesced: the stream buffers at most one wake-up), once the listener of
+    /// ``run()`` has `LISTEN` in place.
     ///
     /// Every commit that adds outbox rows runs `pg_notify` on
     /// ``Configuration/notificationChannel`` with the schema name as payload; PostgreSQL
@@ -289,9 +289,8 @@ extension PostgresEventStorage {
     /// safety net: notifications are not durable). If the listening connection drops, the
     /// storage reconnects and yields once, because notifications may have been missed.
     ///
-    /// The listener holds one connection of the pool. It stops when the stream's consumer
-    /// stops iterating (the task is cancelled or the iterator released) or at
-    /// ``shutdown()``.
+    /// All streams share the one listening connection of ``run()``; a stream ends when
+    /// ``run()`` returns, or stops being fed when its consumer stops iterating.
     ///
     /// ```swift
     /// let wakeUps = try await storage.outboxNotifications()
@@ -301,143 +300,22 @@ extension PostgresEventStorage {
     /// }
     /// ```
     ///
-    /// - Throws: ``EventStoreError`` `storageUnavailable` when `LISTEN` cannot be set up.
+    /// - Throws: ``EventStoreError`` `storageUnavailable` when ``run()`` does not run or
+    ///   `LISTEN` cannot be set up.
     public func outboxNotifications() async throws -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let listenerID = try await startListener(
-            onNotification: { continuation.yield() },
-            onEnd: { continuation.finish() }
-        )
-        continuation.onTermination = { [weak self] _ in self?.stopListener(listenerID) }
+        try await subscribeToOutboxChanges(continuation)
         return stream
     }
 
     /// Waits until a commit adds outbox entries to this store (or parked entries are
     /// requeued), `timeout` passes, or the task is cancelled.
     ///
-    /// The first call starts one `LISTEN` connection that the storage shares between all
-    /// waiters until ``shutdown()``. A commit made between a relay's last check and its
-    /// wait is noticed at the latest after `timeout`, so keep the timeout as the safety
-    /// net (a few seconds). When the listener cannot be set up (the server is down), the
-    /// call simply sleeps for `timeout`.
+    /// The listener of ``run()`` wakes the waiters; a commit made between a relay's last
+    /// check and its wait is noticed at the latest after `timeout`, so keep the timeout as
+    /// the safety net (a few seconds). While the listener cannot listen (the server is down,
+    /// or ``run()`` does not run), the call simply sleeps for `timeout`.
     public func waitForOutboxChange(timeout: Duration) async {
-        let shouldStart = lifecycle.withLock { state in
-            guard !state.isShutDown, !state.sharedListenerStarted else { return false }
-            state.sharedListenerStarted = true
-            return true
-        }
-        if shouldStart {
-            let signal = outboxChanged
-            do {
-                _ = try await startListener(
-                    onNotification: { signal.signal() },
-                    onEnd: { [weak self] in self?.lifecycle.withLock { $0.sharedListenerStarted = false } }
-                )
-            } catch {
-                lifecycle.withLock { $0.sharedListenerStarted = false }
-                logger.debug("Cannot listen for outbox notifications; sleeping instead", metadata: ["error": "\(error)"])
-            }
-        }
         _ = await outboxChanged.wait(timeout: timeout)
-    }
-
-    /// Starts a task that listens on the notification channel, calls `onNotification` for
-    /// every notification of this schema (and once after reconnecting, since some may have
-    /// been missed), and `onEnd` when it stops. Returns once `LISTEN` is in place.
-    private func startListener(
-        onNotification: @escaping @Sendable () -> Void,
-        onEnd: @escaping @Sendable () -> Void
-    ) async throws -> Int {
-        let ready = ReadySignal()
-        let client = self.client
-        let logger = self.logger
-        let channel = configuration.notificationChannel
-        let payload = configuration.schema
-        let configuration = self.configuration
-
-        let listenerID = try lifecycle.withLock { state throws(EventStoreError) in
-            guard !state.isShutDown else {
-                throw EventStoreError(.storageUnavailable, message: "The PostgreSQL event storage is shut down.")
-            }
-            state.nextListenerID += 1
-            return state.nextListenerID
-        }
-        let task = Task {
-            var listening = false
-            while !Task.isCancelled {
-                do {
-                    try await client.withConnection { connection in
-                        try await connection.listen(on: channel) { notifications in
-                            if listening {
-                                onNotification()  // some may have been missed while reconnecting
-                            }
-                            listening = true
-                            ready.succeed()
-                            for try await notification in notifications where notification.payload == payload {
-                                onNotification()
-                            }
-                        }
-                    }
-                } catch {
-                    guard listening else {
-                        ready.fail(Self.storeError(error, configuration: configuration, operation: "listen for outbox notifications"))
-                        break
-                    }
-                    if Task.isCancelled { break }
-                    logger.warning(
-                        "Lost the outbox notification listener; reconnecting",
-                        metadata: ["es.schema": "\(payload)", "error": "\(error)"]
-                    )
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
-            ready.fail(CancellationError())
-            onEnd()
-        }
-        lifecycle.withLock { $0.listeners[listenerID] = task }
-        do {
-            try await ready.wait()
-        } catch {
-            stopListener(listenerID)
-            throw error
-        }
-        return listenerID
-    }
-
-    private func stopListener(_ id: Int) {
-        lifecycle.withLock { $0.listeners.removeValue(forKey: id) }?.cancel()
-    }
-}
-
-/// A one-shot signal that the notification listener is in place (or failed to be).
-private final class ReadySignal: Sendable {
-    private struct State {
-        var result: Result<Void, any Error>?
-        var waiter: CheckedContinuation<Void, any Error>?
-    }
-
-    private let state = Mutex(State())
-
-    func succeed() { finish(.success(())) }
-    func fail(_ error: any Error) { finish(.failure(error)) }
-
-    private func finish(_ result: Result<Void, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(with: result)
-    }
-
-    func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let result = state.withLock { state -> Result<Void, any Error>? in
-                if state.result == nil { state.waiter = continuation }
-                return state.result
-            }
-            if let result { continuation.resume(with: result) }
-        }
     }
 }

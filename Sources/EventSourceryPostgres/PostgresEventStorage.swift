@@ -2,6 +2,7 @@ public import EventSourcery
 public import Foundation
 public import Logging
 public import PostgresNIO
+public import ServiceLifecycle
 import Synchronization
 
 /// An event storage in a PostgreSQL database: the production backend.
@@ -10,16 +11,18 @@ import Synchronization
 /// let configuration = try PostgresEventStorage.Configuration(url: "postgres://orders:secret@db:5432/orders")
 /// let storage = try await PostgresEventStorage.connect(configuration: configuration)
 /// let store = EventStore(storage: storage, registry: EventRegistry([OrderPlaced.self]))
-/// // ...
-/// await storage.shutdown()
+/// let group = ServiceGroup(services: [storage, relay], logger: logger)   // the storage first
+/// try await group.run()
 /// ```
 ///
 /// ``connect(configuration:logger:)`` checks the settings with one connection (so a wrong
 /// password, a missing database or an unreachable server fail right there with a typed
-/// error), creates and migrates the schema, and then starts a postgres-nio
-/// `PostgresClient` connection pool in a task the storage owns until ``shutdown()``.
-/// Applications that manage the pool themselves (for example in a ServiceLifecycle
-/// `ServiceGroup`) use ``init(client:configuration:logger:)`` and ``migrate()`` instead.
+/// error), creates and migrates the schema, and creates a postgres-nio `PostgresClient`
+/// connection pool. The storage is a ServiceLifecycle `Service`: ``run()`` runs the pool and
+/// the listener for outbox notifications until graceful shutdown or cancellation (or
+/// ``shutdown()``); queries wait until it runs. Nothing runs in an unstructured task.
+/// Applications that manage the pool themselves use ``init(client:configuration:logger:)``
+/// and ``migrate()`` instead; ``run()`` then runs the listener only.
 ///
 /// ## Global order without lost events
 ///
@@ -67,7 +70,7 @@ import Synchronization
 /// a rejected login (SQLSTATE 28P01), a missing database (3D000) and an unreachable
 /// server are ``EventStoreError/Code/storageUnavailable`` with a message naming the host,
 /// port and database and what to check.
-public final class PostgresEventStorage: EventStorage {
+public final class PostgresEventStorage: EventStorage, Service {
     /// The configuration the storage connects with.
     public let configuration: Configuration
 
@@ -77,15 +80,28 @@ public final class PostgresEventStorage: EventStorage {
     /// The configured schema as a quoted SQL identifier.
     let schema: String
 
+    /// Whether ``run()`` runs the pool (``connect(configuration:logger:)`` created it).
+    let ownsClient: Bool
+
     struct Lifecycle {
-        /// The task running the pool when the storage owns it.
-        var runTask: Task<Void, Never>?
-        /// Running notification listeners, by id.
-        var listeners: [Int: Task<Void, Never>] = [:]
-        var nextListenerID = 0
-        /// Whether the listener behind ``waitForOutboxChange(timeout:)`` runs.
-        var sharedListenerStarted = false
+        /// Whether ``run()`` started.
+        var isRunning = false
+        /// Whether ``run()`` returned.
+        var isFinished = false
         var isShutDown = false
+        /// Whether the listener of ``run()`` has `LISTEN` in place.
+        var isListening = false
+        /// Callers of ``outboxNotifications()`` waiting for `LISTEN` to be in place.
+        var listeningWaiters: [CheckedContinuation<Void, any Error>] = []
+        /// The streams of ``outboxNotifications()``, by id.
+        var subscribers: [Int: AsyncStream<Void>.Continuation] = [:]
+        var nextSubscriberID = 0
+        /// ``shutdown()`` asked ``run()`` to return.
+        var stopRequested = false
+        /// ``run()`` waiting for ``shutdown()``.
+        var stopWaiter: CheckedContinuation<Void, Never>?
+        /// Callers of ``shutdown()`` waiting until ``run()`` returned.
+        var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     let lifecycle: Mutex<Lifecycle>
@@ -93,9 +109,9 @@ public final class PostgresEventStorage: EventStorage {
     let outboxChanged = ChangeSignal()
 
     /// Connects to PostgreSQL, migrates the schema (unless
-    /// ``Configuration/migratesSchema`` is off) and starts the connection pool.
-    ///
-    /// Call ``shutdown()`` when done; it stops the pool.
+    /// ``Configuration/migratesSchema`` is off) and creates the connection pool, which
+    /// ``run()`` runs: run the storage as a service (or with ``withRunning(_:)``) before
+    /// querying it.
     ///
     /// - Throws: ``EventStoreError`` `storageUnavailable` when the server cannot be reached,
     ///   rejects the login, or has no such database (the message says which and what to
@@ -124,22 +140,26 @@ public final class PostgresEventStorage: EventStorage {
             throw storeError(error, configuration: configuration, operation: "migrate the schema '\(configuration.schema)'")
         }
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
-        let storage = PostgresEventStorage(client: client, configuration: configuration, logger: logger)
-        storage.lifecycle.withLock { $0.runTask = Task { await client.run() } }
-        return storage
+        return PostgresEventStorage(client: client, configuration: configuration, logger: logger, ownsClient: true)
     }
 
     /// Creates a storage on a connection pool that the caller runs (`client.run()`, or
     /// a ServiceLifecycle `ServiceGroup`), for example to share the pool.
     ///
     /// The schema is not checked nor migrated: call ``migrate()`` once the pool runs.
-    /// ``shutdown()`` stops only the storage's notification listeners, not the pool.
-    public init(client: PostgresClient, configuration: Configuration, logger: Logger = Logger(label: "EventSourcery.Postgres")) {
+    /// ``run()`` runs only the storage's notification listener, not the pool.
+    public convenience init(client: PostgresClient, configuration: Configuration, logger: Logger = Logger(label: "EventSourcery.Postgres"))
+    {
+        self.init(client: client, configuration: configuration, logger: logger, ownsClient: false)
+    }
+
+    private init(client: PostgresClient, configuration: Configuration, logger: Logger, ownsClient: Bool) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
         self.schema = Self.quotedIdentifier(configuration.schema)
         self.lifecycle = Mutex(Lifecycle())
+        self.ownsClient = ownsClient
     }
 
     /// Creates the configured schema when missing and applies the migrations it lacks;
@@ -152,25 +172,6 @@ public final class PostgresEventStorage: EventStorage {
         } catch {
             throw failure(error, operation: "migrate the schema '\(configuration.schema)'")
         }
-    }
-
-    /// Stops the notification listeners and, when ``connect(configuration:logger:)``
-    /// created the pool, closes it. Calls made after it fail with `storageUnavailable`.
-    public func shutdown() async {
-        let (runTask, listeners) = lifecycle.withLock { state in
-            state.isShutDown = true
-            defer {
-                state.runTask = nil
-                state.listeners = [:]
-            }
-            return (state.runTask, Array(state.listeners.values))
-        }
-        for listener in listeners {
-            listener.cancel()
-            await listener.value
-        }
-        runTask?.cancel()
-        await runTask?.value
     }
 
     // MARK: Running statements

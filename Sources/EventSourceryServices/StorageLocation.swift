@@ -56,7 +56,8 @@ public enum StorageLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// Opens the storage, creating a SQLite file's directory when needed. A PostgreSQL store
     /// is connected (its schema migrated) before this returns, so bad credentials, a missing
-    /// database or an unreachable server fail here.
+    /// database or an unreachable server fail here; its pool runs once the store runs as a
+    /// service (``StoreService``, ``StoreService/withRunning(_:_:)``).
     public func open(logger: Logger = Logger(label: "eventsourcery.store")) async throws -> any EventStorage {
         switch self {
         case .sqlite(let path):

@@ -3,6 +3,7 @@ import EventSourcery
 import Foundation
 public import Logging
 import PostgresNIO
+import Synchronization
 
 /// The test database: `POSTGRES_URL`, or the private cluster of `scripts/postgres start`.
 public enum TestDatabase {
@@ -25,12 +26,21 @@ public enum TestDatabase {
         "es_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
     }
 
+    /// Connects a storage and runs it (``PostgresEventStorage/run()``) until its `shutdown()`,
+    /// returning once it runs: tests use storages like this outside a `ServiceGroup`.
+    public static func connect(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
+        let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: logger)
+        Task { try? await storage.run() }
+        while !storage.lifecycle.withLock({ $0.isRunning }) { try await Task.sleep(for: .milliseconds(1)) }
+        return storage
+    }
+
     /// Runs `body` with a storage on a fresh schema, then shuts it down and drops the schema.
     public static func withStorage<Result>(
         poolSize: Int = 4,
         _ body: (PostgresEventStorage) async throws -> Result
     ) async throws -> Result {
-        let storage = try await PostgresEventStorage.connect(configuration: try configuration(poolSize: poolSize), logger: logger)
+        let storage = try await connect(try configuration(poolSize: poolSize))
         do {
             let result = try await body(storage)
             await drop(storage)
@@ -47,7 +57,7 @@ public enum TestDatabase {
         for _ in 0..<count {
             var configuration = storage.configuration
             configuration.maximumConnections = poolSize
-            replicas.append(try await PostgresEventStorage.connect(configuration: configuration, logger: logger))
+            replicas.append(try await connect(configuration))
         }
         return replicas
     }

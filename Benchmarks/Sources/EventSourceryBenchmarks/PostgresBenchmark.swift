@@ -91,7 +91,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
         for _ in 0..<replicas {
             var configuration = storage.configuration
             configuration.maximumConnections = 2
-            let replica = try await PostgresEventStorage.connect(configuration: configuration, logger: Self.quietLogger)
+            let replica = try await Self.running(configuration)
             let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: brokerURL), logger: Self.quietLogger)
             try await connection.connect()
             storages.append(replica)
@@ -182,7 +182,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
         for _ in 0..<claimers {
             var configuration = storage.configuration
             configuration.maximumConnections = 2
-            replicas.append(try await PostgresEventStorage.connect(configuration: configuration, logger: Self.quietLogger))
+            replicas.append(try await Self.running(configuration))
         }
         let latencies = LockedValue<[Duration]>([])
         let drained = LockedValue(0)
@@ -313,12 +313,19 @@ struct PostgresBenchmark: AsyncParsableCommand {
         )
     }
 
+    /// Connects a storage and runs it (``PostgresEventStorage/run()``) until its `shutdown()`.
+    private static func running(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
+        let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: quietLogger)
+        Task { try? await storage.run() }
+        return storage
+    }
+
     /// Runs `body` with a storage on a fresh schema and drops the schema afterwards.
     private func scenario(_ base: PostgresEventStorage.Configuration, _ body: (PostgresEventStorage) async throws -> Void) async throws {
         var configuration = base
         configuration.schema = "es_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         configuration.maximumConnections = max(writers.max() ?? 1, 4)
-        let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: Self.quietLogger)
+        let storage = try await Self.running(configuration)
         do {
             try await body(storage)
         } catch {

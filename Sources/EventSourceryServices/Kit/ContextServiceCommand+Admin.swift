@@ -15,17 +15,13 @@ extension ContextServiceCommand {
         } else {
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let store = EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self, EventSkipped.self]), logger: logger)
-            do {
+            try await StoreService.withRunning([storage]) {
                 if kit.listFailures {
                     try await listFailures(store)
                 } else {
                     try await parked(store, logger: logger)
                 }
-            } catch {
-                await StoreService.close(storage)
-                throw error
             }
-            await StoreService.close(storage)
         }
     }
 

@@ -51,9 +51,8 @@ extension ContextServiceCommand {
                     logger: logger
                 )
                 if kit.once {
-                    try await drain(relay, logger: logger)
+                    try await StoreService.withRunning([storage]) { try await drain(relay, logger: logger) }
                     await connection.close()
-                    await StoreService.close(storage)
                     return
                 }
                 workers.append(relay)

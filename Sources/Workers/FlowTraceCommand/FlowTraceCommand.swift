@@ -89,15 +89,14 @@ struct FlowTraceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var opened: [FlowTracer.ContextStore] = []
+        let stores: [FlowTracer.ContextStore]
         do {
-            opened = try await openStores()
-            try await trace(opened)
-            for store in opened { await StoreService.close(store.storage) }
+            stores = try await openStores()
         } catch {
-            for store in opened { await StoreService.close(store.storage) }
-            throw error
+            Self.printError(error.message)
+            throw ExitCode(error.exitCode)
         }
+        try await StoreService.withRunning(stores.map(\.storage)) { try await trace(stores) }
     }
 
     /// Traces the flow in `stores` and writes it out.

@@ -389,8 +389,8 @@ struct PostgresConnectionErrorTests {
 
     @Test func callsAfterShutdownAreStorageUnavailable() async throws {
         let configuration = try TestDatabase.configuration()
-        let storage = try await PostgresEventStorage.connect(configuration: configuration)
-        let cleaner = try await PostgresEventStorage.connect(configuration: configuration)
+        let storage = try await TestDatabase.connect(configuration)
+        let cleaner = try await TestDatabase.connect(configuration)
         defer { Task { await TestDatabase.drop(cleaner) } }
         await storage.shutdown()
         do {
