@@ -62,6 +62,14 @@ struct ContextConsumerProcessTests {
         #expect(result.standardError.contains("\(config):10:9: contexts.payment.handlers.charge-order.subscribes: 'order.OrderShipped'"))
     }
 
+    @Test func theGenericBuildHasNoHandlerCodeAndSaysWhereItIs() async throws {
+        let config = TestRepository.root.appendingPathComponent("config/eventsourcery.yaml").path
+        let result = try await ChildProcess.run(
+            BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", config], environment: ["AMQP_URL": ""])
+        #expect(result.status == 78, "\(result.standardError)")
+        #expect(result.standardError.contains("no handler code is built in for context 'payment'; built in: none"))
+    }
+
     @Test func adminModesListAndReplayDeadLettersAndListFailures() async throws {
         let fixture = try await ConsumerFixture()
         defer { Task { await fixture.tearDown() } }
