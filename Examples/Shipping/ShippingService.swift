@@ -1,6 +1,6 @@
 // The shipping context, written with the service kit: it ships every order the order context
-// completes. One process consumes `shipping.inbox` (bound to `order.OrderCompleted`) and
-// relays the shipping outbox to `shipping.events`.
+// completes. One process consumes `shipping.inbox` (bound to `order.OrderCompleted`), relays
+// the shipping outbox to `shipping.events` and keeps the projection of shipped orders.
 //
 //   swift run shipping-service --context shipping --config Examples/Shipping/shipping.yaml
 
@@ -58,13 +58,28 @@ func shipOrder(store: EventStore) -> EventHandler {
     }
 }
 
+// MARK: Projection
+
+/// The orders shipped so far, a read model kept caught up in the shipping store.
+struct ShippedOrders: Projection {
+    let name = "shipped-orders"
+    var initialState: [String] { [] }
+
+    func apply(_ event: StoredEvent, to orders: inout [String]) {
+        if let shipped = event.event as? OrderShipped { orders.append(shipped.orderID) }
+    }
+}
+
 // MARK: Main
 
 @main
 enum ShippingService {
     static func main() async {
         await ContextService(commandName: "shipping-service", abstract: "Ships the orders the order context completes.").main([
-            ContextModule(name: "shipping", eventTypes: [OrderCompleted.self, OrderShipped.self]) { store in [shipOrder(store: store)] }
+            ContextModule(
+                name: "shipping", eventTypes: [OrderCompleted.self, OrderShipped.self],
+                projections: { store in [ProjectionService(ProjectionRunner(projection: ShippedOrders(), store: store))] }
+            ) { store in [shipOrder(store: store)] }
         ])
     }
 }

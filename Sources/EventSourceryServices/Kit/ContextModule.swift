@@ -2,7 +2,7 @@ public import EventSourcery
 public import EventSourceryAMQP
 
 /// The code of one bounded context that a service built with the kit runs: the event types
-/// its store reads and its handlers.
+/// its store reads, its handlers and its projections.
 ///
 /// ```swift
 /// ContextModule(name: "shipping", eventTypes: [OrderCompleted.self, ShipmentSent.self]) { store in
@@ -19,11 +19,18 @@ public struct ContextModule: Sendable {
     /// Makes the handlers over the context's store; their names and subscriptions must
     /// match the configuration file's `contexts.<name>.handlers`.
     public var makeHandlers: @Sendable (EventStore) -> [EventHandler]
+    /// Makes the projections over the context's store, kept caught up beside the consumer
+    /// (``ProjectionService``).
+    public var makeProjections: @Sendable (EventStore) -> [ProjectionService]
 
     /// Creates a module.
-    public init(name: String, eventTypes: [any Event.Type], makeHandlers: @escaping @Sendable (EventStore) -> [EventHandler]) {
+    public init(
+        name: String, eventTypes: [any Event.Type], projections: @escaping @Sendable (EventStore) -> [ProjectionService] = { _ in [] },
+        makeHandlers: @escaping @Sendable (EventStore) -> [EventHandler]
+    ) {
         self.name = name
         self.eventTypes = eventTypes
+        self.makeProjections = projections
         self.makeHandlers = makeHandlers
     }
 

@@ -16,12 +16,12 @@ extension ContextServiceCommand {
         let module = role.runsConsumer ? try self.module(in: modules) : nil
         let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
         let connection: AMQPConnection
-        var consumed: (store: EventStore, handlers: [EventHandler])?
+        var consumed: (store: EventStore, handlers: [EventHandler], projections: [ProjectionService])?
         do {
             if let module {
                 // The code must match the file before anything is declared on the broker.
                 let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
-                consumed = (eventStore, try checkedHandlers(module.makeHandlers(eventStore), settings))
+                consumed = (eventStore, try checkedHandlers(module.makeHandlers(eventStore), settings), module.makeProjections(eventStore))
             }
             connection = try await ServiceBootstrap.connect(settings, logger: logger)
         } catch {
@@ -39,6 +39,7 @@ extension ContextServiceCommand {
                     ContextConsumer(
                         connection: connection, store: consumed.store, handlers: consumed.handlers, configuration: configuration,
                         topology: settings.topology, logger: logger))
+                workers += consumed.projections as [any Service]
                 probes.append(ServiceBootstrap.inboxProbe(connection, topology: settings.topology))
             }
             if role.runsRelay {

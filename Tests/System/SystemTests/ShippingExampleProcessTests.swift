@@ -107,6 +107,9 @@ struct ShippingExampleProcessTests {
         defer { try? shipping.close() }
         let recorded = try await EventStore(storage: shipping, registry: EventRegistry()).readAllRecorded()
         #expect(recorded.filter { $0.event.typeName == "OrderShipped" }.count == 1, "shipped once")
+        try await waitUntil(timeout: .seconds(30)) { try await shipping.checkpoint(named: "shipped-orders") != nil }
+        let projection = try #require(try await shipping.checkpoint(named: "shipped-orders"))
+        #expect(try JSONDecoder().decode([String].self, from: projection.state) == ["ship-1"], "the projection runs beside the consumer")
 
         stopped = true
         for process in processes { process.signal(SIGTERM) }
