@@ -26,6 +26,7 @@ let package = Package(
                 .product(name: "EventSourceryAMQP", package: "EventSourcery"),
                 .product(name: "EventSourceryRabbitMQ", package: "EventSourcery"),
                 .product(name: "DemoContexts", package: "EventSourcery"),  // the flow latency of the consumer benchmark
+                .product(name: "EventSourceryServices", package: "EventSourcery"),  // the demo's ContextHandlers
                 .product(name: "GRDB", package: "GRDB.swift"),  // the raw-GRDB baseline of the store benchmark
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import ArgumentParser
 import DemoContexts
 import EventSourcery
 import EventSourceryAMQP
+import EventSourceryServices
 import EventSourcerySQLite
 import Foundation
 import Synchronization
