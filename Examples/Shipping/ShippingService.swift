@@ -46,14 +46,15 @@ struct Shipment: Aggregate {
 // MARK: Handler
 
 /// `ship-order`: on `order.OrderCompleted`, ships the order in the consumer's transaction;
-/// `.publish` puts `OrderShipped` in the outbox, and the kit's relay publishes it.
+/// `.publish` puts `OrderShipped` in the outbox, and the kit's relay publishes it. The
+/// consumer makes the completed order its cause, in the order's flow.
 func shipOrder(store: EventStore) -> EventHandler {
     let shipments = Repository<Shipment>(store: store, saveMode: .publish)
     return EventHandler(name: "ship-order", subscriptions: [EventSubscription(source: "order", type: "OrderCompleted")]) {
         input, batch in
         guard let completed = input.as(OrderCompleted.self) else { return }
         if try await shipments.load(completed.orderID) == nil {
-            try await shipments.new(completed.orderID, metadata: input.causedMetadata, in: &batch) { $0.ship() }
+            try await shipments.new(completed.orderID, in: &batch) { $0.ship() }
         }
     }
 }

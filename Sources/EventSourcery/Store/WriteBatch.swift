@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Writes that a storage backend commits in one transaction, all or nothing.
 ///
@@ -51,6 +51,36 @@ public struct WriteBatch: Sendable {
     public mutating func append(encoded events: [EncodedEvent], to stream: StreamID, expectedVersion: ExpectedVersion, publishes: Bool) {
         appends.append(StreamAppend(streamID: stream, expectedVersion: expectedVersion, events: events, publishes: publishes))
     }
+
+    /// Makes the events of this batch that name no cause (no causation id) consequences of
+    /// `cause`, except those whose ids are in `earlier`: their causation id becomes the
+    /// cause's id, their correlation id the cause's where they started a flow of their own
+    /// (their correlation id is their own id, the default of ``EventEnvelope``), and their
+    /// trace context the cause's where they carry none. A consumer calls it for what a handler
+    /// appended, so that a plain `EventEnvelope(x)` continues the consumed event's flow.
+    public mutating func inheritCausation(from cause: EventEnvelope, except earlier: Set<UUID> = []) {
+        let caused = EventMetadata.causedBy(cause)
+        func inherited(_ metadata: EventMetadata, id: UUID) -> EventMetadata {
+            var metadata = metadata
+            metadata.causationID = caused.causationID
+            if metadata.correlationID == nil || metadata.correlationID == id { metadata.correlationID = caused.correlationID }
+            if metadata.traceContext.isEmpty { metadata.traceContext = caused.traceContext }
+            return metadata
+        }
+        for appendIndex in appends.indices {
+            for eventIndex in appends[appendIndex].events.indices {
+                let event = appends[appendIndex].events[eventIndex]
+                guard event.metadata.causationID == nil, !earlier.contains(event.id) else { continue }
+                appends[appendIndex].events[eventIndex].metadata = inherited(event.metadata, id: event.id)
+                if let envelope = appends[appendIndex].envelopes?[eventIndex] {
+                    appends[appendIndex].envelopes?[eventIndex]?.metadata = inherited(envelope.metadata, id: envelope.id)
+                }
+            }
+        }
+    }
+
+    /// The ids of the events the batch appends.
+    public var eventIDs: Set<UUID> { Set(appends.flatMap { $0.events.map(\.id) }) }
 
     /// The number of events the batch appends.
     public var eventCount: Int { appends.reduce(0) { $0 + $1.events.count } }

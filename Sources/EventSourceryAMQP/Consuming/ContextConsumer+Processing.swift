@@ -158,14 +158,18 @@ extension ContextConsumer {
     }
 
     /// Checks the handler's conditions, in order, inside its inbox work and lets it add its
-    /// writes to `batch`. Returns the name of the first condition that does not hold (the
-    /// handler is skipped and writes nothing), or `nil` when it ran.
+    /// writes to `batch`; the events it appends without a cause get the consumed event as
+    /// their cause (``WriteBatch/inheritCausation(from:except:)``). Returns the name of the
+    /// first condition that does not hold (the handler is skipped and writes nothing), or
+    /// `nil` when it ran.
     private func stage(_ handler: EventHandler, _ input: HandlerInput, into batch: inout WriteBatch) async throws -> String? {
         for condition in handler.conditions {
             if try await !condition.isSatisfied(input) { return condition.name }
         }
         let start = ContinuousClock.now
+        let earlier = batch.eventIDs
         try await handler.handle(input, &batch)
+        batch.inheritCausation(from: input.envelope, except: earlier)
         metrics.recordHandler(handler.name, since: start)
         return nil
     }

@@ -26,6 +26,27 @@ struct ContextConsumerTests {
         #expect(try await fixture.handledCount(2) == 1)
     }
 
+    @Test func eventsAHandlerAppendsWithoutACauseContinueTheConsumedEventsFlow() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let flow = UUID()
+        let handler = EventHandler(name: "count", subscriptions: [fixture.subscription]) { input, batch in
+            guard let item = input.as(ItemCounted.self) else { return }
+            let plain = EventEnvelope(ItemHandled(index: item.index))
+            let ownFlow = EventEnvelope(ItemHandled(index: -item.index), metadata: EventMetadata(correlationID: flow))
+            try batch.append([plain, ownFlow], to: StreamID("handled-\(item.index)"))
+        }
+        let consumer = try await fixture.start(fixture.consumer([handler]))
+        defer { consumer.cancel() }
+        let id = UUID()
+        try await fixture.publish([fixture.message(7, id: id)])
+        #expect(try await fixture.eventually { try await fixture.handledCount(7) == 2 })
+        let handled = try await fixture.store.load(StreamID("handled-7"))
+        #expect(handled.map { $0.envelope.metadata.causationID } == [id, id], "the consumed event caused both")
+        #expect(handled[0].envelope.metadata.correlationID == id, "a plain envelope joins the consumed event's flow")
+        #expect(handled[1].envelope.metadata.correlationID == flow, "an explicit correlation id is kept")
+    }
+
     @Test func aRetryAfterAFailureIsAppendedOncePerHandler() async throws {
         let fixture = try await ConsumerFixture()
         defer { Task { await fixture.tearDown() } }
