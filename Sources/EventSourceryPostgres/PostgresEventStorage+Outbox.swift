@@ -2,7 +2,7 @@ public import EventSourcery
 public import Foundation
 import Logging
 import PostgresNIO
-import Synchronization
+import NIOConcurrencyHelpers
 
 extension PostgresEventStorage {
     /// The outbox columns after ``eventColumns``, in the order ``outboxEntry(_:)`` decodes.
@@ -255,7 +255,24 @@ extension PostgresEventStorage {
         }
     }
 
-    private func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
+    public func sizes() async throws -> StoreSizes {
+        let outbox = try await outboxCounts()
+        let rows = try await rows(
+            """
+            SELECT (SELECT count(*) FROM \(unescaped: schema).events), (SELECT count(*) FROM \(unescaped: schema).inbox),
+                (SELECT count(*) FROM \(unescaped: schema).held_events)
+            """,
+            "count the store's rows"
+        )
+        do {
+            let (events, inbox, held) = try rows[0].decode((Int64, Int64, Int64).self)
+            return StoreSizes(events: Int(events), outbox: outbox, inboxEntries: Int(inbox), heldEvents: Int(held))
+        } catch {
+            throw failure(error, operation: "count the store's rows")
+        }
+    }
+
+    func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
         let rows = try await rows(query, operation)
         do {
             return Int(try rows.first?.decode(Int64.self) ?? 0)
@@ -310,7 +327,7 @@ extension PostgresEventStorage {
     /// net (a few seconds). When the listener cannot be set up (the server is down), the
     /// call simply sleeps for `timeout`.
     public func waitForOutboxChange(timeout: Duration) async {
-        let shouldStart = lifecycle.withLock { state in
+        let shouldStart = lifecycle.withLockedValue { state in
             guard !state.isShutDown, !state.sharedListenerStarted else { return false }
             state.sharedListenerStarted = true
             return true
@@ -320,10 +337,10 @@ extension PostgresEventStorage {
             do {
                 _ = try await startListener(
                     onNotification: { signal.signal() },
-                    onEnd: { [weak self] in self?.lifecycle.withLock { $0.sharedListenerStarted = false } }
+                    onEnd: { [weak self] in self?.lifecycle.withLockedValue { $0.sharedListenerStarted = false } }
                 )
             } catch {
-                lifecycle.withLock { $0.sharedListenerStarted = false }
+                lifecycle.withLockedValue { $0.sharedListenerStarted = false }
                 logger.debug("Cannot listen for outbox notifications; sleeping instead", metadata: ["error": "\(error)"])
             }
         }
@@ -344,7 +361,7 @@ extension PostgresEventStorage {
         let payload = configuration.schema
         let configuration = self.configuration
 
-        let listenerID = try lifecycle.withLock { state throws(EventStoreError) in
+        let listenerID = try lifecycle.withLockedValue { state throws(EventStoreError) in
             guard !state.isShutDown else {
                 throw EventStoreError(.storageUnavailable, message: "The PostgreSQL event storage is shut down.")
             }
@@ -383,7 +400,7 @@ extension PostgresEventStorage {
             ready.fail(CancellationError())
             onEnd()
         }
-        lifecycle.withLock { $0.listeners[listenerID] = task }
+        lifecycle.withLockedValue { $0.listeners[listenerID] = task }
         do {
             try await ready.wait()
         } catch {
@@ -394,7 +411,7 @@ extension PostgresEventStorage {
     }
 
     private func stopListener(_ id: Int) {
-        lifecycle.withLock { $0.listeners.removeValue(forKey: id) }?.cancel()
+        lifecycle.withLockedValue { $0.listeners.removeValue(forKey: id) }?.cancel()
     }
 }
 
@@ -405,13 +422,13 @@ private final class ReadySignal: Sendable {
         var waiter: CheckedContinuation<Void, any Error>?
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     func succeed() { finish(.success(())) }
     func fail(_ error: any Error) { finish(.failure(error)) }
 
     private func finish(_ result: Result<Void, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, any Error>? in
             guard state.result == nil else { return nil }
             state.result = result
             defer { state.waiter = nil }
@@ -422,7 +439,7 @@ private final class ReadySignal: Sendable {
 
     func wait() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let result = state.withLock { state -> Result<Void, any Error>? in
+            let result = state.withLockedValue { state -> Result<Void, any Error>? in
                 if state.result == nil { state.waiter = continuation }
                 return state.result
             }

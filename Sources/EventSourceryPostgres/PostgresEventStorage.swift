@@ -2,7 +2,7 @@ public import EventSourcery
 public import Foundation
 public import Logging
 public import PostgresNIO
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An event storage in a PostgreSQL database: the production backend.
 ///
@@ -88,7 +88,7 @@ public final class PostgresEventStorage: EventStorage {
         var isShutDown = false
     }
 
-    let lifecycle: Mutex<Lifecycle>
+    let lifecycle: NIOLockedValueBox<Lifecycle>
     /// Signalled by the shared notification listener.
     let outboxChanged = ChangeSignal()
 
@@ -125,7 +125,7 @@ public final class PostgresEventStorage: EventStorage {
         }
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         let storage = PostgresEventStorage(client: client, configuration: configuration, logger: logger)
-        storage.lifecycle.withLock { $0.runTask = Task { await client.run() } }
+        storage.lifecycle.withLockedValue { $0.runTask = Task { await client.run() } }
         return storage
     }
 
@@ -139,7 +139,7 @@ public final class PostgresEventStorage: EventStorage {
         self.configuration = configuration
         self.logger = logger
         self.schema = Self.quotedIdentifier(configuration.schema)
-        self.lifecycle = Mutex(Lifecycle())
+        self.lifecycle = NIOLockedValueBox(Lifecycle())
     }
 
     /// Creates the configured schema when missing and applies the migrations it lacks;
@@ -157,7 +157,7 @@ public final class PostgresEventStorage: EventStorage {
     /// Stops the notification listeners and, when ``connect(configuration:logger:)``
     /// created the pool, closes it. Calls made after it fail with `storageUnavailable`.
     public func shutdown() async {
-        let (runTask, listeners) = lifecycle.withLock { state in
+        let (runTask, listeners) = lifecycle.withLockedValue { state in
             state.isShutDown = true
             defer {
                 state.runTask = nil
@@ -591,6 +591,16 @@ public final class PostgresEventStorage: EventStorage {
             }
         }
         return processed
+    }
+
+    public func deleteInboxEntries(processedUpTo date: Date) async throws -> Int {
+        try await count(
+            """
+            WITH deleted AS (DELETE FROM \(unescaped: schema).inbox WHERE processed_at <= \(date) RETURNING 1)
+            SELECT count(*) FROM deleted
+            """,
+            "delete inbox entries"
+        )
     }
 
     public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {

@@ -52,6 +52,9 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List the parked sequences in the context's store and exit.")
     var listParked = false
 
+    @Flag(name: .long, help: "Print how many rows the context's store keeps, table by table, and exit.")
+    var storeSizes = false
+
     @Option(name: .long, help: "Let the running consumer apply the parked sequence <source>/<stream> in order, and exit.")
     var retryParked: String?
 
@@ -80,10 +83,12 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     private var context: String { service.context }
 
     func validate() throws {
-        let modes = [exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil]
+        let modes = [
+            exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil, storeSizes,
+        ]
         guard modes.filter({ $0 }).count <= 1 else {
             throw ValidationError(
-                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked"
+                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked, --store-sizes"
             )
         }
         if skipParked != nil, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
@@ -139,6 +144,15 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                         "\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)"
                     )
                 }
+                return
+            }
+            if storeSizes {
+                let sizes = try await ServiceBootstrap.openStore(settings, logger: logger).sizes()
+                print("events\t\(sizes.events)")
+                print(
+                    "outbox pending\t\(sizes.outbox.pending)\noutbox parked\t\(sizes.outbox.parked)\noutbox published\t\(sizes.outbox.published)"
+                )
+                print("inbox entries\t\(sizes.inboxEntries)\nheld events\t\(sizes.heldEvents)")
                 return
             }
             if listParked || retryParked != nil || skipParked != nil {
