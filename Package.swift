@@ -10,6 +10,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
 ]
 
+/// A lock ThreadSanitizer understands (a pthread mutex) for the few values shared across
+/// threads. `Synchronization.Mutex` parks with raw futex calls on Linux that ThreadSanitizer
+/// does not see, so the unit tier would report false races.
+let locks: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+
 let package = Package(
     name: "EventSourcery",
     platforms: [.macOS(.v15)],
@@ -33,6 +38,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -46,12 +52,13 @@ let package = Package(
         // MARK: Event sourcing core
         .target(
             name: "EventSourcery",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [locks, .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "EventSourcerySQLite",
             dependencies: [
+                locks,
                 "EventSourcery",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,6 +68,7 @@ let package = Package(
         .target(
             name: "EventSourceryPostgres",
             dependencies: [
+                locks,
                 "EventSourcery",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,7 +78,7 @@ let package = Package(
         ),
         .target(
             name: "EventSourceryTesting",
-            dependencies: ["EventSourcery"],
+            dependencies: [locks, "EventSourcery"],
             swiftSettings: swiftSettings
         ),
 
@@ -83,6 +91,7 @@ let package = Package(
         .target(
             name: "EventSourceryRabbitMQ",
             dependencies: [
+                locks,
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,6 +103,7 @@ let package = Package(
         .target(
             name: "EventSourceryAMQP",
             dependencies: [
+                locks,
                 "EventSourcery",
                 "EventSourceryRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
@@ -107,6 +117,7 @@ let package = Package(
         .target(
             name: "EventSourceryServices",
             dependencies: [
+                locks,
                 "EventSourcery",
                 "EventSourcerySQLite",
                 "EventSourceryPostgres",
@@ -238,6 +249,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
+                locks,
                 "EventSourcery", "EventSourceryRabbitMQ", "EventSourceryAMQP", "EventSourceryPostgres", "EventSourcerySQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -297,6 +309,7 @@ let package = Package(
         .testTarget(
             name: "EventSourceryPostgresIntegrationTests",
             dependencies: [
+                locks,
                 "EventSourcery", "EventSourceryPostgres", "EventSourceryTesting",
                 "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
@@ -307,13 +320,14 @@ let package = Package(
         ),
         .testTarget(
             name: "EventSourceryRabbitMQIntegrationTests",
-            dependencies: ["EventSourceryRabbitMQ", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [locks, "EventSourceryRabbitMQ", "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Integration/EventSourceryRabbitMQIntegrationTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EventSourceryAMQPIntegrationTests",
             dependencies: [
+                locks,
                 "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport", "EventSourcerySQLite",
                 "EventSourceryServices", "DemoContexts",
                 .product(name: "Logging", package: "swift-log"),

@@ -1,7 +1,7 @@
+import NIOConcurrencyHelpers
 import EventSourcery
 import Foundation
 import PostgresNIO
-import Synchronization
 
 /// SQLSTATE codes the storage reacts to (PostgreSQL's "Appendix A. Error Codes").
 enum SQLState {
@@ -132,7 +132,7 @@ extension PostgresEventStorage {
     /// Translates `error` like ``storeError(_:configuration:operation:)``, and reports any
     /// failure after ``shutdown()`` as the storage being shut down.
     func failure(_ error: any Error, operation: String) -> any Error {
-        if !(error is EventStoreError), lifecycle.withLock({ $0.isShutDown }) {
+        if !(error is EventStoreError), lifecycle.withLockedValue({ $0.isShutDown }) {
             return EventStoreError(
                 .storageUnavailable,
                 message: "Could not \(operation): the PostgreSQL event storage for \(configuration.endpointDescription) is shut down."

@@ -2,7 +2,7 @@ import EventSourcery
 import Logging
 import PostgresNIO
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 extension PostgresEventStorage {
     /// Runs the connection pool (when ``connect(configuration:logger:)`` created it) and the
@@ -13,7 +13,7 @@ extension PostgresEventStorage {
     ///
     /// - Throws: ``EventStoreError`` `storageUnavailable` when it runs already or ran before.
     public func run() async throws {
-        try lifecycle.withLock { state throws(EventStoreError) in
+        try lifecycle.withLockedValue { state throws in
             guard !state.isRunning, !state.isShutDown else {
                 throw EventStoreError(.storageUnavailable, message: "The PostgreSQL event storage runs already or was shut down.")
             }
@@ -52,7 +52,7 @@ extension PostgresEventStorage {
     /// the storage shut down. Calls made after it fail with `storageUnavailable`.
     public func shutdown() async {
         enum Step { case done, stopRun, closeIdlePool }
-        let step = lifecycle.withLock { state -> Step in
+        let step = lifecycle.withLockedValue { state -> Step in
             state.isShutDown = true
             if state.isRunning { return state.isFinished ? .done : .stopRun }
             state.isRunning = true  // it never runs now; a second shutdown() waits for the close below
@@ -75,7 +75,7 @@ extension PostgresEventStorage {
         case .stopRun:
             requestStop()
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let finished = lifecycle.withLock { state in
+                let finished = lifecycle.withLockedValue { state in
                     if !state.isFinished { state.finishedWaiters.append(continuation) }
                     return state.isFinished
                 }
@@ -88,7 +88,7 @@ extension PostgresEventStorage {
     private func waitForStopRequest() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let requested = lifecycle.withLock { state in
+                let requested = lifecycle.withLockedValue { state in
                     if !state.stopRequested { state.stopWaiter = continuation }
                     return state.stopRequested
                 }
@@ -100,7 +100,7 @@ extension PostgresEventStorage {
     }
 
     private func requestStop() {
-        let waiter = lifecycle.withLock { state in
+        let waiter = lifecycle.withLockedValue { state in
             state.stopRequested = true
             defer { state.stopWaiter = nil }
             return state.stopWaiter
@@ -110,7 +110,7 @@ extension PostgresEventStorage {
 
     /// Marks the storage shut down and releases everyone waiting on it.
     private func finish() {
-        let (subscribers, listeningWaiters, finishedWaiters) = lifecycle.withLock { state in
+        let (subscribers, listeningWaiters, finishedWaiters) = lifecycle.withLockedValue { state in
             state.isShutDown = true
             if state.isRunning { state.isFinished = true }
             state.isListening = false
@@ -164,7 +164,7 @@ extension PostgresEventStorage {
     }
 
     private func listenerIsReady() {
-        let waiters = lifecycle.withLock { state in
+        let waiters = lifecycle.withLockedValue { state in
             state.isListening = true
             defer { state.listeningWaiters = [] }
             return state.listeningWaiters
@@ -173,7 +173,7 @@ extension PostgresEventStorage {
     }
 
     private func listenerFailed(_ error: any Error) {
-        let waiters = lifecycle.withLock { state in
+        let waiters = lifecycle.withLockedValue { state in
             state.isListening = false
             defer { state.listeningWaiters = [] }
             return state.listeningWaiters
@@ -183,12 +183,12 @@ extension PostgresEventStorage {
 
     private func outboxDidChange() {
         outboxChanged.signal()
-        for subscriber in lifecycle.withLock({ Array($0.subscribers.values) }) { subscriber.yield() }
+        for subscriber in lifecycle.withLockedValue({ Array($0.subscribers.values) }) { subscriber.yield() }
     }
 
     /// Registers a stream of ``outboxNotifications()`` and returns once `LISTEN` is in place.
     func subscribeToOutboxChanges(_ continuation: AsyncStream<Void>.Continuation) async throws {
-        let id = try lifecycle.withLock { state throws(EventStoreError) in
+        let id = try lifecycle.withLockedValue { state throws in
             guard !state.isShutDown else {
                 throw EventStoreError(.storageUnavailable, message: "The PostgreSQL event storage is shut down.")
             }
@@ -201,11 +201,11 @@ extension PostgresEventStorage {
             return state.nextSubscriberID
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.lifecycle.withLock { $0.subscribers.removeValue(forKey: id) }
+            _ = self?.lifecycle.withLockedValue { $0.subscribers.removeValue(forKey: id) }
         }
         do {
             try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
-                let listening = lifecycle.withLock { state in
+                let listening = lifecycle.withLockedValue { state in
                     if !state.isListening { state.listeningWaiters.append(waiter) }
                     return state.isListening
                 }

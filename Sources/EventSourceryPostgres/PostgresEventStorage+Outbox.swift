@@ -2,7 +2,7 @@ public import EventSourcery
 public import Foundation
 import Logging
 import PostgresNIO
-import Synchronization
+import NIOConcurrencyHelpers
 
 extension PostgresEventStorage {
     /// The outbox columns after ``eventColumns``, in the order ``outboxEntry(_:)`` decodes.
@@ -266,7 +266,24 @@ extension PostgresEventStorage {
         }
     }
 
-    private func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
+    public func sizes() async throws -> StoreSizes {
+        let outbox = try await outboxCounts()
+        let rows = try await rows(
+            """
+            SELECT (SELECT count(*) FROM \(unescaped: schema).events), (SELECT count(*) FROM \(unescaped: schema).inbox),
+                (SELECT count(*) FROM \(unescaped: schema).held_events)
+            """,
+            "count the store's rows"
+        )
+        do {
+            let (events, inbox, held) = try rows[0].decode((Int64, Int64, Int64).self)
+            return StoreSizes(events: Int(events), outbox: outbox, inboxEntries: Int(inbox), heldEvents: Int(held))
+        } catch {
+            throw failure(error, operation: "count the store's rows")
+        }
+    }
+
+    func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
         let rows = try await rows(query, operation)
         do {
             return Int(try rows.first?.decode(Int64.self) ?? 0)

@@ -3,7 +3,7 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 public import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An event storage in a PostgreSQL database: the production backend.
 ///
@@ -104,7 +104,7 @@ public final class PostgresEventStorage: EventStorage, Service {
         var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    let lifecycle: Mutex<Lifecycle>
+    let lifecycle: NIOLockedValueBox<Lifecycle>
     /// Signalled by the shared notification listener.
     let outboxChanged = ChangeSignal()
 
@@ -158,7 +158,7 @@ public final class PostgresEventStorage: EventStorage, Service {
         self.configuration = configuration
         self.logger = logger
         self.schema = Self.quotedIdentifier(configuration.schema)
-        self.lifecycle = Mutex(Lifecycle())
+        self.lifecycle = NIOLockedValueBox(Lifecycle())
         self.ownsClient = ownsClient
     }
 
@@ -592,6 +592,16 @@ public final class PostgresEventStorage: EventStorage, Service {
             }
         }
         return processed
+    }
+
+    public func deleteInboxEntries(processedUpTo date: Date) async throws -> Int {
+        try await count(
+            """
+            WITH deleted AS (DELETE FROM \(unescaped: schema).inbox WHERE processed_at <= \(date) RETURNING 1)
+            SELECT count(*) FROM deleted
+            """,
+            "delete inbox entries"
+        )
     }
 
     public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {

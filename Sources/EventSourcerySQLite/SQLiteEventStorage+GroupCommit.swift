@@ -1,6 +1,6 @@
+import NIOConcurrencyHelpers
 import EventSourcery
 import GRDB
-import Synchronization
 
 /// Group commit: batches that wait for the writer share one transaction, and one `fsync`.
 ///
@@ -44,7 +44,7 @@ extension SQLiteEventStorage {
             return batches.map { _ in .failure(error) }
         }
         return await withCheckedContinuation { continuation in
-            let startsDrain = commitQueue.withLock { queue in
+            let startsDrain = commitQueue.withLockedValue { queue in
                 queue.pending.append(PendingCommit(batches: batches, continuation: continuation))
                 defer { queue.isDraining = true }
                 return !queue.isDraining
@@ -59,7 +59,7 @@ extension SQLiteEventStorage {
     /// writer's queue.
     private func drainCommits(_ db: Database) {
         while true {
-            let group: [PendingCommit] = commitQueue.withLock { queue in
+            let group: [PendingCommit] = commitQueue.withLockedValue { queue in
                 guard !queue.pending.isEmpty else {
                     queue.isDraining = false
                     return []

@@ -196,6 +196,21 @@ extension SQLiteEventStorage {
         }
     }
 
+    public func sizes() async throws -> StoreSizes {
+        let outbox = try await outboxCounts()
+        return try await read { db in
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM inbox),
+                               (SELECT count(*) FROM held_events)
+                        """))
+            return StoreSizes(
+                events: try row?.decode(Int.self, atIndex: 0) ?? 0, outbox: outbox,
+                inboxEntries: try row?.decode(Int.self, atIndex: 1) ?? 0, heldEvents: try row?.decode(Int.self, atIndex: 2) ?? 0)
+        }
+    }
+
     private static func fetchEntries(_ statement: Statement, arguments: StatementArguments) throws -> [OutboxEntry] {
         var traceDecoder: JSONDecoder?
         var entries: [OutboxEntry] = []

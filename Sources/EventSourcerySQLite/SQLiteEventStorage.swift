@@ -1,7 +1,7 @@
 public import EventSourcery
 public import Foundation
 import GRDB
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An event storage in an SQLite database file: the embedded default backend.
 ///
@@ -51,11 +51,11 @@ public final class SQLiteEventStorage: EventStorage {
     public let configuration: Configuration
 
     /// The open database, `nil` once closed.
-    private let pool: Mutex<DatabasePool?>
+    private let pool: NIOLockedValueBox<DatabasePool?>
     /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``.
     let outboxChanged = ChangeSignal()
     /// Batches waiting for the writer (see `SQLiteEventStorage+GroupCommit.swift`).
-    let commitQueue = Mutex(CommitQueue())
+    let commitQueue = NIOLockedValueBox(CommitQueue())
 
     /// Opens (creating if needed) the database at `path` with the default, durable
     /// configuration.
@@ -136,7 +136,7 @@ public final class SQLiteEventStorage: EventStorage {
             try? pool.close()
             throw Self.openError(error, path: path, configuration: configuration)
         }
-        self.pool = Mutex(pool)
+        self.pool = NIOLockedValueBox(pool)
     }
 
     /// Closes the database. Later calls fail with ``EventStoreError/Code/storageUnavailable``
@@ -149,7 +149,7 @@ public final class SQLiteEventStorage: EventStorage {
         // Taking the pool out first makes every later access fail before it reaches
         // SQLite; a write already queued behind the close sees `nil` too (see `write`).
         guard
-            let pool = pool.withLock({ pool in
+            let pool = pool.withLockedValue({ pool in
                 defer { pool = nil }; return pool
             })
         else { return }
@@ -161,7 +161,7 @@ public final class SQLiteEventStorage: EventStorage {
     }
 
     /// Whether ``close()`` was called.
-    public var isClosed: Bool { pool.withLock { $0 == nil } }
+    public var isClosed: Bool { pool.withLockedValue { $0 == nil } }
 
     // MARK: Database access
 
@@ -211,7 +211,7 @@ public final class SQLiteEventStorage: EventStorage {
     }
 
     func openPool() throws(EventStoreError) -> DatabasePool {
-        guard let pool = pool.withLock({ $0 }) else { throw Self.closedError(path: configuration.path) }
+        guard let pool = pool.withLockedValue({ $0 }) else { throw Self.closedError(path: configuration.path) }
         return pool
     }
 
@@ -475,6 +475,13 @@ public final class SQLiteEventStorage: EventStorage {
                 }
             }
             return processed
+        }
+    }
+
+    public func deleteInboxEntries(processedUpTo date: Date) async throws -> Int {
+        try await write { db in
+            try db.cachedStatement(sql: "DELETE FROM inbox WHERE processed_at <= ?").execute(arguments: [date.storedSeconds])
+            return db.changesCount
         }
     }
 

@@ -54,6 +54,9 @@ extension ServiceConfiguration {
         if let value = consumer.batchSize { configuration.batchSize = value }
         if let value = consumer.initialBackoffMilliseconds { configuration.retryFirstDelay = .milliseconds(value) }
         if let value = consumer.maximumBackoffMilliseconds { configuration.retryMaximumDelay = .milliseconds(value) }
+        if let value = consumer.inboxRetentionSeconds {
+            configuration.inboxRetention = value == 0 ? nil : try duration(seconds: value, "\(prefix).inbox_retention_seconds")
+        }
         try validated(
             configuration.validate,
             entries: [
@@ -61,6 +64,7 @@ extension ServiceConfiguration {
                 "maximumBodySize": "\(prefix).max_body_bytes",
                 "ackBatchSize": "\(prefix).ack_batch", "concurrency": "\(prefix).concurrency", "batchSize": "\(prefix).batch_size",
                 "retryFirstDelay": "\(prefix).initial_backoff_ms", "retryMaximumDelay": "\(prefix).max_backoff_ms",
+                "inboxRetention": "\(prefix).inbox_retention_seconds",
             ],
             otherwise: "contexts.\(name)"
         )

@@ -137,12 +137,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var concurrency: Int?
         /// The most deliveries a lane handles together, with one inbox lookup and one commit.
         public var batchSize: Int?
+        /// How long inbox entries are kept, in seconds; absent or 0 keeps them for ever (see
+        /// ``ContextConsumer/Configuration/inboxRetention``).
+        public var inboxRetentionSeconds: Double?
 
         /// Creates consumer settings; `nil` takes the library's default.
         public init(
             prefetch: Int? = nil, deliveryLimit: Int? = nil, maximumBodyBytes: Int? = nil, ackBatch: Int? = nil, concurrency: Int? = nil,
-            batchSize: Int? = nil, initialBackoffMilliseconds: Int? = nil, maximumBackoffMilliseconds: Int? = nil
+            batchSize: Int? = nil, initialBackoffMilliseconds: Int? = nil, maximumBackoffMilliseconds: Int? = nil,
+            inboxRetentionSeconds: Double? = nil
         ) {
+            self.inboxRetentionSeconds = inboxRetentionSeconds
             self.prefetch = prefetch
             self.deliveryLimit = deliveryLimit
             self.initialBackoffMilliseconds = initialBackoffMilliseconds

@@ -1,6 +1,6 @@
 import EventSourcery
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 private typealias F = ConformanceFixtures
@@ -392,14 +392,14 @@ extension EventStorageConformance {
 
         func inboxRunsOnce() async throws {
             let incoming = UUID()
-            let runs = Mutex(0)
+            let runs = NIOLockedValueBox(0)
             for _ in 0..<3 {
                 _ = try await store.processOnce(consumer: "payments", eventID: incoming) { batch in
-                    runs.withLock { $0 += 1 }
+                    runs.withLockedValue { $0 += 1 }
                     try batch.publish(deposits([10]), to: "account-1")
                 }
             }
-            #expect(runs.withLock { $0 } == 1)
+            #expect(runs.withLockedValue { $0 } == 1)
             #expect(try await store.load("account-1").count == 1)
             #expect(try await storage.outboxCounts().pending == 1)
             #expect(try await storage.isProcessed(consumer: "payments", eventID: incoming))
@@ -407,6 +407,25 @@ extension EventStorageConformance {
             let other = try await store.processOnce(consumer: "invoices", eventID: incoming) { _ in }
             #expect(other.wasProcessed, "an empty batch still records the inbox entry")
             #expect(try await storage.isProcessed(consumer: "invoices", eventID: incoming))
+        }
+
+        func inboxRetentionAndSizes() async throws {
+            let incoming = [UUID(), UUID()]
+            for eventID in incoming {
+                _ = try await store.processOnce(consumer: "payments", eventID: eventID) { batch in
+                    try batch.publish(deposits([10]), to: "account-1")
+                }
+            }
+            let sizes = StoreSizes(events: 2, outbox: OutboxCounts(pending: 2, parked: 0, published: 0), inboxEntries: 2, heldEvents: 0)
+            #expect(try await storage.sizes() == sizes)
+            #expect(
+                try await storage.deleteInboxEntries(processedUpTo: Date().addingTimeInterval(-3600)) == 0,
+                "entries younger than the cutoff stay")
+            #expect(try await storage.deleteInboxEntries(processedUpTo: Date().addingTimeInterval(60)) == 2)
+            #expect(try await storage.isProcessed(consumer: "payments", eventID: incoming[0]) == false)
+            var pruned = sizes
+            pruned.inboxEntries = 0
+            #expect(try await storage.sizes() == pruned, "pruning the inbox keeps the events and the outbox")
         }
 
         func inboxFailureWritesNothing() async throws {
@@ -745,26 +764,26 @@ extension EventStorageConformance {
         // MARK: Subscriptions and registry
 
         func subscriptionsRunAfterCommit() async throws {
-            let seen = Mutex<[Int]>([])
-            let everything = Mutex(0)
+            let seen = NIOLockedValueBox<[Int]>([])
+            let everything = NIOLockedValueBox(0)
             var subscriptions = EventSubscriptions()
             subscriptions.subscribe(to: F.Deposited.self) { deposit, stored in
                 #expect(stored.position > 0)
-                seen.withLock { $0.append(deposit.amount) }
+                seen.withLockedValue { $0.append(deposit.amount) }
             }
-            subscriptions.subscribeToAll { _ in everything.withLock { $0 += 1 } }
+            subscriptions.subscribeToAll { _ in everything.withLockedValue { $0 += 1 } }
             struct SubscriberFailed: Error {}
             subscriptions.subscribe(to: F.AccountOpened.self) { _, _ in throw SubscriberFailed() }
             let store = EventStore(storage: storage, registry: F.registry, subscriptions: subscriptions)
 
             try await store.append(
                 [EventEnvelope(F.AccountOpened(owner: "Ada"))] + deposits([5, 6]), to: "account-1", expectedVersion: .noStream)
-            #expect(seen.withLock { $0 } == [5, 6])
-            #expect(everything.withLock { $0 } == 3)
+            #expect(seen.withLockedValue { $0 } == [5, 6])
+            #expect(everything.withLockedValue { $0 } == 3)
             #expect(try await store.streamVersion("account-1") == 3, "a failing subscriber does not undo the append")
 
             _ = await storeError { try await store.append(deposits([7]), to: "account-1", expectedVersion: .noStream) }
-            #expect(seen.withLock { $0 } == [5, 6], "nothing runs for a rejected append")
+            #expect(seen.withLockedValue { $0 } == [5, 6], "nothing runs for a rejected append")
         }
 
         func upcastersApplyOnRead() async throws {

@@ -33,6 +33,7 @@ public struct EventStorageConformance: Sendable {
         case outboxParkAndRequeue
         case outboxHousekeeping
         case inboxRunsOnce
+        case inboxRetentionAndSizes
         case inboxFailureWritesNothing
         case inboxRaceProcessesOnce
         case inboxLookupOfSeveralEntries
@@ -87,6 +88,7 @@ public struct EventStorageConformance: Sendable {
         case .inboxFailureWritesNothing: try await checks.inboxFailureWritesNothing()
         case .inboxRaceProcessesOnce: try await checks.inboxRaceProcessesOnce()
         case .inboxLookupOfSeveralEntries: try await checks.inboxLookupOfSeveralEntries()
+        case .inboxRetentionAndSizes: try await checks.inboxRetentionAndSizes()
         case .commitEachIsAtomicPerBatch: try await checks.commitEachIsAtomicPerBatch()
         case .heldEventsFormSequencesPerStream: try await checks.heldEventsFormSequencesPerStream()
         case .heldEventsUpdateAndRelease: try await checks.heldEventsUpdateAndRelease()

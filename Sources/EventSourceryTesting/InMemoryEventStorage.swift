@@ -1,5 +1,6 @@
 public import EventSourcery
 public import Foundation
+import NIOConcurrencyHelpers
 
 /// An event storage that keeps everything in memory, for unit tests of code built on
 /// ``EventStore``.
@@ -25,7 +26,7 @@ public final class InMemoryEventStorage: EventStorage {
         var eventIDs: Set<UUID> = []
         var outbox: [OutboxRow] = []
         var lastOutboxID: Int64 = 0
-        var inbox: Set<InboxEntry> = []
+        var inbox: [InboxEntry: Date] = [:]  // entry → processed at
         var snapshots: [StreamID: Snapshot] = [:]
         var checkpoints: [String: ProjectionCheckpoint] = [:]
         var held: [HeldEvent] = []
@@ -41,7 +42,7 @@ public final class InMemoryEventStorage: EventStorage {
         }
     }
 
-    private let state = PthreadLocked(State())
+    private let state = NIOLockedValueBox(State())
     private let outboxChanged = ChangeSignal()
 
     /// Creates an empty storage.
@@ -60,8 +61,8 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     private func commitLocked(_ batch: WriteBatch) throws -> CommitOutcome {
-        try state.withLock { state in
-            if let inbox = batch.inboxEntry, state.inbox.contains(inbox) { return .alreadyProcessed }
+        try state.withLockedValue { state in
+            if let inbox = batch.inboxEntry, state.inbox[inbox] != nil { return .alreadyProcessed }
             // Validate everything first so a failing batch writes nothing.
             var versions: [StreamID: Int64] = [:]
             var newIDs: Set<UUID> = []
@@ -93,7 +94,7 @@ public final class InMemoryEventStorage: EventStorage {
                     recorded.append(record)
                 }
             }
-            if let inbox = batch.inboxEntry { state.inbox.insert(inbox) }
+            if let inbox = batch.inboxEntry { state.inbox[inbox] = Date() }
             if let checkpoint = batch.checkpoint { state.checkpoints[checkpoint.name] = checkpoint }
             for snapshot in batch.snapshots { state.snapshots[snapshot.streamID] = snapshot }
             return .committed(recorded)
@@ -101,12 +102,12 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func streamVersion(_ stream: StreamID) async throws -> Int64 {
-        state.withLock { $0.version(of: stream) }
+        state.withLockedValue { $0.version(of: stream) }
     }
 
     public func readStream(_ stream: StreamID, fromVersion: Int64, upToVersion: Int64?, createdUpTo: Date?) async throws -> [RecordedEvent]
     {
-        state.withLock { state in
+        state.withLockedValue { state in
             (state.streams[stream] ?? []).map { state.events[$0] }.filter { event in
                 event.streamVersion >= fromVersion
                     && event.streamVersion <= (upToVersion ?? .max)
@@ -116,7 +117,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func readAll(after position: Int64, limit: Int) async throws -> [RecordedEvent] {
-        state.withLock { state in
+        state.withLockedValue { state in
             let start = Int(max(position, 0))
             guard start < state.events.count else { return [] }
             return Array(state.events[start..<min(start + limit, state.events.count)])
@@ -124,27 +125,42 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func headPosition() async throws -> Int64 {
-        state.withLock { Int64($0.events.count) }
+        state.withLockedValue { Int64($0.events.count) }
     }
 
     public func latestSnapshot(of stream: StreamID) async throws -> Snapshot? {
-        state.withLock { $0.snapshots[stream] }
+        state.withLockedValue { $0.snapshots[stream] }
     }
 
     public func checkpoint(named name: String) async throws -> ProjectionCheckpoint? {
-        state.withLock { $0.checkpoints[name] }
+        state.withLockedValue { $0.checkpoints[name] }
     }
 
     public func resetCheckpoint(named name: String) async throws {
-        _ = state.withLock { $0.checkpoints.removeValue(forKey: name) }
+        _ = state.withLockedValue { $0.checkpoints.removeValue(forKey: name) }
+    }
+
+    public func deleteInboxEntries(processedUpTo date: Date) async throws -> Int {
+        state.withLockedValue { state in
+            let before = state.inbox.count
+            state.inbox = state.inbox.filter { $0.value > date }
+            return before - state.inbox.count
+        }
+    }
+
+    public func sizes() async throws -> StoreSizes {
+        let outbox = try await outboxCounts()
+        return state.withLockedValue { state in
+            StoreSizes(events: state.events.count, outbox: outbox, inboxEntries: state.inbox.count, heldEvents: state.held.count)
+        }
     }
 
     public func isProcessed(consumer: String, eventID: UUID) async throws -> Bool {
-        state.withLock { $0.inbox.contains(InboxEntry(consumer: consumer, eventID: eventID)) }
+        state.withLockedValue { $0.inbox[InboxEntry(consumer: consumer, eventID: eventID)] != nil }
     }
 
     public func claimOutboxEntries(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [OutboxEntry] {
-        state.withLock { state in
+        state.withLockedValue { state in
             var blockedStreams: Set<StreamID> = []
             var entries: [OutboxEntry] = []
             for index in state.outbox.indices where state.outbox[index].state != .published {
@@ -167,7 +183,7 @@ public final class InMemoryEventStorage: EventStorage {
 
     public func markPublished(_ entryIDs: [Int64], at date: Date) async throws {
         let ids = Set(entryIDs)
-        state.withLock { state in
+        state.withLockedValue { state in
             for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state != .published {
                 state.outbox[index].state = .published
                 state.outbox[index].publishedAt = date
@@ -178,7 +194,7 @@ public final class InMemoryEventStorage: EventStorage {
 
     public func releaseOutboxEntries(_ entryIDs: [Int64]) async throws {
         let ids = Set(entryIDs)
-        state.withLock { state in
+        state.withLockedValue { state in
             for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state == .pending {
                 state.outbox[index].leasedUntil = nil
             }
@@ -187,7 +203,7 @@ public final class InMemoryEventStorage: EventStorage {
 
     public func renewOutboxLeases(_ entryIDs: [Int64], until: Date) async throws {
         let ids = Set(entryIDs)
-        state.withLock { state in
+        state.withLockedValue { state in
             for index in state.outbox.indices
             where ids.contains(state.outbox[index].id) && state.outbox[index].state == .pending && state.outbox[index].leasedUntil != nil {
                 state.outbox[index].leasedUntil = until
@@ -196,7 +212,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func recordFailedAttempt(_ entryID: Int64, error: String, nextAttemptAt: Date, attemptLimit: Int) async throws -> OutboxEntry? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let index = state.outbox.firstIndex(where: { $0.id == entryID && $0.state == .pending }) else { return nil }
             state.outbox[index].attempts += 1
             state.outbox[index].lastError = error
@@ -208,7 +224,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func parkedOutboxEntries(limit: Int) async throws -> [OutboxEntry] {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.outbox.filter { $0.state == .parked }.prefix(limit).map { state.entry($0) }
         }
     }
@@ -216,7 +232,7 @@ public final class InMemoryEventStorage: EventStorage {
     public func requeueParked(_ entryIDs: [Int64]) async throws -> Int {
         let ids = Set(entryIDs)
         defer { outboxChanged.signal() }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             var count = 0
             for index in state.outbox.indices where ids.contains(state.outbox[index].id) && state.outbox[index].state == .parked {
                 state.outbox[index].state = .pending
@@ -230,7 +246,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func deletePublishedOutboxEntries(publishedUpTo date: Date) async throws -> Int {
-        state.withLock { state in
+        state.withLockedValue { state in
             let before = state.outbox.count
             state.outbox.removeAll { $0.state == .published && ($0.publishedAt.map { $0 <= date } ?? false) }
             return before - state.outbox.count
@@ -238,7 +254,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func outboxCounts() async throws -> OutboxCounts {
-        state.withLock { state in
+        state.withLockedValue { state in
             OutboxCounts(
                 pending: state.outbox.count { $0.state == .pending },
                 parked: state.outbox.count { $0.state == .parked },
@@ -248,7 +264,7 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func holdEvent(_ event: HeldEvent, onlyBehindOthers: Bool) async throws -> HoldOutcome {
-        state.withLock { state in
+        state.withLockedValue { state in
             if state.held.contains(where: { $0.sequence.consumer == event.sequence.consumer && $0.event.id == event.event.id }) {
                 return .alreadyHeld
             }
@@ -262,13 +278,13 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func heldEvents(consumer: String, sequence: HeldEvent.Sequence?) async throws -> [HeldEvent] {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.held.filter { event in event.sequence.consumer == consumer && (sequence.map { event.sequence == $0 } ?? true) }
         }
     }
 
     public func updateHeldEvent(_ event: HeldEvent) async throws -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let index = state.held.firstIndex(where: { $0.sequenceNumber == event.sequenceNumber }) else { return false }
             state.held[index].attempts = event.attempts
             state.held[index].lastError = event.lastError
@@ -279,31 +295,10 @@ public final class InMemoryEventStorage: EventStorage {
     }
 
     public func releaseHeldEvent(sequenceNumber: Int64) async throws -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let index = state.held.firstIndex(where: { $0.sequenceNumber == sequenceNumber }) else { return false }
             state.held.remove(at: index)
             return true
         }
-    }
-}
-
-/// A value behind a pthread mutex (`NSLock`).
-///
-/// The in-memory storage is what unit tests run against, under ThreadSanitizer. On Linux,
-/// `Synchronization.Mutex` parks threads with raw futex calls that ThreadSanitizer does not
-/// see, so accesses made under it from two threads are reported as races; a pthread mutex is
-/// intercepted and its ordering understood.
-private final class PthreadLocked<Value>: @unchecked Sendable {
-    // Safe: `value` is read and written only inside `withLock`, under `lock`, and never
-    // escapes it (the closure gets it `inout` for the duration of the call).
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

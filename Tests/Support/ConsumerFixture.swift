@@ -3,7 +3,7 @@ public import EventSourcery
 public import EventSourceryAMQP
 public import EventSourcerySQLite
 public import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An event a consumer-test handler appends for each event it handled.
 public struct ItemHandled: Event, Equatable {
@@ -14,21 +14,21 @@ public struct ItemHandled: Event, Equatable {
 /// A counter shared between a test and its handlers.
 public final class Counter: Sendable {
     public init() {}
-    private let value = Mutex(0)
+    private let value = NIOLockedValueBox(0)
     public func next() -> Int {
-        value.withLock {
+        value.withLockedValue {
             $0 += 1; return $0
         }
     }
-    public var current: Int { value.withLock { $0 } }
+    public var current: Int { value.withLockedValue { $0 } }
 }
 
 /// A switch shared between a test and its handlers.
 public final class Flag: Sendable {
     public init() {}
-    private let value = Mutex(false)
-    public func set(_ on: Bool = true) { value.withLock { $0 = on } }
-    public var isSet: Bool { value.withLock { $0 } }
+    private let value = NIOLockedValueBox(false)
+    public func set(_ on: Bool = true) { value.withLockedValue { $0 = on } }
+    public var isSet: Bool { value.withLockedValue { $0 } }
 }
 
 /// A consuming context and a source context with names unique to the test, a SQLite store for

@@ -1,11 +1,11 @@
 public import EventSourceryRabbitMQ
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Collects a consumer's deliveries in the background, so tests can wait for counts with a
 /// deadline.
 public final class DeliveryCollector: Sendable {
     private final class State: Sendable {
-        let lock = Mutex<(deliveries: [Delivery], error: (any Error)?, finished: Bool)>(([], nil, false))
+        let lock = NIOLockedValueBox<(deliveries: [Delivery], error: (any Error)?, finished: Bool)>(([], nil, false))
     }
 
     private let box = State()
@@ -17,12 +17,12 @@ public final class DeliveryCollector: Sendable {
             let state = box
             do {
                 for try await delivery in consumer.deliveries {
-                    state.lock.withLock { $0.deliveries.append(delivery) }
+                    state.lock.withLockedValue { $0.deliveries.append(delivery) }
                     onDelivery(delivery)
                 }
-                state.lock.withLock { $0.finished = true }
+                state.lock.withLockedValue { $0.finished = true }
             } catch {
-                state.lock.withLock {
+                state.lock.withLockedValue {
                     $0.error = error
                     $0.finished = true
                 }
@@ -30,8 +30,8 @@ public final class DeliveryCollector: Sendable {
         }
     }
 
-    public var deliveries: [Delivery] { box.lock.withLock { $0.deliveries } }
-    public var count: Int { box.lock.withLock { $0.deliveries.count } }
+    public var deliveries: [Delivery] { box.lock.withLockedValue { $0.deliveries } }
+    public var count: Int { box.lock.withLockedValue { $0.deliveries.count } }
 
     /// Waits until at least `count` deliveries arrived or the timeout passed.
     @discardableResult

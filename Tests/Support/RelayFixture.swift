@@ -1,7 +1,7 @@
 public import EventSourceryRabbitMQ
 public import EventSourcery
 public import EventSourceryAMQP
-public import EventSourcerySQLite
+import EventSourcerySQLite
 public import Foundation
 
 /// An event the relay tests publish.
@@ -10,22 +10,22 @@ public struct ItemCounted: Event, Equatable {
     public init(index: Int) { self.index = index }
 }
 
-/// A SQLite store in a temporary file, a broker connection, and an exchange + queue for one
+/// A store (a SQLite file in a temporary folder, or a PostgreSQL schema), a broker connection, and an exchange + queue for one
 /// test's context, all unique to the test.
 public struct RelayFixture: Sendable {
     public let context: String
     public let queue: String
     public let directory: URL
-    public let storage: SQLiteEventStorage
+    public let storage: any EventStorage
     public let store: EventStore
     public let connection: AMQPConnection
 
-    public init(bindQueue: Bool = true, queueArguments: AMQPTable = [:]) async throws {
+    public init(bindQueue: Bool = true, queueArguments: AMQPTable = [:], store kind: TestStore.Kind = .sqlite) async throws {
         context = "relaytest-\(UUID().uuidString.prefix(8).lowercased())"
         queue = "\(context).received"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        storage = try SQLiteEventStorage(path: directory.appendingPathComponent("store.sqlite").path)
+        storage = try await TestStore(kind, name: "store", in: directory).open()
         store = EventStore(storage: storage, registry: EventRegistry([ItemCounted.self]))
         connection = try await TestBroker.connect()
         try await connection.declare(AMQPExchange(name: EventMessage.exchange(for: context), kind: .topic))
@@ -93,7 +93,7 @@ public struct RelayFixture: Sendable {
         _ = try? await connection.deleteQueue(queue)
         try? await connection.deleteExchange(EventMessage.exchange(for: context))
         await connection.close()
-        try? storage.close()
+        await TestStore.close(storage)
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -3,7 +3,7 @@ import EventSourcery
 import Foundation
 public import Logging
 import PostgresNIO
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The test database: `POSTGRES_URL`, or the private cluster of `scripts/postgres start`.
 public enum TestDatabase {
@@ -31,7 +31,7 @@ public enum TestDatabase {
     public static func connect(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
         let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: logger)
         Task { try? await storage.run() }
-        while !storage.lifecycle.withLock({ $0.isRunning }) { try await Task.sleep(for: .milliseconds(1)) }
+        while !storage.lifecycle.withLockedValue({ $0.isRunning }) { try await Task.sleep(for: .milliseconds(1)) }
         return storage
     }
 

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A fact that happened, stated in the past tense.
 ///
@@ -36,13 +36,13 @@ extension Event {
 /// `String(describing:)` reads type metadata on every call, and every append and
 /// publish asks for the name.
 private enum DefaultTypeNames {
-    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+    private static let names = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
 
     static func name(of type: any Event.Type) -> String {
         let key = ObjectIdentifier(type)
-        if let name = names.withLock({ $0[key] }) { return name }
+        if let name = names.withLockedValue({ $0[key] }) { return name }
         let name = String(describing: type)
-        names.withLock { $0[key] = name }
+        names.withLockedValue { $0[key] = name }
         return name
     }
 }

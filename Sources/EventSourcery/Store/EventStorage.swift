@@ -72,6 +72,14 @@ public protocol EventStorage: Sendable {
     /// The default implementation asks ``isProcessed(consumer:eventID:)`` for each.
     func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry>
 
+    /// Deletes the inbox entries of every consumer processed at or before `date`. Returns
+    /// how many were deleted.
+    ///
+    /// An event whose entry is gone is no longer recognised as a duplicate: prune only
+    /// entries older than the longest time a copy of their event can still be delivered
+    /// (see the consumer's inbox retention).
+    func deleteInboxEntries(processedUpTo date: Date) async throws -> Int
+
     // MARK: Held events
 
     /// Adds `event` at the end of its sequence (consumer and source stream), in one
@@ -128,6 +136,11 @@ public protocol EventStorage: Sendable {
     func deletePublishedOutboxEntries(publishedUpTo date: Date) async throws -> Int
     /// How many entries are pending, parked and published.
     func outboxCounts() async throws -> OutboxCounts
+
+    // MARK: Housekeeping
+
+    /// How many rows the store keeps, table by table.
+    func sizes() async throws -> StoreSizes
 
     /// Waits until outbox entries may have been added, at most `timeout`.
     ///

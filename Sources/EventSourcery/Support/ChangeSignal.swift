@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Wakes tasks waiting for a change, such as a relay waiting for new outbox entries.
 ///
@@ -11,14 +11,14 @@ public final class ChangeSignal: Sendable {
         var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// Creates a signal.
     public init() {}
 
     /// Resumes every waiting task.
     public func signal() {
-        let waiters = state.withLock { state in
+        let waiters = state.withLockedValue { state in
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }
@@ -29,7 +29,7 @@ public final class ChangeSignal: Sendable {
     ///
     /// - Returns: `true` when signalled.
     public func wait(timeout: Duration) async -> Bool {
-        let id = state.withLock { state in
+        let id = state.withLockedValue { state in
             state.nextID += 1
             return state.nextID
         }
@@ -37,7 +37,7 @@ public final class ChangeSignal: Sendable {
         defer { timer?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let alreadyCancelled = state.withLock { state in
+                let alreadyCancelled = state.withLockedValue { state in
                     if Task.isCancelled { return true }
                     state.waiters[id] = continuation
                     return false
@@ -58,6 +58,6 @@ public final class ChangeSignal: Sendable {
     }
 
     private func resume(_ id: UInt64, returning value: Bool) {
-        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: value)
+        state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(returning: value)
     }
 }

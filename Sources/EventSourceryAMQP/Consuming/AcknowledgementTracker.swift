@@ -1,5 +1,5 @@
 import EventSourceryRabbitMQ
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The acknowledgement window of a consumer as a pure state machine: which deliveries to
 /// acknowledge or reject, and when, so a `multiple` ack never covers a delivery that is still
@@ -95,30 +95,30 @@ struct AcknowledgementWindow {
 /// sent under one lock, so acknowledgements leave in the order the window decided them.
 final class AcknowledgementTracker: Sendable {
     private let consumer: AMQPConsumer
-    private let window: Mutex<AcknowledgementWindow>
+    private let window: NIOLockedValueBox<AcknowledgementWindow>
 
     init(consumer: AMQPConsumer, batchSize: Int) {
         self.consumer = consumer
-        self.window = Mutex(AcknowledgementWindow(batchSize: batchSize))
+        self.window = NIOLockedValueBox(AcknowledgementWindow(batchSize: batchSize))
     }
 
     func register(_ delivery: Delivery) {
-        window.withLock { $0.register(delivery) }
+        window.withLockedValue { $0.register(delivery) }
     }
 
     /// Settles processed deliveries: acknowledged, or requeued.
     func settle(_ deliveries: some Sequence<(Delivery, Bool)>) {
-        window.withLock { execute($0.settle(deliveries)) }
+        window.withLockedValue { execute($0.settle(deliveries)) }
     }
 
     /// Acknowledges the settled prefix now.
     func flush() {
-        window.withLock { execute($0.flush()) }
+        window.withLockedValue { execute($0.flush()) }
     }
 
     /// Acknowledges everything settled before the consumer stops.
     func flushAll() {
-        window.withLock { execute($0.flushAll()) }
+        window.withLockedValue { execute($0.flushAll()) }
     }
 
     private func execute(_ actions: [AcknowledgementWindow.Action]) {

@@ -1,5 +1,5 @@
 import EventSourceryRabbitMQ
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The deliveries waiting for one lane of a ``ContextConsumer``, taken in batches.
 ///
@@ -17,7 +17,7 @@ final class ConsumerLane: Sendable {
 
     /// The most deliveries in one batch.
     let batchLimit: Int
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     init(batchLimit: Int) {
         self.batchLimit = max(1, batchLimit)
@@ -25,7 +25,7 @@ final class ConsumerLane: Sendable {
 
     /// Adds a delivery of `stream`; wakes the lane when it waits.
     func put(_ delivery: Delivery, stream: String) {
-        let handOver: (CheckedContinuation<[Delivery], Never>, [Delivery])? = state.withLock { state in
+        let handOver: (CheckedContinuation<[Delivery], Never>, [Delivery])? = state.withLockedValue { state in
             state.waiting.append((delivery, stream))
             guard let taker = state.taker else { return nil }
             state.taker = nil
@@ -36,7 +36,7 @@ final class ConsumerLane: Sendable {
 
     /// Ends the deliveries: ``next()`` returns what still waits, then an empty batch.
     func finish() {
-        let taker = state.withLock { state in
+        let taker = state.withLockedValue { state in
             state.isFinished = true
             defer { state.taker = nil }
             return state.taker
@@ -48,7 +48,7 @@ final class ConsumerLane: Sendable {
     /// finished and nothing waits. One lane task calls it at a time.
     func next() async -> [Delivery] {
         await withCheckedContinuation { continuation in
-            let batch: [Delivery]? = state.withLock { state in
+            let batch: [Delivery]? = state.withLockedValue { state in
                 if !state.waiting.isEmpty { return take(from: &state.waiting) }
                 if state.isFinished { return [] }
                 state.taker = continuation

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The lanes' work in flight, whether the consumer is stopping, and counts for the log.
 final class ConsumerState: Sendable {
@@ -18,16 +18,16 @@ final class ConsumerState: Sendable {
         var requeued = 0
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
-    var isStopping: Bool { state.withLock { $0.stopping } }
+    var isStopping: Bool { state.withLockedValue { $0.stopping } }
 
-    var statistics: Statistics { state.withLock { $0.statistics } }
+    var statistics: Statistics { state.withLockedValue { $0.statistics } }
 
     /// Starts `count` deliveries; `false` when the consumer is stopping and they should be
     /// left alone.
     func begin(_ count: Int) -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard !state.stopping else { return false }
             state.inFlight += count
             return true
@@ -36,7 +36,7 @@ final class ConsumerState: Sendable {
 
     /// Ends deliveries begun together, counting their outcomes.
     func end(_ outcomes: [ContextConsumer.Outcome]) {
-        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLockedValue { state in
             state.inFlight -= outcomes.count
             for outcome in outcomes {
                 switch outcome {
@@ -57,7 +57,7 @@ final class ConsumerState: Sendable {
     /// Stops starting deliveries and returns once those in flight have ended.
     func stopWhenIdle() async {
         await withCheckedContinuation { continuation in
-            let idle = state.withLock { state in
+            let idle = state.withLockedValue { state in
                 state.stopping = true
                 if state.inFlight == 0 { return true }
                 state.idleWaiters.append(continuation)

@@ -55,6 +55,15 @@ extension ContextConsumer {
         public var conflictRetries: Int
         /// Whether ``ContextConsumer/run()`` declares the topology first. Default `true`.
         public var declaresTopology: Bool
+        /// How long inbox entries are kept; `nil` (the default) keeps them for ever.
+        ///
+        /// An event whose inbox entry was pruned is no longer recognised as a duplicate, so
+        /// choose an age well above the longest time a copy of an event can still arrive: a
+        /// republished event waiting in a backlog, or a dead letter replayed by an operator.
+        /// The consumer prunes once at start and then every ``inboxPruneInterval``.
+        public var inboxRetention: Duration?
+        /// How often the consumer prunes its inbox when ``inboxRetention`` is set. Default 1 hour.
+        public var inboxPruneInterval: Duration
 
         /// Creates a configuration with defaults suited to most deployments; see ``validate()``.
         public init(
@@ -70,7 +79,9 @@ extension ContextConsumer {
             retryFirstDelay: Duration = .seconds(1),
             retryMaximumDelay: Duration = .seconds(300),
             heldPollInterval: Duration = .seconds(1),
-            declaresTopology: Bool = true
+            declaresTopology: Bool = true,
+            inboxRetention: Duration? = nil,
+            inboxPruneInterval: Duration = .seconds(3600)
         ) {
             self.context = context
             self.prefetch = prefetch
@@ -85,6 +96,8 @@ extension ContextConsumer {
             self.retryMaximumDelay = retryMaximumDelay
             self.heldPollInterval = heldPollInterval
             self.declaresTopology = declaresTopology
+            self.inboxRetention = inboxRetention
+            self.inboxPruneInterval = inboxPruneInterval
         }
 
         /// Checks every field: a context name, positive counts, sizes and intervals, no
@@ -104,6 +117,7 @@ extension ContextConsumer {
             }
             for (field, value) in [
                 ("ackFlushInterval", ackFlushInterval), ("retryFirstDelay", retryFirstDelay), ("heldPollInterval", heldPollInterval),
+                ("inboxRetention", inboxRetention ?? .seconds(1)), ("inboxPruneInterval", inboxPruneInterval),
             ] where value <= .zero {
                 throw .invalidField(field, "must be positive, got \(value)")
             }

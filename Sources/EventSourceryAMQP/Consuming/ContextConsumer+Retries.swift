@@ -2,7 +2,7 @@ import EventSourceryRabbitMQ
 import EventSourcery
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The source streams a consumer may hold events of, and the wake-up of its retry loop.
 ///
@@ -15,25 +15,25 @@ import Synchronization
 /// (When the store cannot even hold a failed event, the delivery is requeued and the order
 /// of its stream rests on the broker's redelivery, as before holding existed.)
 final class HeldStreams: Sendable {
-    private let sequences: Mutex<Set<HeldEvent.Sequence>>
+    private let sequences: NIOLockedValueBox<Set<HeldEvent.Sequence>>
     /// Wakes the retry loop when a failed event is held.
     let changed = ChangeSignal()
 
     init(_ sequences: some Sequence<HeldEvent.Sequence>) {
-        self.sequences = Mutex(Set(sequences))
+        self.sequences = NIOLockedValueBox(Set(sequences))
     }
 
     func mayHold(_ sequence: HeldEvent.Sequence) -> Bool {
-        sequences.withLock { $0.contains(sequence) }
+        sequences.withLockedValue { $0.contains(sequence) }
     }
 
     func insert(_ sequence: HeldEvent.Sequence) {
-        _ = sequences.withLock { $0.insert(sequence) }
+        _ = sequences.withLockedValue { $0.insert(sequence) }
         changed.signal()
     }
 
     func remove(_ sequence: HeldEvent.Sequence) {
-        _ = sequences.withLock { $0.remove(sequence) }
+        _ = sequences.withLockedValue { $0.remove(sequence) }
     }
 }
 

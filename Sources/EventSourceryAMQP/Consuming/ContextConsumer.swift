@@ -3,7 +3,6 @@ public import EventSourcery
 import Foundation
 public import Logging
 public import ServiceLifecycle
-import Synchronization
 
 /// Consumes a context's inbox queue and runs its ``EventHandler``s exactly once per event.
 ///
@@ -132,6 +131,9 @@ public struct ContextConsumer: Service {
                 }
             }
             group.addTask { await retryHeldEvents(held: held, state: state) }
+            if let retention = configuration.inboxRetention {
+                group.addTask { await pruneInbox(olderThan: retention) }
+            }
             defer { group.cancelAll() }
             try await withGracefulShutdownHandler {
                 try await consume(consumer, acks: acks, state: state, publisher: publisher, held: held)

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// An acknowledgement (ack, nack or reject) queued for the connection thread. Kept apart
 /// from ``ConnectionJob``s because consumers send one per message: a plain value, no closures.

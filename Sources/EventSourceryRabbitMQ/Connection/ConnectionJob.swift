@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A unit of work for the connection thread.
 struct ConnectionJob: Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +15,7 @@ import Synchronization
 /// Blocking C calls therefore never run on Swift's cooperative thread pool.
 final class ConnectionThread: @unchecked Sendable {
     // Why `@unchecked Sendable` is safe: the mutable state shared between threads lives in
-    // `shared`, a `Mutex`. `session` is created in `init` and afterwards touched only by the
+    // `shared`, a `NIOLockedValueBox` (a pthread mutex, which ThreadSanitizer understands). `session` is created in `init` and afterwards touched only by the
     // connection thread (inside `loop()` and the jobs it runs), never concurrently. The pipe
     // descriptors are immutable after `init`, and writing to / reading from a pipe is
     // thread-safe.
@@ -31,7 +31,7 @@ final class ConnectionThread: @unchecked Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let shared = Mutex(Shared())
+    private let shared = NIOLockedValueBox(Shared())
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let session: ConnectionSession
@@ -57,7 +57,7 @@ final class ConnectionThread: @unchecked Sendable {
     /// Enqueues a job, starting the thread on first use. Fails the job if the thread stopped.
     func submit(_ job: ConnectionJob) {
         enum Action { case none, wake, start, fail }
-        let action: Action = shared.withLock { shared in
+        let action: Action = shared.withLockedValue { shared in
             if shared.stopping || shared.stopped { return .fail }
             shared.jobs.append(job)
             if !shared.started {
@@ -83,7 +83,7 @@ final class ConnectionThread: @unchecked Sendable {
     /// Queues an acknowledgement; it is sent as soon as the thread is free. Dropped if the
     /// thread is not running (the broker requeues unacknowledged messages anyway).
     func submit(_ acknowledgement: AcknowledgementRequest) {
-        let wake: Bool = shared.withLock { shared in
+        let wake: Bool = shared.withLockedValue { shared in
             guard shared.started, !shared.stopping, !shared.stopped else { return false }
             shared.acknowledgements.append(acknowledgement)
             if shared.blocking && !shared.wakePending {
@@ -121,7 +121,7 @@ final class ConnectionThread: @unchecked Sendable {
     /// when it has.
     func stop() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let action: (resume: Bool, wake: Bool) = shared.withLock { shared in
+            let action: (resume: Bool, wake: Bool) = shared.withLockedValue { shared in
                 if shared.stopped || !shared.started {
                     shared.stopping = true
                     shared.stopped = true
@@ -140,7 +140,7 @@ final class ConnectionThread: @unchecked Sendable {
 
     /// Asks the thread to stop without waiting for it (used when the owner goes away).
     func requestStop() {
-        let wake: Bool = shared.withLock { shared in
+        let wake: Bool = shared.withLockedValue { shared in
             shared.stopping = true
             guard shared.started, !shared.stopped else {
                 shared.stopped = true
@@ -168,14 +168,14 @@ final class ConnectionThread: @unchecked Sendable {
         Thread.current.name = "amqp-connection"
         session.wakeDescriptor = wakeRead
         session.beginBlocking = { [self] in
-            shared.withLock { shared in
+            shared.withLockedValue { shared in
                 guard shared.jobs.isEmpty && shared.acknowledgements.isEmpty && !shared.stopping else { return false }
                 shared.blocking = true
                 return true
             }
         }
         session.endBlocking = { [self] pipeReadable in
-            let drain = shared.withLock { shared in
+            let drain = shared.withLockedValue { shared in
                 shared.blocking = false
                 let drain = shared.wakePending
                 shared.wakePending = false
@@ -186,7 +186,7 @@ final class ConnectionThread: @unchecked Sendable {
         var jobs: [ConnectionJob] = []
         var acknowledgements: [AcknowledgementRequest] = []
         while true {
-            let stopping = shared.withLock { shared in
+            let stopping = shared.withLockedValue { shared in
                 // Swap buffers instead of copying, so no array is reallocated per round.
                 swap(&jobs, &shared.jobs)
                 swap(&acknowledgements, &shared.acknowledgements)
@@ -205,7 +205,7 @@ final class ConnectionThread: @unchecked Sendable {
             session.idle()
         }
         session.shutdown()
-        let (waiters, leftover) = shared.withLock { shared in
+        let (waiters, leftover) = shared.withLockedValue { shared in
             shared.stopped = true
             let waiters = shared.stopWaiters
             let leftover = shared.jobs

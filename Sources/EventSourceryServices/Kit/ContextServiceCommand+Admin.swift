@@ -18,6 +18,8 @@ extension ContextServiceCommand {
             try await StoreService.withRunning([storage]) {
                 if kit.listFailures {
                     try await listFailures(store)
+                } else if kit.storeSizes {
+                    try await printSizes(storage)
                 } else {
                     try await parked(store, logger: logger)
                 }
@@ -57,6 +59,14 @@ extension ContextServiceCommand {
                 "\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)"
             )
         }
+    }
+
+    /// `--store-sizes`.
+    private func printSizes(_ storage: any EventStorage) async throws {
+        let sizes = try await storage.sizes()
+        print("events\t\(sizes.events)")
+        print("outbox pending\t\(sizes.outbox.pending)\noutbox parked\t\(sizes.outbox.parked)\noutbox published\t\(sizes.outbox.published)")
+        print("inbox entries\t\(sizes.inboxEntries)\nheld events\t\(sizes.heldEvents)")
     }
 
     /// `--list-parked`, `--retry-parked`, `--skip-parked`: work on the store only.

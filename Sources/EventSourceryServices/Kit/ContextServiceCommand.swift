@@ -29,7 +29,7 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
                 event used up its attempts, with the events waiting behind it); --retry-parked <source>/<stream> \
                 lets the running consumer apply a parked sequence in order (stopping again at the first failure); \
                 --skip-parked <source>/<stream> --reason <text> records the skip of the parked event and lets the \
-                rest of its sequence go on.
+                rest of its sequence go on; --store-sizes prints how many rows the context's store keeps.
 
                 Exit codes: 0 done, 1 admin command refused, 64 bad arguments, 69 broker or store unavailable, \
                 73 cannot write a file, 78 bad configuration.

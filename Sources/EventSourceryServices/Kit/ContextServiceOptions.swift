@@ -28,6 +28,9 @@ public struct ContextServiceOptions: ParsableArguments {
     @Flag(name: .long, help: "List the parked sequences in the context's store and exit.")
     public var listParked = false
 
+    @Flag(name: .long, help: "Print how many rows the context's store keeps, table by table, and exit.")
+    public var storeSizes = false
+
     @Option(name: .long, help: "Let the running consumer apply the parked sequence <source>/<stream> in order, and exit.")
     public var retryParked: String?
 
@@ -41,7 +44,7 @@ public struct ContextServiceOptions: ParsableArguments {
 
     /// Which admin modes were asked for.
     private var modes: [Bool] {
-        [exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil]
+        [exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil, storeSizes]
     }
 
     /// Whether an admin mode was asked for.
@@ -50,7 +53,7 @@ public struct ContextServiceOptions: ParsableArguments {
     public func validate() throws {
         guard modes.filter({ $0 }).count <= 1 else {
             throw ValidationError(
-                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked"
+                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked, --store-sizes"
             )
         }
         if skipParked != nil, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {

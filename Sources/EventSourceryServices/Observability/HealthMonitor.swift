@@ -1,5 +1,5 @@
 public import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Runs a service's ``HealthProbe``s every ``HealthEndpoint/Configuration/checkInterval``, each
 /// on its own so one that hangs does not hold back the others, and keeps their latest
@@ -14,7 +14,7 @@ public final class HealthMonitor: Service, Sendable {
     /// How old the latest result of a check may be before the check counts as failing.
     public let staleAfter: Duration
 
-    private let observations = Mutex<[String: Readiness.Observation]>([:])
+    private let observations = NIOLockedValueBox<[String: Readiness.Observation]>([:])
 
     /// Creates a monitor; probing starts with ``run()``.
     public init(probes: [HealthProbe], interval: Duration, staleAfter: Duration) {
@@ -46,7 +46,7 @@ public final class HealthMonitor: Service, Sendable {
         let waiter = Waiter()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiter.slot.withLock { $0 = continuation }
+                waiter.slot.withLockedValue { $0 = continuation }
                 if Task.isCancelled { waiter.resume(nil) }
                 Task { waiter.resume(await probe.run()) }
             }
@@ -57,17 +57,17 @@ public final class HealthMonitor: Service, Sendable {
 
     /// The continuation of one probe run, resumed once: by the probe or by cancellation.
     private final class Waiter: Sendable {
-        let slot = Mutex<CheckedContinuation<[CheckResult]?, Never>?>(nil)
+        let slot = NIOLockedValueBox<CheckedContinuation<[CheckResult]?, Never>?>(nil)
 
         func resume(_ results: [CheckResult]?) {
-            slot.withLock { $0.take() }?.resume(returning: results)
+            slot.withLockedValue { $0.take() }?.resume(returning: results)
         }
     }
 
     /// Records results as of now.
     func record(_ results: [CheckResult]) {
         let now = ContinuousClock.now
-        observations.withLock { observations in
+        observations.withLockedValue { observations in
             for result in results {
                 observations[result.name] = Readiness.Observation(result, at: now)
             }
@@ -77,6 +77,6 @@ public final class HealthMonitor: Service, Sendable {
     /// Readiness from the latest results (see ``Readiness/evaluate(expected:observations:now:staleAfter:)``).
     public func readiness() -> Readiness {
         Readiness.evaluate(
-            expected: probes.flatMap(\.checks), observations: observations.withLock { $0 }, now: .now, staleAfter: staleAfter)
+            expected: probes.flatMap(\.checks), observations: observations.withLockedValue { $0 }, now: .now, staleAfter: staleAfter)
     }
 }

@@ -5,7 +5,7 @@ import EventSourceryAMQP
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @Suite(.timeLimit(.minutes(2)), .requiresBroker)
@@ -45,6 +45,20 @@ struct ContextConsumerTests {
         #expect(handled.map { $0.envelope.metadata.causationID } == [id, id], "the consumed event caused both")
         #expect(handled[0].envelope.metadata.correlationID == id, "a plain envelope joins the consumed event's flow")
         #expect(handled[1].envelope.metadata.correlationID == flow, "an explicit correlation id is kept")
+    }
+
+    @Test func inboxEntriesOlderThanTheRetentionArePrunedAndTheEventsKept() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        var configuration = fixture.configuration()
+        configuration.inboxRetention = .milliseconds(300)
+        configuration.inboxPruneInterval = .milliseconds(100)
+        let task = try await fixture.start(fixture.consumer([fixture.handler()], configuration: configuration))
+        defer { task.cancel() }
+        try await fixture.publish([fixture.message(1), fixture.message(2)])
+        #expect(try await fixture.eventually { try await fixture.handledCount(1) + fixture.handledCount(2) == 2 })
+        #expect(try await fixture.eventually { try await fixture.store.storage.sizes().inboxEntries == 0 })
+        #expect(try await fixture.store.storage.sizes().events == 2, "pruning the inbox keeps what the handler appended")
     }
 
     @Test func aRetryAfterAFailureIsAppendedOncePerHandler() async throws {
@@ -231,9 +245,9 @@ struct ContextConsumerTests {
     @Test func concurrentLanesKeepEachSourceStreamInOrder() async throws {
         let fixture = try await ConsumerFixture()
         defer { Task { await fixture.tearDown() } }
-        let seen = Mutex<[String: [Int64]]>([:])
+        let seen = NIOLockedValueBox<[String: [Int64]]>([:])
         let handler = fixture.handler { input in
-            seen.withLock { $0[input.streamID.rawValue, default: []].append(input.streamVersion) }
+            seen.withLockedValue { $0[input.streamID.rawValue, default: []].append(input.streamVersion) }
             // Uneven handling times: later events of a stream would overtake earlier ones
             // if a stream's events could run in parallel.
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
@@ -244,8 +258,8 @@ struct ContextConsumerTests {
         // Ten streams, twenty versions each, interleaved.
         let messages = (1...20).flatMap { version in (0..<10).map { stream in fixture.message(stream, version: Int64(version)) } }
         try await fixture.publish(messages)
-        #expect(await fixture.eventually { seen.withLock { $0.values.reduce(0) { $0 + $1.count } } == 200 })
-        let orders = seen.withLock { $0 }
+        #expect(await fixture.eventually { seen.withLockedValue { $0.values.reduce(0) { $0 + $1.count } } == 200 })
+        let orders = seen.withLockedValue { $0 }
         #expect(orders.count == 10)
         #expect(orders.values.allSatisfy { $0 == Array(1...20) })
     }

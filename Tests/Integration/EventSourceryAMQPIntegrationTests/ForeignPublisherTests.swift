@@ -4,14 +4,14 @@ import EventSourcery
 import EventSourceryAMQP
 import EventSourcerySQLite
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// The source contexts a handler saw, shared with the test.
 private final class SourceLog: Sendable {
-    private let sources = Mutex<[String]>([])
-    func append(_ source: String) { sources.withLock { $0.append(source) } }
-    var all: [String] { sources.withLock { $0 } }
+    private let sources = NIOLockedValueBox<[String]>([])
+    func append(_ source: String) { sources.withLockedValue { $0.append(source) } }
+    var all: [String] { sources.withLockedValue { $0 } }
 }
 
 /// Messages another AMQP client publishes, bending the wire contract: each is applied

@@ -7,11 +7,12 @@ import Foundation
 import Testing
 
 /// Tests that restart the broker. `scripts/test` runs suites named `…FaultTests` on their
-/// own, after the others, so a restart never disturbs another test.
-@Suite(.serialized, .timeLimit(.minutes(3)), .requiresBroker)
+/// own, after the others, so a restart never disturbs another test. Each runs on both stores.
+@Suite(.serialized, .timeLimit(.minutes(3)), .requiresBroker, .requiresPostgres)
 struct RelayFaultTests {
-    @Test func brokerRestartWhileRelayingLosesNothing() async throws {
-        let fixture = try await RelayFixture(queueArguments: ["x-queue-type": .string("quorum")])
+    @Test(arguments: TestStore.Kind.allCases)
+    func brokerRestartWhileRelayingLosesNothing(store: TestStore.Kind) async throws {
+        let fixture = try await RelayFixture(queueArguments: ["x-queue-type": .string("quorum")], store: store)
         defer { Task { await fixture.tearDown() } }
         let stored = try await fixture.prefill(5000, streams: 20)
         let relay = fixture.relay(batchSize: 250, window: 100)

@@ -3,20 +3,13 @@ import EventSourcery
 @testable import EventSourceryPostgres
 import EventSourceryTesting
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 private typealias F = ConformanceFixtures
 
 private func deposits(_ amounts: [Int]) -> [EventEnvelope] {
     amounts.map { EventEnvelope(F.Deposited(amount: $0)) }
-}
-
-/// A value shared between test tasks.
-private final class Shared<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
 }
 
 /// What the competing claimers saw.
@@ -77,7 +70,7 @@ struct PostgresConcurrencyTests {
             let writerCount = 8
             let eventsPerWriter = 250
             let total = writerCount * eventsPerWriter
-            let appended = Shared<Set<UUID>>([])
+            let appended = NIOLockedValueBox<Set<UUID>>([])
 
             let seen = try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
                 for writer in 0..<writerCount {
@@ -89,7 +82,7 @@ struct PostgresConcurrencyTests {
                             let events = deposits(Array(repeating: index, count: count))
                             let stream = try StreamID("account-\((writer + index) % 6)")
                             _ = try await store.append(events, to: stream)
-                            appended.withLock { $0.formUnion(events.map(\.id)) }
+                            appended.withLockedValue { $0.formUnion(events.map(\.id)) }
                         }
                         return []
                     }
@@ -111,7 +104,7 @@ struct PostgresConcurrencyTests {
             #expect(seen.count == expectedCount)
             #expect(seen.map(\.position) == seen.map(\.position).sorted(), "in position order")
             #expect(Set(seen.map(\.position)).count == expectedCount, "every position once, none skipped")
-            #expect(Set(seen.map(\.event.id)) == appended.withLock { $0 })
+            #expect(Set(seen.map(\.event.id)) == appended.withLockedValue { $0 })
             #expect(Set(seen.map(\.event.id)).count == seen.count)
             for writer in writers { await writer.shutdown() }
         }
@@ -127,9 +120,9 @@ struct PostgresConcurrencyTests {
             let writerCount = 12
             let batchesPerWriter = 40
             let total = writerCount * batchesPerWriter * 2
-            let relayed = Shared<[Int64: Int]>([:])
-            let streamOrder = Shared<[String: Int64]>([:])
-            let violations = Shared<[String]>([])
+            let relayed = NIOLockedValueBox<[Int64: Int]>([:])
+            let streamOrder = NIOLockedValueBox<[String: Int64]>([:])
+            let violations = NIOLockedValueBox<[String]>([])
             let seen = try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
                 for writer in 0..<writerCount {
                     let storage = writers[writer % writers.count]
@@ -151,11 +144,13 @@ struct PostgresConcurrencyTests {
                     while published < total {
                         let entries = try await storage.claimOutboxEntries(limit: 50, now: Date(), leaseDuration: 60)
                         for entry in entries {
-                            relayed.withLock { $0[entry.id, default: 0] += 1 }
-                            streamOrder.withLock { last in
+                            relayed.withLockedValue { $0[entry.id, default: 0] += 1 }
+                            streamOrder.withLockedValue { last in
                                 let previous = last[entry.event.streamID.rawValue] ?? 0
                                 if entry.event.streamVersion != previous + 1 {
-                                    violations.withLock { $0.append("\(entry.event.streamID) \(previous) → \(entry.event.streamVersion)") }
+                                    violations.withLockedValue {
+                                        $0.append("\(entry.event.streamID) \(previous) → \(entry.event.streamVersion)")
+                                    }
                                 }
                                 last[entry.event.streamID.rawValue] = entry.event.streamVersion
                             }
@@ -181,9 +176,9 @@ struct PostgresConcurrencyTests {
             #expect(seen.count == total)
             #expect(seen.map(\.position) == seen.map(\.position).sorted(), "the reader saw positions in order")
             #expect(Set(seen.map(\.position)).count == total, "every position exactly once")
-            #expect(relayed.withLock { $0.count } == total, "the relay published every entry")
-            #expect(relayed.withLock { $0.values.allSatisfy { $0 == 1 } }, "no entry twice")
-            #expect(violations.withLock { $0 }.isEmpty, "\(violations.withLock { $0.prefix(5) })")
+            #expect(relayed.withLockedValue { $0.count } == total, "the relay published every entry")
+            #expect(relayed.withLockedValue { $0.values.allSatisfy { $0 == 1 } }, "no entry twice")
+            #expect(violations.withLockedValue { $0 }.isEmpty, "\(violations.withLockedValue { $0.prefix(5) })")
             for writer in writers { await writer.shutdown() }
         }
     }
@@ -211,7 +206,7 @@ struct PostgresConcurrencyTests {
             let total = streamCount * rounds
             #expect(try await storage.outboxCounts().pending == total)
 
-            let ledger = Shared(ClaimLedger())
+            let ledger = NIOLockedValueBox(ClaimLedger())
             let relays = try await TestDatabase.replicas(of: storage, count: 3, poolSize: 2)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (index, relay) in relays.enumerated() {
@@ -224,7 +219,7 @@ struct PostgresConcurrencyTests {
                                 try await Task.sleep(for: .milliseconds(5))
                                 continue
                             }
-                            ledger.withLock { ledger in
+                            ledger.withLockedValue { ledger in
                                 ledger.claimsPerRelay[index] += entries.count
                                 var expectedNext: [StreamID: Int64] = [:]
                                 for entry in entries {
@@ -246,7 +241,7 @@ struct PostgresConcurrencyTests {
                 }
                 try await group.waitForAll()
             }
-            let result = ledger.withLock { $0 }
+            let result = ledger.withLockedValue { $0 }
             #expect(result.claims.count == total, "every entry claimed")
             #expect(result.claims.values.allSatisfy { $0 == 1 }, "no entry handed out twice")
             #expect(result.orderViolations.isEmpty, "\(result.orderViolations.prefix(5))")

@@ -1,7 +1,7 @@
 import EventSourceryRabbitMQ
 import TestSupport
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 extension AMQPBrokerTests {
@@ -68,10 +68,10 @@ extension AMQPBrokerTests {
 
             let consumerConnection = try await TestBroker.connect { $0.heartbeat = .seconds(2) }
             let consumer = try await consumerConnection.consume(queue: queue, prefetch: 10)
-            let acked = Mutex(0)
+            let acked = NIOLockedValueBox(0)
             // Acknowledge the first 20 only; the rest stay unacknowledged until the restart.
             let collector = DeliveryCollector(consumer) { delivery in
-                let ack = acked.withLock { count in
+                let ack = acked.withLockedValue { count in
                     count += 1
                     return count <= 20 || delivery.isRedelivered || count > 30
                 }

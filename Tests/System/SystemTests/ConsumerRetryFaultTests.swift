@@ -22,11 +22,12 @@ struct ConsumerRetryFaultTests {
         return EventMessage.outgoing(recorded, context: "order")
     }
 
-    @Test func aConsumerKilledWhileAStreamWaitsForItsRetryLosesDoublesAndReordersNothing() async throws {
+    @Test(.requiresPostgres, arguments: TestStore.Kind.allCases)
+    func aConsumerKilledWhileAStreamWaitsForItsRetryLosesDoublesAndReordersNothing(store kind: TestStore.Kind) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-retry-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let storePath = directory.appendingPathComponent("payment.sqlite").path
+        let paymentStore = TestStore(kind, name: "payment", in: directory)
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         let gatewayDown = directory.appendingPathComponent("gateway-down").path
         try """
@@ -37,7 +38,7 @@ struct ConsumerRetryFaultTests {
             store: sqlite:\(directory.path)/order.sqlite
             publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
           payment:
-            store: sqlite:\(storePath)
+            store: \(paymentStore.location)
             publishes: [PaymentSucceeded, PaymentFailed]
             handlers:
               charge-order:
@@ -55,8 +56,7 @@ struct ConsumerRetryFaultTests {
                 await connection.close()
             }
         }
-        let storage = try SQLiteEventStorage(path: storePath)
-        defer { try? storage.close() }
+        let storage = try await paymentStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let publisher = AMQPPublisher(connection: connection)
 
@@ -104,6 +104,7 @@ struct ConsumerRetryFaultTests {
         #expect(try await storage.heldEvents(consumer: "payment", sequence: nil).isEmpty)
         #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
         #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        await TestStore.close(storage)
     }
 
     @Test func theAdminFlagsListRetryAndSkipParkedSequences() async throws {

@@ -37,16 +37,17 @@ struct ContextConsumerFaultTests {
         return (connection, topology)
     }
 
-    private func configuration(store: String, ackBatch: Int) -> String {
+    /// `store` is the payment context's store as the file names it (`sqlite:…` or `postgres://…`).
+    private func configuration(store: String, ackBatch: Int, directory: URL) -> String {
         """
         broker:
           url: \(Self.vhostURL)
         contexts:
           order:
-            store: sqlite:\(store)-order.sqlite
+            store: sqlite:\(directory.path)/order.sqlite
             publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
           payment:
-            store: sqlite:\(store)
+            store: \(store)
             publishes: [PaymentSucceeded, PaymentFailed]
             handlers:
               charge-order:
@@ -66,13 +67,15 @@ struct ContextConsumerFaultTests {
         return EventMessage.outgoing(recorded, context: "order")
     }
 
-    @Test func aConsumerKilledMidBatchAndRestartedAppendsExactlyOncePerEvent() async throws {
+    @Test(.requiresPostgres, arguments: TestStore.Kind.allCases)
+    func aConsumerKilledMidBatchAndRestartedAppendsExactlyOncePerEvent(store kind: TestStore.Kind) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-fault-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let storePath = directory.appendingPathComponent("payment.sqlite").path
+        let paymentStore = TestStore(kind, name: "payment", in: directory)
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-        try configuration(store: storePath, ackBatch: 50).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try configuration(store: paymentStore.location, ackBatch: 50, directory: directory)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
 
         let (connection, topology) = try await Self.freshPaymentTopology(deliveryLimit: 5)
         defer {
@@ -87,8 +90,7 @@ struct ContextConsumerFaultTests {
 
         let environment = ["AMQP_URL": Self.vhostURL, "LOG_LEVEL": "warning"]
         let arguments = ["--context", "payment", "--role", "consumer", "--config", configPath]
-        let storage = try SQLiteEventStorage(path: storePath)
-        defer { try? storage.close() }
+        let storage = try await paymentStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
 
         let first = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
@@ -119,6 +121,7 @@ struct ContextConsumerFaultTests {
         #expect(Set(orders).count == count, "exactly one payment event per order")
         #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
         #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        await TestStore.close(storage)
     }
 
     /// A small flow through the three demo contexts in one process (the 1,000-order flow

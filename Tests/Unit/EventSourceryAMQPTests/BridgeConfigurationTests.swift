@@ -50,5 +50,8 @@ struct BridgeConfigurationTests {
         #expect(failure(ContextConsumer.Configuration(context: "order", concurrency: 0).validate)?.field == "concurrency")
         #expect(failure(ContextConsumer.Configuration(context: "order", conflictRetries: -1).validate)?.field == "conflictRetries")
         #expect(failure(ContextConsumer.Configuration(context: "order", ackFlushInterval: .zero).validate)?.field == "ackFlushInterval")
+        #expect(failure(ContextConsumer.Configuration(context: "order", inboxRetention: .seconds(-1)).validate)?.field == "inboxRetention")
+        #expect(failure(ContextConsumer.Configuration(context: "order", inboxPruneInterval: .zero).validate)?.field == "inboxPruneInterval")
+        #expect(ContextConsumer.Configuration(context: "order").inboxRetention == nil, "the inbox is kept for ever by default")
     }
 }

@@ -280,6 +280,17 @@ struct ConfigurationPolicyTests {
         #expect(try configuration.connectionConfiguration(name: "order").heartbeat == .seconds(15))
     }
 
+    @Test func theInboxRetentionIsReadInSecondsAndCheckedAtItsEntry() throws {
+        let (configuration, _) = try load(yaml() + "\n    consumer:\n      inbox_retention_seconds: 604800")
+        #expect(try configuration.consumerConfiguration(context: "order").inboxRetention == .seconds(604_800))
+        let (kept, _) = try load(yaml() + "\n    consumer:\n      inbox_retention_seconds: 0")
+        #expect(try kept.consumerConfiguration(context: "order").inboxRetention == nil, "0 keeps the inbox for ever")
+        let (error, path) = try failure(yaml() + "\n    consumer:\n      inbox_retention_seconds: -60")
+        #expect(
+            error.description
+                == "\(path):12:7: contexts.order.consumer.inbox_retention_seconds: inboxRetention must be positive, got -60.0 seconds")
+    }
+
     // MARK: Topology mismatch
 
     @Test func aDeliveryLimitMismatchSaysWhichArgumentAndHowToMigrate() throws {
