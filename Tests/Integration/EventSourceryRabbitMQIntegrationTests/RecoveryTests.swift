@@ -103,7 +103,10 @@ extension AMQPBrokerTests {
         /// heartbeat check can notice. The unacknowledged delivery comes back redelivered on
         /// the recovered connection.
         @Test func missedHeartbeatsAreDetectedAndRecovered() async throws {
-            let pidFile = TestRepository.root.appendingPathComponent(".run/rabbitmq/rabbitmq.pid").path
+            // The node `scripts/rabbitmq` runs: its data folder is ES_RABBITMQ_DIR when set.
+            let directory = ProcessInfo.processInfo.environment["ES_RABBITMQ_DIR"].map { URL(fileURLWithPath: $0) }
+                ?? TestRepository.root.appendingPathComponent(".run/rabbitmq")
+            let pidFile = directory.appendingPathComponent("rabbitmq.pid").path
             guard let pidText = try? String(contentsOfFile: pidFile, encoding: .utf8),
                 let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))
             else {
