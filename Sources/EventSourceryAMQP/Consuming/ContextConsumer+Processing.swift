@@ -248,15 +248,7 @@ extension ContextConsumer {
 
     /// Publishes a poison message to `<context>.dlx` with its reason and returns whether to ack it.
     private func deadLetter(_ delivery: Delivery, _ poison: PoisonMessage, publisher: AMQPPublisher) async -> Outcome {
-        var properties = delivery.properties
-        var headers = properties.headers ?? [:]
-        headers[EventMessage.deathReasonHeader] = .string(poison.code.reason)
-        headers[EventMessage.deathDetailHeader] = .string(poison.detail)
-        properties.headers = headers
-        let message = OutgoingMessage(
-            exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties,
-            mandatory: true
-        )
+        let message = poison.deadLetter(delivery, exchange: topology.deadLetterExchange)
         let metadata: Logger.Metadata = [
             "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
             "amqp.message_id": "\(delivery.properties.messageId ?? "none")", "amqp.routing_key": "\(delivery.routingKey)",
