@@ -114,6 +114,10 @@ public enum ConformanceFixtures {
     public struct InsufficientFunds: Error, Equatable {
         public var balance: Int
         public var requested: Int
+        public init(balance: Int, requested: Int) {
+            self.balance = balance
+            self.requested = requested
+        }
     }
 
     /// A registry with every fixture event and the `Withdrawn` v1 → v2 upcaster.
