@@ -25,7 +25,7 @@ public enum DemoContext {
     public static let eventTypes: [any Event.Type] = [
         OrderPlaced.self, OrderPaid.self, OrderCancelled.self, OrderCompleted.self,
         PaymentSucceeded.self, PaymentFailed.self, InvoiceIssued.self, InvoiceNumberAssigned.self,
-        HandlerFailed.self,
+        HandlerFailed.self, HandlerSkipped.self, HandlerRerun.self,
     ]
 
     /// The demo modules: `order`, `payment` (declining above `declineAbove`) and `invoice`.

@@ -159,10 +159,15 @@ extension ContextConsumer {
 
     /// Checks the handler's conditions, in order, inside its inbox work and lets it add its
     /// writes to `batch`. Returns the name of the first condition that does not hold (the
-    /// handler is skipped and writes nothing), or `nil` when it ran.
+    /// handler is skipped: only a ``HandlerSkipped`` record is written), or `nil` when it ran.
     private func stage(_ handler: EventHandler, _ input: HandlerInput, into batch: inout WriteBatch) async throws -> String? {
         for condition in handler.conditions {
-            if try await !condition.isSatisfied(input) { return condition.name }
+            if try await !condition.isSatisfied(input) {
+                let skipped = try HandlerSkipped(handler: handler.name, condition: condition.name, input: input)
+                try batch.append(
+                    [EventEnvelope(skipped, metadata: input.causedMetadata)], to: HandlerSkipped.stream(for: configuration.context))
+                return condition.name
+            }
         }
         let start = ContinuousClock.now
         try await handler.handle(input, &batch)
