@@ -7,7 +7,7 @@ public import EventSourceryAMQP
 /// Wiring, per context process: the order context runs ``fulfilmentHandler(_:)`` in its
 /// `ContextConsumer` (subscribed to `order.OrderPlaced`, `payment.PaymentSucceeded`,
 /// `payment.PaymentFailed`, `invoice.InvoiceIssued`) and a `CommandConsumer` with
-/// ``commandHandlers(context:store:declineAbove:paymentTimeout:)``; payment and invoice run
+/// ``commandHandlers(context:store:declineAbove:paymentTimeout:contexts:)``; payment and invoice run
 /// only a `CommandConsumer`. Each context's topology accepts commands, and the order context
 /// lists `payment` and `invoice` as command targets.
 extension DemoContext {
@@ -17,29 +17,35 @@ extension DemoContext {
     ]
 
     /// The subscriptions of the order context's fulfilment handler.
-    public static let fulfilmentSubscriptions = [
-        EventSubscription(source: "order", type: OrderPlaced.typeName),
-        EventSubscription(source: "payment", type: PaymentSucceeded.typeName),
-        EventSubscription(source: "payment", type: PaymentFailed.typeName),
-        EventSubscription(source: "invoice", type: InvoiceIssued.typeName),
-    ]
+    public static func fulfilmentSubscriptions(_ contexts: FulfilmentContexts = .demo) -> [EventSubscription] {
+        [
+            EventSubscription(source: contexts.order, type: OrderPlaced.typeName),
+            EventSubscription(source: contexts.payment, type: PaymentSucceeded.typeName),
+            EventSubscription(source: contexts.payment, type: PaymentFailed.typeName),
+            EventSubscription(source: contexts.invoice, type: InvoiceIssued.typeName),
+        ]
+    }
 
     /// The fulfilment process manager over the order context's store.
-    public static func fulfilment(store: EventStore, paymentTimeout: Duration = .seconds(5)) -> ProcessManagerRunner<Fulfilment> {
-        ProcessManagerRunner(Fulfilment(paymentTimeout: paymentTimeout), store: store, context: "order")
+    public static func fulfilment(
+        store: EventStore, paymentTimeout: Duration = .seconds(5), contexts: FulfilmentContexts = .demo
+    ) -> ProcessManagerRunner<Fulfilment> {
+        ProcessManagerRunner(Fulfilment(paymentTimeout: paymentTimeout, contexts: contexts), store: store, context: contexts.order)
     }
 
     /// The order context's event handler `fulfilment`, feeding the process manager.
     public static func fulfilmentHandler(_ runner: ProcessManagerRunner<Fulfilment>) -> EventHandler {
-        runner.eventHandler(name: "fulfilment", subscriptions: fulfilmentSubscriptions)
+        runner.eventHandler(name: "fulfilment", subscriptions: fulfilmentSubscriptions(runner.processManager.contexts))
     }
 
-    /// The command handlers of `context` (`order`, `payment` or `invoice`); none for another name.
+    /// The command handlers of `context` (the order, payment or invoice context of `contexts`);
+    /// none for another name.
     public static func commandHandlers(
-        context: String, store: EventStore, declineAbove: Int = defaultDeclineAbove, paymentTimeout: Duration = .seconds(5)
+        context: String, store: EventStore, declineAbove: Int = defaultDeclineAbove, paymentTimeout: Duration = .seconds(5),
+        contexts: FulfilmentContexts = .demo
     ) -> [CommandHandler] {
         switch context {
-        case "order":
+        case contexts.order:
             let orders = Repository<Order>(store: store)
             return [
                 CommandHandler(SettleOrder.self) { command, received, batch in
@@ -47,9 +53,9 @@ extension DemoContext {
                         try $0.settle(command.outcome)
                     }
                 },
-                fulfilment(store: store, paymentTimeout: paymentTimeout).deadlineHandler,
+                fulfilment(store: store, paymentTimeout: paymentTimeout, contexts: contexts).deadlineHandler,
             ]
-        case "payment":
+        case contexts.payment:
             let payments = Repository<Payment>(store: store, saveMode: .publish)
             return [
                 CommandHandler.aggregate(ChargePayment.self, Payment.self, repository: payments, id: \.orderID) { command, payment in
@@ -59,7 +65,7 @@ extension DemoContext {
                     try payment.refund(reason: command.reason)
                 },
             ]
-        case "invoice":
+        case contexts.invoice:
             return [
                 CommandHandler(IssueInvoice.self) { command, received, batch in
                     try await issueInvoice(

@@ -1,5 +1,4 @@
 public import EventSourcery
-import Foundation
 
 /// The order-fulfilment process manager of the order context, one flow per order
 /// (`fulfilment-<order>`): it coordinates payment and invoice with commands, so neither of
@@ -22,9 +21,12 @@ public struct Fulfilment: ProcessManager {
 
     /// How long the flow waits for the payment's answer.
     public var paymentTimeout: Duration
+    /// The contexts the commands go to.
+    public var contexts: FulfilmentContexts
 
-    public init(paymentTimeout: Duration = .seconds(5)) {
+    public init(paymentTimeout: Duration = .seconds(5), contexts: FulfilmentContexts = .demo) {
         self.paymentTimeout = paymentTimeout
+        self.contexts = contexts
     }
 
     /// The state is the flow's last stage (with its order id); `nil` before `OrderPlaced`.
@@ -45,9 +47,8 @@ public struct Fulfilment: ProcessManager {
         guard let last else {
             guard let placed = input.event(OrderPlaced.self) else { return reaction }
             reaction.record(FulfilmentAdvanced(orderID: placed.orderID, stage: .charging))
-            reaction.send(ChargePayment(orderID: placed.orderID, amount: placed.amount), to: "payment")
-            let seconds = Double(paymentTimeout.components.seconds) + Double(paymentTimeout.components.attoseconds) / 1e18
-            reaction.schedule(Self.paymentTimeoutName, at: input.time.addingTimeInterval(seconds))
+            reaction.send(ChargePayment(orderID: placed.orderID, amount: placed.amount), to: contexts.payment)
+            reaction.schedule(Self.paymentTimeoutName, after: paymentTimeout)
             return reaction
         }
         let orderID = last.orderID
@@ -56,27 +57,27 @@ public struct Fulfilment: ProcessManager {
             if let success = input.event(PaymentSucceeded.self) {
                 reaction.cancel(Self.paymentTimeoutName)
                 reaction.record(FulfilmentAdvanced(orderID: orderID, stage: .invoicing))
-                reaction.send(SettleOrder(orderID: orderID, outcome: .paid(paymentID: success.paymentID)), to: "order")
-                reaction.send(IssueInvoice(orderID: orderID, paymentID: success.paymentID, amount: success.amount), to: "invoice")
+                reaction.send(SettleOrder(orderID: orderID, outcome: .paid(paymentID: success.paymentID)), to: contexts.order)
+                reaction.send(IssueInvoice(orderID: orderID, paymentID: success.paymentID, amount: success.amount), to: contexts.invoice)
             } else if let failure = input.event(PaymentFailed.self) {
                 reaction.cancel(Self.paymentTimeoutName)
                 reaction.record(FulfilmentAdvanced(orderID: orderID, stage: .cancelled))
-                reaction.send(SettleOrder(orderID: orderID, outcome: .cancelled(reason: failure.reason)), to: "order")
+                reaction.send(SettleOrder(orderID: orderID, outcome: .cancelled(reason: failure.reason)), to: contexts.order)
             } else if input.isDeadline(Self.paymentTimeoutName) {
                 reaction.record(FulfilmentAdvanced(orderID: orderID, stage: .cancelled))
-                reaction.send(SettleOrder(orderID: orderID, outcome: .cancelled(reason: Self.timeoutReason)), to: "order")
+                reaction.send(SettleOrder(orderID: orderID, outcome: .cancelled(reason: Self.timeoutReason)), to: contexts.order)
             }
         case .invoicing:
             guard let invoice = input.event(InvoiceIssued.self) else { break }
             reaction.record(FulfilmentAdvanced(orderID: orderID, stage: .completed))
             reaction.send(
                 SettleOrder(orderID: orderID, outcome: .completed(paymentID: invoice.paymentID, invoiceNumber: invoice.invoiceNumber)),
-                to: "order")
+                to: contexts.order)
         case .cancelled:
             // A late success after the timeout: the money is given back.
             guard input.event(PaymentSucceeded.self) != nil else { break }
             reaction.record(FulfilmentAdvanced(orderID: orderID, stage: .refunding))
-            reaction.send(RefundPayment(orderID: orderID, reason: "order cancelled: \(Self.timeoutReason)"), to: "payment")
+            reaction.send(RefundPayment(orderID: orderID, reason: "order cancelled: \(Self.timeoutReason)"), to: contexts.payment)
         case .completed, .refunding:
             break
         }

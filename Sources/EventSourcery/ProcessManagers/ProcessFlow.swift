@@ -54,8 +54,12 @@ public struct ProcessFlow<PM: ProcessManager>: Sendable {
 
     /// Decides what `input` leads to. A deadline that is not live leads to nothing.
     ///
-    /// - Parameter makeID: Makes the ids of new deadlines.
-    public func decide(_ input: ProcessInput, using processManager: PM, makeID: () -> UUID = { .timeOrdered() }) -> Step {
+    /// - Parameters:
+    ///   - now: The time of the decision: deadlines scheduled `after` a delay are due then plus the delay.
+    ///   - makeID: Makes the ids of new deadlines.
+    public func decide(
+        _ input: ProcessInput, using processManager: PM, now: Date = Date(), makeID: () -> UUID = { .timeOrdered() }
+    ) -> Step {
         var step = Step()
         if case .deadline(let deadline) = input {
             guard deadlines[deadline.name]?.id == deadline.id else {
@@ -79,7 +83,7 @@ public struct ProcessFlow<PM: ProcessManager>: Sendable {
                 step.events.append(DeadlineChanged(replaced, .cancelled))
                 step.cancelled.append(replaced)
             }
-            let deadline = Deadline(id: makeID(), name: request.name, dueAt: request.dueAt)
+            let deadline = Deadline(id: makeID(), name: request.name, dueAt: request.dueAt(decidedAt: now))
             live[request.name] = deadline
             step.events.append(DeadlineChanged(deadline, .scheduled))
             step.scheduled.append(deadline)

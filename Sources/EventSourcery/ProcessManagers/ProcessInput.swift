@@ -7,8 +7,9 @@ public enum ProcessInput: Sendable {
     /// A deadline the flow scheduled came due and was not cancelled.
     case deadline(Deadline)
 
-    /// The input's own time: the event's creation time, or the deadline's due time. Decisions
-    /// compute new deadlines from it, so they stay pure and repeatable.
+    /// The input's own time: the event's creation time, or the deadline's due time. An event
+    /// read from the broker carries whole seconds (the AMQP `timestamp`), so schedule timeouts
+    /// with ``ProcessReaction/schedule(_:after:)``, which counts from the decision.
     public var time: Date {
         switch self {
         case .event(let envelope): envelope.createdAt

@@ -24,7 +24,7 @@
 ///         if case .event(let envelope) = input, let placed = envelope.as(OrderPlaced.self), state == .new {
 ///             reaction.record(ChargeRequested(orderID: placed.orderID))
 ///             reaction.send(ChargePayment(orderID: placed.orderID, amount: placed.amount), to: "payment")
-///             reaction.schedule("payment-timeout", at: input.time.addingTimeInterval(5))
+///             reaction.schedule("payment-timeout", after: .seconds(5))
 ///         }
 ///         return reaction
 ///     }

@@ -69,7 +69,7 @@ public struct ProcessManagerScenario<PM: ProcessManager>: Sendable {
     public func whenDeadline(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> Outcome {
         var scenario = self
         guard let deadline = scenario.liveDeadline(name, sourceLocation: sourceLocation) else {
-            return Outcome(step: ProcessFlow<PM>.Step(), state: flow.state)
+            return Outcome(step: ProcessFlow<PM>.Step(), state: flow.state, time: now)
         }
         return scenario.run(.deadline(deadline))
     }
@@ -93,13 +93,13 @@ public struct ProcessManagerScenario<PM: ProcessManager>: Sendable {
 
     private mutating func run(_ input: ProcessInput) -> Outcome {
         var count = deadlineCount
-        let step = flow.decide(input, using: processManager) {
+        let step = flow.decide(input, using: processManager, now: now) {
             count += 1
             return UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", count))!
         }
         deadlineCount = count
         flow.apply(step, using: processManager)
-        return Outcome(step: step, state: flow.state)
+        return Outcome(step: step, state: flow.state, time: now)
     }
 
     /// What one input led to.
@@ -108,6 +108,8 @@ public struct ProcessManagerScenario<PM: ProcessManager>: Sendable {
         public let step: ProcessFlow<PM>.Step
         /// The flow's state afterwards.
         public let state: PM.State
+        /// When the input happened: deadlines scheduled `after` a delay are due then plus the delay.
+        public let time: Date
 
         /// Expects exactly these commands, events of the process manager's own, scheduled
         /// deadlines and cancelled deadline names, each in order; what is left out is expected
@@ -127,7 +129,8 @@ public struct ProcessManagerScenario<PM: ProcessManager>: Sendable {
                     ScenarioComparison.sideBySide(
                         "Events", expected: events.map(ScenarioComparison.describe), actual: ownEvents.map(ScenarioComparison.describe)),
                     ScenarioComparison.sideBySide(
-                        "Scheduled deadlines", expected: scheduled.map { ScenarioComparison.describe(deadline: $0.name, dueAt: $0.dueAt) },
+                        "Scheduled deadlines",
+                        expected: scheduled.map { ScenarioComparison.describe(deadline: $0.name, dueAt: $0.dueAt(decidedAt: time)) },
                         actual: step.scheduled.map { ScenarioComparison.describe(deadline: $0.name, dueAt: $0.dueAt) }),
                     ScenarioComparison.sideBySide("Cancelled deadlines", expected: cancelled, actual: step.cancelled.map(\.name)),
                 ],

@@ -28,7 +28,7 @@ struct ProcessManagerDeadlineTests {
             if let counted = input.event(ItemCounted.self) {
                 reaction.record(counted)
                 if counts == 0 {
-                    reaction.schedule("timeout", at: Date().addingTimeInterval(1))
+                    reaction.schedule("timeout", after: .seconds(1))
                 } else {
                     reaction.cancel("timeout")
                 }

@@ -68,7 +68,7 @@ struct DemoFulfilmentTests {
             .then(
                 commands: [.init(ChargePayment(orderID: "42", amount: 10), to: "payment")],
                 events: [FulfilmentAdvanced(orderID: "42", stage: .charging)],
-                scheduled: [.init(name: "payment-timeout", dueAt: scenario.time.addingTimeInterval(5))])
+                scheduled: [.init(name: "payment-timeout", after: .seconds(5))])
     }
 
     @Test func aPaymentCancelsTheTimeoutPaysTheOrderAndAsksForTheInvoice() {
