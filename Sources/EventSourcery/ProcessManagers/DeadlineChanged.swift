@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The library's record of a flow's deadlines, in the flow's stream: a deadline was
 /// scheduled, cancelled, or fired. ``ProcessFlow`` folds these into the live deadlines.
