@@ -121,6 +121,21 @@ extension PostgresEventStorage {
         ).first
     }
 
+    public func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int {
+        guard !commandIDs.isEmpty else { return 0 }
+        return try await count(
+            """
+            WITH requeued AS (
+                UPDATE \(unescaped: schema).command_outbox
+                SET state = 'pending', attempts = 0, next_attempt_at = NULL, leased_until = NULL
+                WHERE command_id = ANY(\(commandIDs)::uuid[]) AND state = 'parked'
+                RETURNING 1
+            )
+            SELECT count(*), pg_notify(\(configuration.notificationChannel), \(configuration.schema)) FROM requeued
+            """,
+            "requeue parked commands")
+    }
+
     public func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry] {
         guard limit > 0, !states.isEmpty else { return [] }
         return try await commandQuery(

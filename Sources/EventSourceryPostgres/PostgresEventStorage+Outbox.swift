@@ -255,7 +255,7 @@ extension PostgresEventStorage {
         }
     }
 
-    private func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
+    func count(_ query: PostgresQuery, _ operation: String) async throws -> Int {
         let rows = try await rows(query, operation)
         do {
             return Int(try rows.first?.decode(Int64.self) ?? 0)

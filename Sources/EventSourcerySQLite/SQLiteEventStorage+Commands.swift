@@ -97,6 +97,25 @@ extension SQLiteEventStorage {
         }
     }
 
+    public func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int {
+        guard !commandIDs.isEmpty else { return 0 }
+        let count = try await write { db in
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE command_outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL, leased_until = NULL
+                    WHERE command_id = ? AND state = 'parked'
+                    """)
+            var count = 0
+            for id in commandIDs {
+                try statement.execute(arguments: [id])
+                count += db.changesCount
+            }
+            return count
+        }
+        if count > 0 { outboxChanged.signal() }
+        return count
+    }
+
     public func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry] {
         guard limit > 0, !states.isEmpty else { return [] }
         let placeholders = Array(repeating: "?", count: states.count).joined(separator: ",")

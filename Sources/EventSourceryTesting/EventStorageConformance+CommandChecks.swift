@@ -95,6 +95,12 @@ extension EventStorageConformance.Checks {
         #expect(try await storage.recordFailedCommandAttempt(command.id, error: "again", nextAttemptAt: now, attemptLimit: 2) == nil)
         #expect(try await storage.claimCommands(limit: 10, now: now.addingTimeInterval(3600), leaseDuration: 0).isEmpty)
         #expect(try await storage.commandOutboxEntries(in: [.parked], limit: 10).map(\.attempts) == [2])
+
+        #expect(try await storage.requeueParkedCommands([command.id, UUID()]) == 1)
+        let requeued = try await storage.claimCommands(limit: 10, now: now, leaseDuration: 0)
+        #expect(requeued.map(\.command.id) == [command.id])
+        #expect(requeued.map(\.attempts) == [0])
+        #expect(try await storage.requeueParkedCommands([command.id]) == 0, "only parked commands are requeued")
     }
 
     func pendingCommandsCanBeCancelled() async throws {

@@ -302,6 +302,23 @@ public final class InMemoryEventStorage: EventStorage {
         }
     }
 
+    public func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int {
+        let ids = Set(commandIDs)
+        defer { outboxChanged.signal() }
+        return state.withLock { state in
+            var count = 0
+            for index in state.commands.indices
+            where ids.contains(state.commands[index].entry.command.id) && state.commands[index].entry.state == .parked {
+                state.commands[index].entry.state = .pending
+                state.commands[index].entry.attempts = 0
+                state.commands[index].entry.nextAttemptAt = nil
+                state.commands[index].leasedUntil = nil
+                count += 1
+            }
+            return count
+        }
+    }
+
     public func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry] {
         state.withLock { state in
             let entries = state.commands.enumerated().filter { states.contains($0.element.entry.state) }

@@ -143,6 +143,9 @@ public protocol EventStorage: Sendable {
         _ commandID: UUID, error: String, nextAttemptAt: Date, attemptLimit: Int
     ) async throws
         -> CommandOutboxEntry?
+    /// Makes parked commands pending again with zero attempts, due at once. Returns how many
+    /// were requeued.
+    func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int
     /// The command outbox entries in one of `states`, in due-time order, at most `limit`.
     func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry]
 
