@@ -158,6 +158,35 @@ struct CommandRoundTripTests {
         #expect(dead.first?.type == "Unknown")
     }
 
+    @Test func aFailingHandlerIsRetriedThenDeadLetteredByTheQueuesDeliveryLimit() async throws {
+        let contexts = try await Contexts()
+        defer { Task { await contexts.tearDown() } }
+        struct StoreDown: Error {}
+        let attempts = Counter()
+        let failing = CommandHandler(Charge.self) { _, _, _ in
+            _ = attempts.next()
+            throw StoreDown()
+        }
+        let consumer = CommandConsumer(
+            context: contexts.receiver, store: contexts.receiverStore, connection: contexts.connection, handlers: [failing],
+            logger: TestBroker.logger)
+        let task = Task { try await consumer.run() }
+        defer { task.cancel() }
+        let command = CommandEnvelope(Charge(account: "f", amount: 1))
+        try await contexts.send([command])
+        #expect(try await contexts.relay().runOnce().commandsSent == 1)
+        let admin = ContextAdmin(context: contexts.receiver, connection: contexts.connection)
+        var dead: [DeadLetter] = []
+        try await waitUntil(timeout: .seconds(20)) {
+            dead = try await admin.deadLetters()
+            return !dead.isEmpty
+        }
+        #expect(dead.map(\.messageID) == [command.id.uuidString.lowercased()])
+        #expect(dead.map(\.reason) == ["delivery_limit"])
+        #expect(attempts.current == 3, "the first delivery and 2 returns: x-delivery-limit counts the unsuccessful ones")
+        #expect(try await contexts.receiverStore.isProcessedCommand(command.id, consumer: consumer) == false, "nothing committed")
+    }
+
     @Test func aDeadlineFiresOnceAcrossRelayRestarts() async throws {
         let contexts = try await Contexts()
         defer { Task { await contexts.tearDown() } }
@@ -187,5 +216,11 @@ struct CommandRoundTripTests {
         _ = await third.result
         #expect(try await contexts.senderStorage.commandOutboxEntries(in: [.sent], limit: 10).map(\.command.id) == [deadline.id])
         #expect(try await contexts.receiverStore.load("wallet-d").count == 1, "fired exactly once")
+    }
+}
+
+extension EventStore {
+    fileprivate func isProcessedCommand(_ id: UUID, consumer: CommandConsumer) async throws -> Bool {
+        try await storage.isProcessed(consumer: consumer.inboxConsumer, eventID: id)
     }
 }

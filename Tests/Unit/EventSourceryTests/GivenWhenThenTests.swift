@@ -112,3 +112,33 @@ struct GivenWhenThenTests {
         }
     }
 }
+
+/// Commands as a writer sends them: encoding, the target, and the registry on the receiving side.
+struct CommandEncodingTests {
+    @Test func aCommandIsEncodedWithItsTargetAndDueTime() throws {
+        let due = Date(timeIntervalSince1970: 1_800_000_000)
+        var batch = WriteBatch()
+        try batch.send(F.SendStatement(account: "a"), to: "statements", at: due)
+        batch.cancelCommand(UUID())
+        #expect(!batch.isEmpty)
+        let command = try #require(batch.commands.first)
+        #expect(command.typeName == "SendStatement")
+        #expect(command.target == "statements")
+        #expect(command.dueAt == due)
+        #expect(command.metadata.correlationID == command.id, "a command starting a flow correlates to itself")
+        let decoded = try CommandRegistry([F.SendStatement.self]).decode(
+            typeName: command.typeName, id: command.id, createdAt: command.createdAt, metadata: command.metadata, payload: command.payload)
+        #expect(decoded.as(F.SendStatement.self) == F.SendStatement(account: "a"))
+    }
+
+    @Test func aCommandNeedsATargetAndAKnownType() throws {
+        var batch = WriteBatch()
+        #expect(throws: EventStoreError.self) { try batch.send(F.SendStatement(account: "a"), to: "") }
+        #expect(batch.commands.isEmpty)
+        let error = #expect(throws: EventStoreError.self) {
+            try CommandRegistry().decode(
+                typeName: "Nope", id: UUID(), createdAt: Date(), metadata: EventMetadata(), payload: Data("{}".utf8))
+        }
+        #expect(error?.code == .unknownEventType)
+    }
+}
