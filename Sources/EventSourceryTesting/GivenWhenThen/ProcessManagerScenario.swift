@@ -12,11 +12,13 @@ public import Testing
 ///
 /// ```swift
 /// @Test func paymentTimeoutCancelsTheOrder() {
-///     let scenario = ProcessManagerScenario(Fulfilment(paymentTimeout: 5))
+///     let scenario = ProcessManagerScenario(Fulfilment(paymentTimeout: .seconds(5)))
 ///     scenario
 ///         .given(OrderPlaced(orderID: "42", amount: 10))
 ///         .whenDeadline("payment-timeout")
-///         .then(events: [OrderCancelled(orderID: "42", reason: "payment timed out")])
+///         .then(
+///             commands: [.init(SettleOrder(orderID: "42", outcome: .cancelled(reason: "payment timed out")), to: "order")],
+///             events: [FulfilmentAdvanced(orderID: "42", stage: .cancelled)])
 /// }
 /// ```
 public struct ProcessManagerScenario<PM: ProcessManager>: Sendable {
