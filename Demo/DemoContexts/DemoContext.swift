@@ -26,7 +26,8 @@ public enum DemoContext {
     public static let eventTypes: [any Event.Type] = [
         OrderPlaced.self, OrderPaid.self, OrderCancelled.self, OrderCompleted.self,
         PaymentSucceeded.self, PaymentFailed.self, InvoiceIssued.self, InvoiceNumberAssigned.self,
-        HandlerFailed.self,
+        HandlerFailed.self, HandlerSkipped.self, HandlerRerun.self, PaymentRefunded.self, FulfilmentAdvanced.self,
+        CommandRejected.self, DeadlineChanged.self,
     ]
 
     /// The demo modules: `order`, `payment` (declining above `declineAbove`) and `invoice`.
@@ -170,24 +171,33 @@ public enum DemoContext {
             EventHandler(name: "issue-invoice", subscriptions: [EventSubscription(source: "payment", type: "PaymentSucceeded")]) {
                 input, batch in
                 guard let payment = input.as(PaymentSucceeded.self) else { return }
-                let stream = try StreamID(category: "invoice", id: payment.paymentID)
-                // No second invoice for one payment.
-                guard try await store.streamVersion(stream) == 0 else { return }
-                // Gapless: the counter's next version is the number, committed with the invoice.
-                let counter = try await store.streamVersion(invoiceCounterStream)
-                let number = Int(counter) + 1
-                try batch.append(
-                    [input.caused(InvoiceNumberAssigned(invoiceNumber: number, paymentID: payment.paymentID))],
-                    to: invoiceCounterStream, expectedVersion: .exact(counter))
-                try batch.publish(
-                    [
-                        input.caused(
-                            InvoiceIssued(
-                                orderID: payment.orderID, paymentID: payment.paymentID, invoiceNumber: number, amount: payment.amount))
-                    ],
-                    to: stream, expectedVersion: .noStream)
+                try await issueInvoice(
+                    orderID: payment.orderID, paymentID: payment.paymentID, amount: payment.amount, metadata: input.causedMetadata,
+                    store: store, in: &batch)
             }
         ]
+    }
+
+    /// Stages the invoice of a payment: `InvoiceNumberAssigned` on the counter and a published
+    /// `InvoiceIssued` in `invoice-<payment>`; nothing when the payment has its invoice.
+    static func issueInvoice(
+        orderID: String, paymentID: String, amount: Int, metadata: EventMetadata, store: EventStore, in batch: inout WriteBatch
+    ) async throws {
+        let stream = try StreamID(category: "invoice", id: paymentID)
+        // No second invoice for one payment.
+        guard try await store.streamVersion(stream) == 0 else { return }
+        // Gapless: the counter's next version is the number, committed with the invoice.
+        let counter = try await store.streamVersion(invoiceCounterStream)
+        let number = Int(counter) + 1
+        try batch.append(
+            [EventEnvelope(InvoiceNumberAssigned(invoiceNumber: number, paymentID: paymentID), metadata: metadata)],
+            to: invoiceCounterStream, expectedVersion: .exact(counter))
+        try batch.publish(
+            [
+                EventEnvelope(
+                    InvoiceIssued(orderID: orderID, paymentID: paymentID, invoiceNumber: number, amount: amount), metadata: metadata)
+            ],
+            to: stream, expectedVersion: .noStream)
     }
 }
 

@@ -90,3 +90,41 @@ public struct InvoiceNumberAssigned: Event, Equatable {
         self.paymentID = paymentID
     }
 }
+
+/// A succeeded payment was refunded (the order was cancelled before the payment answered).
+public struct PaymentRefunded: Event, Equatable {
+    public var orderID: String
+    public var paymentID: String
+    public var amount: Int
+    public var reason: String
+    public init(orderID: String, paymentID: String, amount: Int, reason: String) {
+        self.orderID = orderID
+        self.paymentID = paymentID
+        self.amount = amount
+        self.reason = reason
+    }
+}
+
+/// The order-fulfilment flow reached a stage (recorded in `fulfilment-<order>`).
+public struct FulfilmentAdvanced: Event, Equatable {
+    /// The stages of one order's fulfilment.
+    public enum Stage: String, Codable, Sendable {
+        /// `ChargePayment` sent; waiting for the payment's answer or the timeout.
+        case charging
+        /// Paid; `IssueInvoice` sent.
+        case invoicing
+        /// Invoiced; the order completes.
+        case completed
+        /// Declined or timed out; the order is cancelled.
+        case cancelled
+        /// A payment that succeeded after the cancellation is refunded.
+        case refunding
+    }
+
+    public var orderID: String
+    public var stage: Stage
+    public init(orderID: String, stage: Stage) {
+        self.orderID = orderID
+        self.stage = stage
+    }
+}

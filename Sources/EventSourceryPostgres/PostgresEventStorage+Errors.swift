@@ -182,6 +182,8 @@ extension PostgresEventStorage {
 }
 
 extension WriteBatch {
-    /// Holds appends only: no inbox entry, checkpoint or snapshot.
-    var isOnlyAppends: Bool { inboxEntry == nil && checkpoint == nil && snapshots.isEmpty }
+    /// Holds appends only: no inbox entry, checkpoint, snapshot or command.
+    var isOnlyAppends: Bool {
+        inboxEntry == nil && checkpoint == nil && snapshots.isEmpty && commands.isEmpty && cancelledCommands.isEmpty
+    }
 }

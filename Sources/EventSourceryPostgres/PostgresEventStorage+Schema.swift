@@ -157,6 +157,37 @@ extension PostgresEventStorage {
                 "CREATE INDEX held_events_sequence ON {schema}.held_events (consumer, source_context, source_stream, sequence_number)",
             ]
         ),
+        Migration(
+            version: 4,
+            name: "command outbox",
+            statements: [
+                // Commands sent through this store, and deadlines (commands due later), until
+                // the relay sent them. `seq` keeps the send order among commands due at the
+                // same time.
+                """
+                CREATE TABLE {schema}.command_outbox (
+                    seq bigserial PRIMARY KEY,
+                    command_id uuid NOT NULL UNIQUE,
+                    target text NOT NULL,
+                    type_name text NOT NULL,
+                    schema_version integer NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    correlation_id uuid,
+                    causation_id uuid,
+                    trace_context text NOT NULL,
+                    payload text NOT NULL,
+                    due_at timestamptz NOT NULL,
+                    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'parked', 'sent', 'cancelled')),
+                    attempts integer NOT NULL DEFAULT 0,
+                    last_error text,
+                    next_attempt_at timestamptz,
+                    leased_until timestamptz,
+                    sent_at timestamptz
+                )
+                """,
+                "CREATE INDEX command_outbox_due ON {schema}.command_outbox (due_at, seq) WHERE state = 'pending'",
+            ]
+        ),
     ]
 
     /// `append_events`: appends a batch's events to their streams in one statement.

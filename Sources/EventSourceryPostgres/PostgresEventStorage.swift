@@ -326,7 +326,11 @@ public final class PostgresEventStorage: EventStorage, Service {
                 logger: logger
             )
         }
-        return .committed(try await appendEvents(batch, on: connection))
+        // Commands after the events: `append_events` takes its stream locks before the
+        // transaction gets an id.
+        let recorded = try await appendEvents(batch, on: connection)
+        try await writeCommands(batch, on: connection)
+        return .committed(recorded)
     }
 
     /// Appends the batch's events with one call of `append_events` (see

@@ -112,6 +112,37 @@ extension SQLiteEventStorage {
                     CREATE INDEX held_events_sequence ON held_events (consumer, source_context, source_stream, sequence_number);
                     """)
         }
+        migrator.registerMigration("v4: command outbox") { db in
+            // Commands sent through this store, and deadlines (commands due later), until the
+            // relay sent them. The command columns mirror `events`; `seq` keeps the send
+            // order among commands due at the same time. state: 'pending', 'parked', 'sent'
+            // or 'cancelled'. (Schema version 3 is PostgreSQL's held events, which SQLite
+            // added as v2; the numbers are aligned from here on.)
+            try db.execute(
+                sql: """
+                    CREATE TABLE command_outbox (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        command_id BLOB NOT NULL UNIQUE,
+                        target TEXT NOT NULL,
+                        type_name TEXT NOT NULL,
+                        schema_version INTEGER NOT NULL,
+                        created_at REAL NOT NULL,
+                        correlation_id BLOB,
+                        causation_id BLOB,
+                        trace_context TEXT,
+                        payload BLOB NOT NULL,
+                        due_at REAL NOT NULL,
+                        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'parked', 'sent', 'cancelled')),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        last_error TEXT,
+                        next_attempt_at REAL,
+                        leased_until REAL,
+                        sent_at REAL
+                    );
+                    -- The relay's scan: pending commands in due order.
+                    CREATE INDEX command_outbox_due ON command_outbox (due_at, seq) WHERE state = 'pending';
+                    """)
+        }
         return migrator
     }
 }

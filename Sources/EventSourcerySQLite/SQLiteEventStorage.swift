@@ -239,7 +239,7 @@ public final class SQLiteEventStorage: EventStorage {
         let results = await enqueueCommit(batches)
         let published = zip(batches, results).contains { batch, result in
             guard case .success(.committed) = result else { return false }
-            return batch.appends.contains { $0.publishes && !$0.events.isEmpty }
+            return batch.appends.contains { $0.publishes && !$0.events.isEmpty } || !batch.commands.isEmpty
         }
         if published { outboxChanged.signal() }
         return results
@@ -346,6 +346,7 @@ public final class SQLiteEventStorage: EventStorage {
             )
             .execute(arguments: [checkpoint.name, checkpoint.position, checkpoint.state])
         }
+        try writeCommands(batch, in: db)
         for snapshot in batch.snapshots {
             try db.cachedStatement(
                 sql: """

@@ -1,4 +1,5 @@
 public import EventSourcery
+import Foundation
 
 /// Events and an aggregate the conformance suite writes; public so backend test suites
 /// can register them too.
@@ -72,15 +73,56 @@ public enum ConformanceFixtures {
         }
     }
 
+    /// A command the command-outbox checks send.
+    public struct SendStatement: Command, Equatable {
+        public var account: String
+        public init(account: String) { self.account = account }
+    }
+
+    /// A process manager with one flow per account owner: opening an account sends a
+    /// ``SendStatement`` to `statements` and schedules a `reminder` a minute later; opening it
+    /// again cancels the reminder; a reminder that fires records a deposit of 1.
+    public struct Reminders: ProcessManager {
+        public static let category = "reminders"
+        public init() {}
+        public var initialState: Int { 0 }
+
+        public func flowID(for event: EventEnvelope) -> String? { event.as(AccountOpened.self)?.owner }
+
+        public func react(to input: ProcessInput, in openings: Int) -> ProcessReaction {
+            var reaction = ProcessReaction()
+            if let opened = input.event(AccountOpened.self) {
+                reaction.record(opened)
+                if openings == 0 {
+                    reaction.send(SendStatement(account: opened.owner), to: "statements")
+                    reaction.schedule("reminder", at: input.time.addingTimeInterval(60))
+                } else {
+                    reaction.cancel("reminder")
+                }
+            } else if input.isDeadline("reminder") {
+                reaction.record(Deposited(amount: 1))
+            }
+            return reaction
+        }
+
+        public func apply(_ event: any Event, to openings: inout Int) {
+            if event is AccountOpened { openings += 1 }
+        }
+    }
+
     /// A withdrawal larger than the balance.
     public struct InsufficientFunds: Error, Equatable {
         public var balance: Int
         public var requested: Int
+        public init(balance: Int, requested: Int) {
+            self.balance = balance
+            self.requested = requested
+        }
     }
 
     /// A registry with every fixture event and the `Withdrawn` v1 → v2 upcaster.
     public static var registry: EventRegistry {
-        var registry = EventRegistry([AccountOpened.self, Deposited.self, Withdrawn.self])
+        var registry = EventRegistry([AccountOpened.self, Deposited.self, Withdrawn.self] + ProcessManagerRunner<Reminders>.eventTypes)
         registry.registerUpcaster(for: Withdrawn.self, from: 1) { json in
             var json = json
             json["amount"] = json["total"]

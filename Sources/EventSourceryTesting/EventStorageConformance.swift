@@ -48,6 +48,12 @@ public struct EventStorageConformance: Sendable {
         case subscriptionsRunAfterCommit
         case upcastersApplyOnRead
         case unknownTypeIsTypedError
+        case commandsCommitWithTheirBatch
+        case commandsAreClaimedWhenDue
+        case commandLeasesAndSentMarks
+        case commandFailuresParkAtTheLimit
+        case pendingCommandsCanBeCancelled
+        case processManagerRunsOncePerInput
     }
 
     private let makeStorage: @Sendable () async throws -> any EventStorage
@@ -100,6 +106,12 @@ public struct EventStorageConformance: Sendable {
         case .subscriptionsRunAfterCommit: try await checks.subscriptionsRunAfterCommit()
         case .upcastersApplyOnRead: try await checks.upcastersApplyOnRead()
         case .unknownTypeIsTypedError: try await checks.unknownTypeIsTypedError()
+        case .commandsCommitWithTheirBatch: try await checks.commandsCommitWithTheirBatch()
+        case .commandsAreClaimedWhenDue: try await checks.commandsAreClaimedWhenDue()
+        case .commandLeasesAndSentMarks: try await checks.commandLeasesAndSentMarks()
+        case .commandFailuresParkAtTheLimit: try await checks.commandFailuresParkAtTheLimit()
+        case .pendingCommandsCanBeCancelled: try await checks.pendingCommandsCanBeCancelled()
+        case .processManagerRunsOncePerInput: try await checks.processManagerRunsOncePerInput()
         }
     }
 }

@@ -20,6 +20,12 @@ public final class InMemoryEventStorage: EventStorage {
         var publishedAt: Date?
     }
 
+    private struct CommandRow {
+        var entry: CommandOutboxEntry
+        var leasedUntil: Date?
+        var sentAt: Date?
+    }
+
     private struct State {
         var events: [RecordedEvent] = []
         var streams: [StreamID: [Int]] = [:]
@@ -31,6 +37,7 @@ public final class InMemoryEventStorage: EventStorage {
         var checkpoints: [String: ProjectionCheckpoint] = [:]
         var held: [HeldEvent] = []
         var lastHeldNumber: Int64 = 0
+        var commands: [CommandRow] = []
 
         func version(of stream: StreamID) -> Int64 { Int64(streams[stream]?.count ?? 0) }
 
@@ -50,7 +57,7 @@ public final class InMemoryEventStorage: EventStorage {
 
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
         let outcome = try commitLocked(batch)
-        if case .committed = outcome, batch.appends.contains(where: \.publishes) {
+        if case .committed = outcome, batch.appends.contains(where: \.publishes) || !batch.commands.isEmpty {
             outboxChanged.signal()
         }
         return outcome
@@ -78,6 +85,12 @@ public final class InMemoryEventStorage: EventStorage {
                 }
                 versions[append.streamID] = actual + Int64(append.events.count)
             }
+            var commandIDs: Set<UUID> = []
+            for command in batch.commands {
+                guard commandIDs.insert(command.id).inserted, !state.commands.contains(where: { $0.entry.command.id == command.id }) else {
+                    throw EventStoreError.duplicateCommand(command.id)
+                }
+            }
             var recorded: [RecordedEvent] = []
             for append in batch.appends {
                 for event in append.events {
@@ -97,6 +110,12 @@ public final class InMemoryEventStorage: EventStorage {
             if let inbox = batch.inboxEntry { state.inbox[inbox] = Date() }
             if let checkpoint = batch.checkpoint { state.checkpoints[checkpoint.name] = checkpoint }
             for snapshot in batch.snapshots { state.snapshots[snapshot.streamID] = snapshot }
+            state.commands += batch.commands.map { CommandRow(entry: CommandOutboxEntry(command: $0, state: .pending)) }
+            let cancelled = Set(batch.cancelledCommands)
+            for index in state.commands.indices
+            where state.commands[index].entry.state == .pending && cancelled.contains(state.commands[index].entry.command.id) {
+                state.commands[index].entry.state = .cancelled
+            }
             return .committed(recorded)
         }
     }
@@ -260,6 +279,77 @@ public final class InMemoryEventStorage: EventStorage {
                 parked: state.outbox.count { $0.state == .parked },
                 published: state.outbox.count { $0.state == .published }
             )
+        }
+    }
+
+    public func claimCommands(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [CommandOutboxEntry] {
+        state.withLockedValue { state in
+            let due = state.commands.indices.filter { index in
+                let row = state.commands[index]
+                return row.entry.state == .pending && row.entry.command.dueAt <= now && (row.entry.nextAttemptAt.map { $0 <= now } ?? true)
+                    && (row.leasedUntil.map { $0 <= now } ?? true)
+            }
+            .sorted { (state.commands[$0].entry.command.dueAt, $0) < (state.commands[$1].entry.command.dueAt, $1) }
+            .prefix(limit)
+            if leaseDuration > 0 {
+                for index in due { state.commands[index].leasedUntil = now.addingTimeInterval(leaseDuration) }
+            }
+            return due.map { state.commands[$0].entry }
+        }
+    }
+
+    public func markCommandsSent(_ commandIDs: [UUID], at date: Date) async throws {
+        let ids = Set(commandIDs)
+        state.withLockedValue { state in
+            for index in state.commands.indices
+            where ids.contains(state.commands[index].entry.command.id) && state.commands[index].entry.state == .pending {
+                state.commands[index].entry.state = .sent
+                state.commands[index].sentAt = date
+                state.commands[index].leasedUntil = nil
+            }
+        }
+    }
+
+    public func recordFailedCommandAttempt(
+        _ commandID: UUID, error: String, nextAttemptAt: Date, attemptLimit: Int
+    ) async throws
+        -> CommandOutboxEntry?
+    {
+        state.withLockedValue { state in
+            guard let index = state.commands.firstIndex(where: { $0.entry.command.id == commandID && $0.entry.state == .pending }) else {
+                return nil
+            }
+            state.commands[index].entry.attempts += 1
+            state.commands[index].entry.lastError = error
+            state.commands[index].entry.nextAttemptAt = nextAttemptAt
+            state.commands[index].leasedUntil = nil
+            if state.commands[index].entry.attempts >= attemptLimit { state.commands[index].entry.state = .parked }
+            return state.commands[index].entry
+        }
+    }
+
+    public func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int {
+        let ids = Set(commandIDs)
+        defer { outboxChanged.signal() }
+        return state.withLockedValue { state in
+            var count = 0
+            for index in state.commands.indices
+            where ids.contains(state.commands[index].entry.command.id) && state.commands[index].entry.state == .parked {
+                state.commands[index].entry.state = .pending
+                state.commands[index].entry.attempts = 0
+                state.commands[index].entry.nextAttemptAt = nil
+                state.commands[index].leasedUntil = nil
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry] {
+        state.withLockedValue { state in
+            let entries = state.commands.enumerated().filter { states.contains($0.element.entry.state) }
+                .sorted { ($0.element.entry.command.dueAt, $0.offset) < ($1.element.entry.command.dueAt, $1.offset) }
+            return entries.prefix(limit).map(\.element.entry)
         }
     }
 

@@ -142,9 +142,34 @@ public protocol EventStorage: Sendable {
     /// How many rows the store keeps, table by table.
     func sizes() async throws -> StoreSizes
 
+    // MARK: Command outbox
+
+    /// Claims up to `limit` pending commands that are due at `now` (their due time and next
+    /// attempt time have come), in due-time order, leasing them until `now + leaseDuration`.
+    ///
+    /// A leased command is not handed out again until its lease expires or it is marked sent
+    /// or failed, so several relays can share one store. Commands carry no stream order: each
+    /// one is independent. A lease of 0 seconds claims nothing and writes nothing.
+    func claimCommands(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [CommandOutboxEntry]
+    /// Marks the commands as sent and ends their leases.
+    func markCommandsSent(_ commandIDs: [UUID], at date: Date) async throws
+    /// Records a failed attempt to send a pending command and ends its lease; it is parked when
+    /// it reaches `attemptLimit`.
+    ///
+    /// - Returns: the updated entry, or `nil` when no pending command has that id.
+    func recordFailedCommandAttempt(
+        _ commandID: UUID, error: String, nextAttemptAt: Date, attemptLimit: Int
+    ) async throws
+        -> CommandOutboxEntry?
+    /// Makes parked commands pending again with zero attempts, due at once. Returns how many
+    /// were requeued.
+    func requeueParkedCommands(_ commandIDs: [UUID]) async throws -> Int
+    /// The command outbox entries in one of `states`, in due-time order, at most `limit`.
+    func commandOutboxEntries(in states: Set<CommandOutboxEntry.State>, limit: Int) async throws -> [CommandOutboxEntry]
+
     /// Waits until outbox entries may have been added, at most `timeout`.
     ///
-    /// Relays call it when nothing is due, so an appended event is published promptly
+    /// Relays call it when nothing is due, so an appended event (or a sent command) is published promptly
     /// without polling the database hard. Backends that can be told about commits (an
     /// in-process signal, PostgreSQL `LISTEN/NOTIFY`) return as soon as one happens; the
     /// default implementation sleeps for `timeout`. Returns on cancellation too.

@@ -26,12 +26,19 @@ public struct WriteBatch: Sendable {
     public var checkpoint: ProjectionCheckpoint?
     /// Snapshots to store, each replacing older snapshots of its stream.
     public var snapshots: [Snapshot] = []
+    /// Commands to add to the command outbox, in the order they were sent.
+    public private(set) var commands: [EncodedCommand] = []
+    /// Ids of pending commands (deadlines) to cancel: they are not sent when still pending.
+    public private(set) var cancelledCommands: [UUID] = []
 
     /// An empty batch.
     public init() {}
 
     /// Whether the batch writes nothing.
-    public var isEmpty: Bool { appends.allSatisfy(\.events.isEmpty) && inboxEntry == nil && checkpoint == nil && snapshots.isEmpty }
+    public var isEmpty: Bool {
+        appends.allSatisfy(\.events.isEmpty) && inboxEntry == nil && checkpoint == nil && snapshots.isEmpty && commands.isEmpty
+            && cancelledCommands.isEmpty
+    }
 
     /// Adds events to append to `stream`.
     public mutating func append(
@@ -81,6 +88,35 @@ public struct WriteBatch: Sendable {
 
     /// The ids of the events the batch appends.
     public var eventIDs: Set<UUID> { Set(appends.flatMap { $0.events.map(\.id) }) }
+
+    /// Sends `command` to the context `target` through this store's command outbox: it
+    /// commits with the rest of the batch, and the relay delivers it to `<target>.commands`
+    /// once it is due.
+    ///
+    /// - Parameters:
+    ///   - id: The command's id, its dedupe key at the receiver.
+    ///   - metadata: Correlation and causation; pass the cause's metadata
+    ///     (``CommandEnvelope/causedMetadata``, ``EventMetadata/causedBy(_:)``) to keep the flow.
+    ///   - dueAt: When to deliver it; `nil` for now. A later time makes it a deadline, which
+    ///     ``cancelCommand(_:)`` can still cancel until it is sent.
+    public mutating func send(
+        _ command: some Command, to target: String, id: UUID = .timeOrdered(), metadata: EventMetadata = EventMetadata(),
+        at dueAt: Date? = nil
+    ) throws(EventStoreError) {
+        commands.append(try CommandRegistry.encode(CommandEnvelope(command, id: id, metadata: metadata), to: target, dueAt: dueAt))
+    }
+
+    /// Adds an already wrapped command; see ``send(_:to:id:metadata:at:)``.
+    public mutating func send(_ envelope: CommandEnvelope, to target: String, at dueAt: Date? = nil) throws(EventStoreError) {
+        commands.append(try CommandRegistry.encode(envelope, to: target, dueAt: dueAt))
+    }
+
+    /// Cancels the pending command `id` (typically a deadline) in the same transaction: it is
+    /// never sent. A command already sent stays sent; receivers that must ignore a late one
+    /// check their own state.
+    public mutating func cancelCommand(_ id: UUID) {
+        cancelledCommands.append(id)
+    }
 
     /// The number of events the batch appends.
     public var eventCount: Int { appends.reduce(0) { $0 + $1.events.count } }

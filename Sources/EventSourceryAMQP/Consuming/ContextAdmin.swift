@@ -133,11 +133,26 @@ public struct ContextAdmin: Sendable {
         try await recorded(EventSkipped.self, context: context, store: store)
     }
 
+    /// The handlers skipped by a false condition, recorded in `skipped-<context>` of `store`, oldest first.
+    public static func skippedHandlers(context: String, store: EventStore) async throws -> [HandlerSkipped] {
+        try await recorded(HandlerSkipped.self, in: HandlerSkipped.stream(for: context), store: store)
+    }
+
+    /// The forced reruns recorded in `skipped-<context>` of `store`, oldest first.
+    public static func reruns(context: String, store: EventStore) async throws -> [HandlerRerun] {
+        try await recorded(HandlerRerun.self, in: HandlerSkipped.stream(for: context), store: store)
+    }
+
     /// The events of type `E` in `failures-<context>`, decoded without the store's registry.
     private static func recorded<E: Event>(_ type: E.Type, context: String, store: EventStore) async throws -> [E] {
+        try await recorded(type, in: HandlerFailed.stream(for: context), store: store)
+    }
+
+    /// The events of type `E` in `stream`, decoded without the store's registry.
+    private static func recorded<E: Event>(_ type: E.Type, in stream: StreamID, store: EventStore) async throws -> [E] {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        return try await store.storage.readStream(HandlerFailed.stream(for: context), fromVersion: 1, upToVersion: nil, createdUpTo: nil)
+        return try await store.storage.readStream(stream, fromVersion: 1, upToVersion: nil, createdUpTo: nil)
             .filter { $0.event.typeName == E.typeName }
             .map { try decoder.decode(E.self, from: $0.event.payload) }
     }

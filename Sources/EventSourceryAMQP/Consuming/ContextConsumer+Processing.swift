@@ -160,11 +160,16 @@ extension ContextConsumer {
     /// Checks the handler's conditions, in order, inside its inbox work and lets it add its
     /// writes to `batch`; the events it appends without a cause get the consumed event as
     /// their cause (``WriteBatch/inheritCausation(from:except:)``). Returns the name of the
-    /// first condition that does not hold (the handler is skipped and writes nothing), or
-    /// `nil` when it ran.
+    /// first condition that does not hold (the handler is skipped: only a ``HandlerSkipped``
+    /// record is written), or `nil` when it ran.
     private func stage(_ handler: EventHandler, _ input: HandlerInput, into batch: inout WriteBatch) async throws -> String? {
         for condition in handler.conditions {
-            if try await !condition.isSatisfied(input) { return condition.name }
+            if try await !condition.isSatisfied(input) {
+                let skipped = try HandlerSkipped(handler: handler.name, condition: condition.name, input: input)
+                try batch.append(
+                    [EventEnvelope(skipped, metadata: input.causedMetadata)], to: HandlerSkipped.stream(for: configuration.context))
+                return condition.name
+            }
         }
         let start = ContinuousClock.now
         let earlier = batch.eventIDs
@@ -252,15 +257,7 @@ extension ContextConsumer {
 
     /// Publishes a poison message to `<context>.dlx` with its reason and returns whether to ack it.
     private func deadLetter(_ delivery: Delivery, _ poison: PoisonMessage, publisher: AMQPPublisher) async -> Outcome {
-        var properties = delivery.properties
-        var headers = properties.headers ?? [:]
-        headers[EventMessage.deathReasonHeader] = .string(poison.code.reason)
-        headers[EventMessage.deathDetailHeader] = .string(poison.detail)
-        properties.headers = headers
-        let message = OutgoingMessage(
-            exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties,
-            mandatory: true
-        )
+        let message = poison.deadLetter(delivery, exchange: topology.deadLetterExchange)
         let metadata: Logger.Metadata = [
             "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
             "amqp.message_id": "\(delivery.properties.messageId ?? "none")", "amqp.routing_key": "\(delivery.routingKey)",

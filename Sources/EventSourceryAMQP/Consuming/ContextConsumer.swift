@@ -20,8 +20,8 @@ public import ServiceLifecycle
 ///    whose entry exists does not run), and the entry commits in one transaction with the
 ///    handler's appends, so a redelivery, or a duplicate publish with the same `message_id`,
 ///    changes nothing. The `redelivered` flag is never trusted. Handler conditions are
-///    checked before the handler runs; a skipped handler is logged with the condition's name
-///    and its inbox entry is still recorded.
+///    checked before the handler runs; a skipped handler is recorded as a ``HandlerSkipped``
+///    (handler, condition, event) in `skipped-<context>` with its inbox entry.
 /// 3. When every handler committed, the delivery is acknowledged (in batches with
 ///    ``Configuration/ackBatchSize``).
 ///

@@ -3,12 +3,14 @@ import EventSourcery
 /// A named predicate a handler runs under (the seeds' `has_action(..., conditions=[...])`).
 ///
 /// Conditions are evaluated in order, inside the handler's inbox transaction. When one is
-/// false, the handler is skipped for that event and the consumer logs the condition's
-/// ``name`` as the reason; the inbox entry is still recorded, so the decision is final for
-/// that event (a redelivery does not evaluate it again). A condition that throws counts as
+/// false, the handler is skipped for that event: the consumer records a ``HandlerSkipped``
+/// (handler, condition, event) in `skipped-<context>` with the inbox entry, so the decision is
+/// visible and final for that event (a redelivery does not evaluate it again). An operator
+/// lists skips with ``ContextAdmin/skippedHandlers(context:store:)`` and forces the handler to
+/// run for one event with ``ContextConsumer/rerun(handler:eventID:reason:)``. A condition that throws counts as
 /// a handler failure.
 public struct HandlerCondition: Sendable {
-    /// The name logged as the reason when the handler is skipped.
+    /// The name recorded as the reason when the handler is skipped.
     public var name: String
     /// Whether the handler should run.
     public var isSatisfied: @Sendable (HandlerInput) async throws -> Bool

@@ -70,15 +70,17 @@ extension OutboxRelay {
     public struct Statistics: Sendable, Hashable {
         /// Entries the broker confirmed and that were marked published.
         public var published = 0
-        /// Failed attempts recorded (nacks, returns, connection losses).
+        /// Failed attempts recorded (nacks, returns, connection losses), of events and commands.
         public var failed = 0
-        /// Entries parked after reaching the attempt limit.
+        /// Entries (events or commands) parked after reaching the attempt limit.
         public var parked = 0
         /// Claimed entries handed back unsent because an earlier entry of their stream was not
         /// confirmed (or the relay stopped); they follow once it is published.
         public var heldBack = 0
         /// Published entries deleted by housekeeping.
         public var deleted = 0
+        /// Commands (and deadlines) the broker confirmed and that were marked sent.
+        public var commandsSent = 0
 
         public init() {}
 
@@ -88,6 +90,7 @@ extension OutboxRelay {
             lhs.parked += rhs.parked
             lhs.heldBack += rhs.heldBack
             lhs.deleted += rhs.deleted
+            lhs.commandsSent += rhs.commandsSent
         }
     }
 }

@@ -38,6 +38,14 @@ public import ServiceLifecycle
 /// *k+1*, and the consumer's inbox drops the duplicate. The cost is one confirm round trip
 /// per wave: a batch of *n* entries over *s* streams needs about *n*/*s* of them.
 ///
+/// **Commands and deadlines.** Each round also sends the store's due commands (see
+/// ``CommandMessage``): commands sent through ``WriteBatch/send(_:to:id:metadata:at:)`` at
+/// once, deadlines when their time comes — at most ``Configuration/idlePollInterval`` late
+/// while the relay is idle. A confirmed command is marked sent; a refused one is retried with
+/// the same backoff and parked at the attempt limit; a lost confirm is retried and never parks.
+/// Commands carry no stream order. Since the receiver's inbox is keyed by the command id, a
+/// command sent twice (a lost confirm, a relay restarted after publishing) takes effect once.
+///
 /// **Shutdown.** On graceful shutdown the relay stops claiming, waits for the confirms of
 /// the wave in flight, marks them, hands back the rest of the batch, and returns.
 public struct OutboxRelay: Service {
@@ -79,11 +87,13 @@ public struct OutboxRelay: Service {
             do {
                 let round = try await relayBatch()
                 total += round.statistics
+                let commands = try await relayCommands()
+                total += commands.statistics
                 if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
                     total.deleted += try await housekeeping()
                     lastHousekeeping = .now
                 }
-                if round.claimed < configuration.batchSize {
+                if round.claimed < configuration.batchSize && commands.claimed < configuration.batchSize {
                     await waitForWork()
                 }
             } catch let error as EventStoreError where error.code == .storageUnavailable {
@@ -96,7 +106,8 @@ public struct OutboxRelay: Service {
         logger.info(
             "Outbox relay stopped",
             metadata: [
-                "outbox.published": "\(total.published)", "outbox.failed": "\(total.failed)", "outbox.parked": "\(total.parked)",
+                "outbox.published": "\(total.published)", "outbox.commands_sent": "\(total.commandsSent)",
+                "outbox.failed": "\(total.failed)", "outbox.parked": "\(total.parked)",
             ])
     }
 
@@ -108,7 +119,11 @@ public struct OutboxRelay: Service {
         while true {
             let round = try await relayBatch()
             total += round.statistics
-            if round.claimed == 0 || round.statistics.published == 0 { break }
+            let commands = try await relayCommands()
+            total += commands.statistics
+            if (round.claimed == 0 || round.statistics.published == 0) && (commands.claimed == 0 || commands.statistics.commandsSent == 0) {
+                break
+            }
         }
         total.deleted += try await housekeeping()
         return total
@@ -181,6 +196,53 @@ public struct OutboxRelay: Service {
             group.cancelAll()
             return statistics
         }
+    }
+
+    /// Sends the due commands of the command outbox once, and records the broker's answers.
+    func relayCommands() async throws -> (claimed: Int, statistics: Statistics) {
+        let entries = try await storage.claimCommands(
+            limit: configuration.batchSize, now: Date(), leaseDuration: configuration.leaseDuration.seconds)
+        guard !entries.isEmpty else { return (0, Statistics()) }
+        let messages = entries.map { CommandMessage.outgoing($0.command, sender: configuration.context) }
+        let outcomes: [PublishOutcome]
+        do {
+            outcomes = try await publisher.publish(messages)
+        } catch let error as AMQPError {
+            outcomes = Array(repeating: .notConfirmed(error), count: entries.count)
+        }
+        var statistics = Statistics()
+        var sent: [UUID] = []
+        let now = Date()
+        for (entry, outcome) in zip(entries, outcomes) {
+            switch CommandSettlement.action(for: entry, outcome: outcome, retry: configuration.retry) {
+            case .markSent:
+                sent.append(entry.command.id)
+            case .retry(let attempts, let reason, let delay):
+                _ = try await storage.recordFailedCommandAttempt(
+                    entry.command.id, error: reason, nextAttemptAt: now.addingTimeInterval(delay.seconds), attemptLimit: .max)
+                statistics.failed += 1
+                logger.warning(
+                    "Command not confirmed; will retry",
+                    metadata: [
+                        "es.command_id": "\(entry.command.id)", "es.type": "\(entry.command.typeName)", "outbox.attempts": "\(attempts)",
+                        "outbox.retry_in": "\(delay)", "error": "\(reason)",
+                    ])
+            case .park(let attempts, let reason):
+                _ = try await storage.recordFailedCommandAttempt(
+                    entry.command.id, error: reason, nextAttemptAt: now, attemptLimit: attempts)
+                statistics.failed += 1
+                statistics.parked += 1
+                logger.error(
+                    "Command parked after repeated refusals",
+                    metadata: [
+                        "es.command_id": "\(entry.command.id)", "es.type": "\(entry.command.typeName)",
+                        "amqp.exchange": "\(CommandMessage.exchange(for: entry.command.target))", "error": "\(reason)",
+                    ])
+            }
+        }
+        try await storage.markCommandsSent(sent, at: now)
+        statistics.commandsSent = sent.count
+        return (entries.count, statistics)
     }
 
     /// Writes what the settlement decided.

@@ -10,13 +10,24 @@ public struct ContextDescription: Sendable, Hashable {
     /// Deliveries of one message (first delivery included) before the inbox queue
     /// dead-letters it.
     public var deliveryLimit: Int
+    /// Whether the context handles commands: its topology then has the command exchange and
+    /// queue `<context>.commands`.
+    public var acceptsCommands: Bool
+    /// The contexts it sends commands to: their command exchanges are declared too, so the
+    /// relay's publishes have somewhere to go.
+    public var commandTargets: [String]
 
     /// Creates a description.
-    public init(name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5) {
+    public init(
+        name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5,
+        acceptsCommands: Bool = false, commandTargets: [String] = []
+    ) {
         self.name = name
         self.publishes = publishes
         self.handlers = handlers
         self.deliveryLimit = deliveryLimit
+        self.acceptsCommands = acceptsCommands
+        self.commandTargets = commandTargets
     }
 
     /// Every subscription of every handler, without duplicates, sorted by routing key.

@@ -9,7 +9,11 @@ public import Foundation
 ///   `x-dead-letter-exchange: <context>.dlx`, bound to `<source>.events` with the routing
 ///   key `<source>.<EventType>` of each subscription;
 /// - the fanout exchange `<context>.dlx` and the durable classic queue `<context>.dead`
-///   bound to it, where messages past the delivery limit and poison messages end up.
+///   bound to it, where messages past the delivery limit and poison messages end up;
+/// - for a context that accepts commands, the topic exchange `<context>.commands` and the
+///   quorum queue `<context>.commands` (same delivery limit and dead-lettering as the inbox)
+///   bound to it with `<context>.#`; and the command exchanges of the contexts it sends
+///   commands to (``CommandMessage``).
 ///
 /// ```swift
 /// let topology = ContextTopology(ContextDescription(
@@ -44,13 +48,7 @@ public struct ContextTopology: Sendable, Hashable {
         exchanges = ([name] + sources).map { AMQPExchange(name: EventMessage.exchange(for: $0), kind: .topic, durable: true) }
         exchanges.append(AMQPExchange(name: Self.deadLetterExchange(for: name), kind: .fanout, durable: true))
         queues = [
-            AMQPQueue(
-                name: Self.inboxQueue(for: name), durable: true,
-                arguments: [
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": .int64(Int64(max(1, description.deliveryLimit))),
-                    "x-dead-letter-exchange": .string(Self.deadLetterExchange(for: name)),
-                ]),
+            Self.quorumQueue(Self.inboxQueue(for: name), of: description),
             AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true),
         ]
         bindings = description.subscriptions.map { subscription in
@@ -59,6 +57,24 @@ public struct ContextTopology: Sendable, Hashable {
                 routingKey: subscription.routingKey)
         }
         bindings.append(AMQPBinding(queue: Self.deadLetterQueue(for: name), exchange: Self.deadLetterExchange(for: name), routingKey: "#"))
+        let commandExchanges = Set(description.commandTargets + (description.acceptsCommands ? [name] : [])).sorted()
+        exchanges += commandExchanges.map { AMQPExchange(name: CommandMessage.exchange(for: $0), kind: .topic, durable: true) }
+        if description.acceptsCommands {
+            queues.append(Self.quorumQueue(CommandMessage.queue(for: name), of: description))
+            bindings.append(
+                AMQPBinding(queue: CommandMessage.queue(for: name), exchange: CommandMessage.exchange(for: name), routingKey: "\(name).#"))
+        }
+    }
+
+    /// A durable quorum queue of the context with its delivery limit, dead-lettered to `<context>.dlx`.
+    private static func quorumQueue(_ queue: String, of description: ContextDescription) -> AMQPQueue {
+        AMQPQueue(
+            name: queue, durable: true,
+            arguments: [
+                "x-queue-type": "quorum",
+                "x-delivery-limit": .int64(Int64(max(1, description.deliveryLimit))),
+                "x-dead-letter-exchange": .string(deadLetterExchange(for: description.name)),
+            ])
     }
 
     /// The inbox queue's name.

@@ -1,3 +1,5 @@
+public import EventSourceryRabbitMQ
+
 /// A delivery that can never be processed, whatever the handler code does: it is
 /// dead-lettered with the reason instead of being retried.
 ///
@@ -19,6 +21,7 @@ public struct PoisonMessage: Error, Sendable, CustomStringConvertible {
             case misrouted
             case undecodablePayload
             case unhandled
+            case unknownCommandType
         }
 
         private let base: Base
@@ -53,6 +56,9 @@ public struct PoisonMessage: Error, Sendable, CustomStringConvertible {
         /// its source (for example a binding left over from a removed handler).
         public static let unhandled = Code(.unhandled)
 
+        /// The receiving context's command registry has no command type of that name.
+        public static let unknownCommandType = Code(.unknownCommandType)
+
         /// The text written to the `x-death-reason` header, e.g. `malformedJSON`.
         public var reason: String { base.rawValue }
 
@@ -71,4 +77,16 @@ public struct PoisonMessage: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.reason): \(detail)" }
+
+    /// The dead letter of `delivery`: its body and properties, with the headers
+    /// `x-death-reason` and `x-death-detail` added, to publish to the dead-letter `exchange`.
+    public func deadLetter(_ delivery: Delivery, exchange: String) -> OutgoingMessage {
+        var properties = delivery.properties
+        var headers = properties.headers ?? [:]
+        headers[EventMessage.deathReasonHeader] = .string(code.reason)
+        headers[EventMessage.deathDetailHeader] = .string(detail)
+        properties.headers = headers
+        return OutgoingMessage(
+            exchange: exchange, routingKey: delivery.routingKey, body: delivery.body, properties: properties, mandatory: true)
+    }
 }

@@ -104,7 +104,8 @@ extension AMQPBrokerTests {
         /// the recovered connection.
         @Test func missedHeartbeatsAreDetectedAndRecovered() async throws {
             // The node `scripts/rabbitmq` runs: its data folder is ES_RABBITMQ_DIR when set.
-            let directory = ProcessInfo.processInfo.environment["ES_RABBITMQ_DIR"].map { URL(fileURLWithPath: $0) }
+            let directory =
+                ProcessInfo.processInfo.environment["ES_RABBITMQ_DIR"].map { URL(fileURLWithPath: $0) }
                 ?? TestRepository.root.appendingPathComponent(".run/rabbitmq")
             let pidFile = directory.appendingPathComponent("rabbitmq.pid").path
             guard let pidText = try? String(contentsOfFile: pidFile, encoding: .utf8),

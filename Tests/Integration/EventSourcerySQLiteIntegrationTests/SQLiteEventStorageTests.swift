@@ -299,7 +299,9 @@ struct SQLiteEventStorageTests {
 
             let queue = try DatabaseQueue(path: path)
             let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-            #expect(migrations == ["v1: events, outbox, inbox, snapshots, checkpoints", "v2: held events"], "each migration once")
+            #expect(
+                migrations == ["v1: events, outbox, inbox, snapshots, checkpoints", "v2: held events", "v4: command outbox"],
+                "each migration once")
             try queue.close()
         }
     }
