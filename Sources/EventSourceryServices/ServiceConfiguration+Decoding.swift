@@ -102,7 +102,7 @@ extension ServiceConfiguration.Consumer: Decodable {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
         try container.rejectUnknownKeys([
             "prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size", "initial_backoff_ms",
-            "max_backoff_ms",
+            "max_backoff_ms", "partitions",
         ])
         prefetch = try container.value("prefetch")
         deliveryLimit = try container.value("delivery_limit")
@@ -112,5 +112,6 @@ extension ServiceConfiguration.Consumer: Decodable {
         batchSize = try container.value("batch_size")
         initialBackoffMilliseconds = try container.value("initial_backoff_ms")
         maximumBackoffMilliseconds = try container.value("max_backoff_ms")
+        partitions = try container.value("partitions")
     }
 }

@@ -54,6 +54,7 @@ extension ServiceConfiguration {
         if let value = consumer.batchSize { configuration.batchSize = value }
         if let value = consumer.initialBackoffMilliseconds { configuration.retryFirstDelay = .milliseconds(value) }
         if let value = consumer.maximumBackoffMilliseconds { configuration.retryMaximumDelay = .milliseconds(value) }
+        configuration.partitions = consumer.partitions ?? Self.defaultPartitions
         try validated(
             configuration.validate,
             entries: [
@@ -61,6 +62,7 @@ extension ServiceConfiguration {
                 "maximumBodySize": "\(prefix).max_body_bytes",
                 "ackBatchSize": "\(prefix).ack_batch", "concurrency": "\(prefix).concurrency", "batchSize": "\(prefix).batch_size",
                 "retryFirstDelay": "\(prefix).initial_backoff_ms", "retryMaximumDelay": "\(prefix).max_backoff_ms",
+                "partitions": "\(prefix).partitions",
             ],
             otherwise: "contexts.\(name)"
         )
@@ -97,14 +99,15 @@ extension ServiceConfiguration {
     }
 
     /// The topology description of the context `name`: its publishes, its handlers'
-    /// subscriptions and its delivery limit. Run ``validate()`` first (``load(path:environment:)`` does).
+    /// subscriptions, its delivery limit and its inbox partitions. Run ``validate()`` first (``load(path:environment:)`` does).
     public func contextDescription(_ name: String) -> ContextDescription? {
         guard let context = contexts[name] else { return nil }
         return ContextDescription(
             name: name,
             publishes: context.publishes,
             handlers: context.handlers.mapValues { $0.subscribes.compactMap(EventSubscription.init) },
-            deliveryLimit: context.consumer.deliveryLimit ?? ContextConsumer.Configuration(context: name).deliveryLimit
+            deliveryLimit: context.consumer.deliveryLimit ?? ContextConsumer.Configuration(context: name).deliveryLimit,
+            partitions: context.consumer.partitions ?? Self.defaultPartitions
         )
     }
 

@@ -55,6 +55,18 @@ extension ContextConsumer {
         public var conflictRetries: Int
         /// Whether ``ContextConsumer/run()`` declares the topology first. Default `true`.
         public var declaresTopology: Bool
+        /// The inbox partitions, 1 to 1024. Default 1: the single queue `<context>.inbox`,
+        /// for one consumer process.
+        ///
+        /// With more, the inbox is the queues `<context>.inbox.0` … behind a consistent-hash
+        /// exchange on the source stream (``ContextTopology``; the broker needs the plugin
+        /// `rabbitmq_consistent_hash_exchange`), each with a single active consumer: any
+        /// number of replicas of the consumer subscribe to every partition, the broker
+        /// delivers each partition to one of them at a time and hands it to another when
+        /// that one goes, and the events of one source stream stay in order. ``prefetch``
+        /// applies to each partition. A partitioned consumer that finds the single inbox of
+        /// an earlier deployment drains it first (``ContextConsumer``).
+        public var partitions: Int
 
         /// Creates a configuration with defaults suited to most deployments; see ``validate()``.
         public init(
@@ -70,7 +82,8 @@ extension ContextConsumer {
             retryFirstDelay: Duration = .seconds(1),
             retryMaximumDelay: Duration = .seconds(300),
             heldPollInterval: Duration = .seconds(1),
-            declaresTopology: Bool = true
+            declaresTopology: Bool = true,
+            partitions: Int = 1
         ) {
             self.context = context
             self.prefetch = prefetch
@@ -85,9 +98,11 @@ extension ContextConsumer {
             self.retryMaximumDelay = retryMaximumDelay
             self.heldPollInterval = heldPollInterval
             self.declaresTopology = declaresTopology
+            self.partitions = partitions
         }
 
-        /// Checks every field: a context name, positive counts, sizes and intervals, no
+        /// Checks every field: a context name, positive counts, sizes and intervals, a
+        /// partition count within 1...``maximumPartitions``, no
         /// negative conflict retries, and a retry schedule whose maximum delay is at least its
         /// first.
         ///
@@ -107,12 +122,18 @@ extension ContextConsumer {
             ] where value <= .zero {
                 throw .invalidField(field, "must be positive, got \(value)")
             }
+            guard (1...Self.maximumPartitions).contains(partitions) else {
+                throw .invalidField("partitions", "must be within 1...\(Self.maximumPartitions), got \(partitions)")
+            }
             guard conflictRetries >= 0 else { throw .invalidField("conflictRetries", "must not be negative, got \(conflictRetries)") }
             guard retryMaximumDelay >= retryFirstDelay else {
                 throw .invalidField(
                     "retryMaximumDelay", "must be at least retryFirstDelay (\(retryFirstDelay)), got \(retryMaximumDelay)")
             }
         }
+
+        /// The most inbox partitions a context may have.
+        public static let maximumPartitions = 1024
 
         /// The retry schedule of failed events: ``retryFirstDelay`` doubling up to
         /// ``retryMaximumDelay``, parked after ``deliveryLimit`` attempts.

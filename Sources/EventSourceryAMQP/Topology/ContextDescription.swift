@@ -10,13 +10,21 @@ public struct ContextDescription: Sendable, Hashable {
     /// Deliveries of one message (first delivery included) before the inbox queue
     /// dead-letters it.
     public var deliveryLimit: Int
+    /// The inbox partitions: 1 is the single queue `<context>.inbox`; more are the queues
+    /// `<context>.inbox.0` … `<context>.inbox.<partitions - 1>` behind a consistent-hash
+    /// exchange on the source stream (see ``ContextTopology``).
+    public var partitions: Int
 
     /// Creates a description.
-    public init(name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5) {
+    public init(
+        name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5,
+        partitions: Int = 1
+    ) {
         self.name = name
         self.publishes = publishes
         self.handlers = handlers
         self.deliveryLimit = deliveryLimit
+        self.partitions = partitions
     }
 
     /// Every subscription of every handler, without duplicates, sorted by routing key.

@@ -15,7 +15,11 @@ struct ContextConsumerCommand: AsyncParsableCommand {
         abstract: "Consumes a bounded context's inbox queue and runs its handlers exactly once per event.",
         discussion: """
             Declares the context's topology from the configuration file (exchanges, the quorum \
-            queue <context>.inbox, <context>.dlx -> <context>.dead), then consumes. AMQP_URL, \
+            inbox queues <context>.inbox.0… behind the consistent-hash exchange \
+            <context>.partitions, or <context>.inbox with consumer.partitions 1, \
+            <context>.dlx -> <context>.dead), then consumes every inbox queue; replicas share \
+            the partitions, one active consumer each. A single <context>.inbox of an earlier \
+            deployment is drained first and deleted. AMQP_URL, \
             ES_STORE_URL, ES_CONSUMER_PREFETCH, ES_CONSUMER_ACK_BATCH and ES_BROKER_WAIT \
             override the file. With --http-port (or observability.port, ES_HTTP_PORT) it serves \
             /health/live, /health/ready and /metrics. Stops gracefully on SIGTERM or \
@@ -23,7 +27,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
 
             Admin modes (run once and exit): --export-definitions <file> writes the topology of \
             every context as a RabbitMQ definitions file; --list-dead lists <context>.dead; \
-            --replay-dead moves <context>.dead back into <context>.inbox; --list-failures lists \
+            --replay-dead moves <context>.dead back into the inbox; --list-failures lists \
             the handler failures recorded in the stream failures-<context>; --list-parked lists \
             the parked sequences (a source stream whose event used up its attempts, with the \
             events waiting behind it); --retry-parked <source>/<stream> lets the running consumer \
@@ -43,7 +47,7 @@ struct ContextConsumerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List the messages in <context>.dead (they stay there) and exit.")
     var listDead = false
 
-    @Flag(name: .long, help: "Move the messages in <context>.dead back into <context>.inbox and exit.")
+    @Flag(name: .long, help: "Move the messages in <context>.dead back into the inbox (its partitions) and exit.")
     var replayDead = false
 
     @Flag(name: .long, help: "List the handler failures recorded in the context's store and exit.")
@@ -114,7 +118,8 @@ struct ContextConsumerCommand: AsyncParsableCommand {
             if listDead || replayDead {
                 let connection = try await ServiceBootstrap.connect(settings, logger: logger)
                 try await ServiceBootstrap.declareTopology(settings, on: connection)
-                let admin = ContextAdmin(context: context, connection: connection)
+                let admin = ContextAdmin(
+                    context: context, connection: connection, partitions: settings.consumerConfiguration.partitions)
                 if listDead {
                     let letters = try await admin.deadLetters()
                     print("\(letters.count) dead letter(s) in \(settings.topology.deadLetterQueue)")
@@ -123,7 +128,9 @@ struct ContextConsumerCommand: AsyncParsableCommand {
                     }
                 } else {
                     let moved = try await admin.replayDeadLetters()
-                    print("moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueue)")
+                    print(
+                        "moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueues.joined(separator: ", "))"
+                    )
                 }
                 await connection.close()
                 return
