@@ -96,8 +96,10 @@ public final class AMQPConnection: Sendable, Service {
         await close()
     }
 
-    /// Closes the connection: cancels consumers (their delivery sequences finish), closes
-    /// the AMQP connection and stops the thread. Pending operations fail with
+    /// Closes the connection: ends the consumers (their delivery sequences finish; no
+    /// `basic.cancel`, so the broker returns their unacknowledged deliveries as for consumers
+    /// that went away, see ``AMQPConsumer/close()``), closes the AMQP connection and stops the
+    /// thread. Pending operations fail with
     /// ``AMQPError/Code/closedByClient``. Closing twice is harmless.
     public func close() async {
         await thread.stop()
