@@ -66,8 +66,10 @@ import Synchronization
 /// consumer of the earlier version is still subscribed to it.
 ///
 /// **Shutdown.** On graceful shutdown the consumer stops taking deliveries, finishes those
-/// in flight, acknowledges everything committed and cancels its subscription; deliveries the
-/// broker had sent but the consumer had not started go back to the queue.
+/// in flight, acknowledges everything committed and closes its subscriptions (their channels,
+/// without `basic.cancel`: ``AMQPConsumer/close()``); deliveries the broker had sent but the
+/// consumer had not started go back to the queue, ahead of newer messages even when another
+/// replica takes the partition over.
 ///
 /// Use a connection of its own for the consumer: publishing (poison messages) runs on the
 /// same connection and is rare.
