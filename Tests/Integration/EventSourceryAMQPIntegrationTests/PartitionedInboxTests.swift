@@ -97,6 +97,26 @@ struct PartitionedInboxTests {
         }
     }
 
+    @Test func aMessageWithoutAStreamLandsInOnePartitionAndIsDeadLettered() async throws {
+        let fixture = try await ConsumerFixture()
+        defer { Task { await fixture.tearDown() } }
+        let topology = ContextTopology(description(fixture))
+        try await topology.declare(on: fixture.connection)
+        var message = fixture.message(1)
+        message.properties.headers?[EventMessage.Header.streamID] = nil
+        try await fixture.publish([message])
+        var counts: [Int] = []
+        for queue in topology.inboxQueues { counts.append(try await fixture.messageCount(queue)) }
+        #expect(counts.sorted() == [0, 0, 0, 1], "the hash of a missing header picks one partition: \(counts)")
+
+        let (_, task) = start(fixture, runs: Counter())
+        defer { task.cancel() }
+        #expect(try await fixture.eventually { try await fixture.messageCount(topology.deadLetterQueue) == 1 })
+        let letters = try await ContextAdmin(context: fixture.context, connection: fixture.connection, partitions: Self.partitions)
+            .deadLetters()
+        #expect(letters.map(\.reason) == ["missingHeaders"])
+    }
+
     @Test func aSecondReplicaTakesOverThePartitionsOfOneThatStopsInOrderAndExactlyOnce() async throws {
         let fixture = try await ConsumerFixture()
         defer { Task { await fixture.tearDown() } }
