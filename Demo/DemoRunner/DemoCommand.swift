@@ -1,4 +1,5 @@
 import EventSourceryRabbitMQ
+import EventSourceryAMQP
 import ArgumentParser
 import DemoContexts
 import EventSourcery
@@ -22,7 +23,10 @@ struct DemoCommand: AsyncParsableCommand {
             waits until every order is completed or cancelled, prints a summary and checks it, \
             prints one order's timeline and writes it as an HTML sequence diagram, then stops \
             everything it started. The broker comes from the config file or AMQP_URL; the \
-            scripts/demo wrapper gives each run a fresh vhost. Exit status 0 when every check holds.
+            scripts/demo wrapper gives each run a fresh vhost. With --replicas N every context's \
+            consumer runs N times, sharing the context's inbox partitions and its store (on \
+            PostgreSQL, --postgres), and the summary shows which replica held which partitions. \
+            Exit status 0 when every check holds.
             """
     )
 
@@ -34,13 +38,37 @@ struct DemoCommand: AsyncParsableCommand {
         var name: String
         var product: String
         var arguments: [String]
+        /// The port it serves health and metrics on (`--http-port`), if any.
+        var httpPort: Int? = nil
+
+        /// The context it serves (`--context`), if any.
+        var context: String? {
+            arguments.firstIndex(of: "--context").map { arguments[$0 + 1] }
+        }
     }
 
-    /// The processes the demo starts, in start order. `compose/docker-compose.yml` runs the
-    /// same ones (`--list-services` prints them for scripts/check-compose).
-    static let services: [Service] =
-        contexts.map { Service(name: "demo-service-\($0)", product: "demo-service", arguments: ["--context", $0]) }
-        + [Service(name: "order-api", product: "order-api", arguments: [])]
+    /// The processes the demo starts, in start order: `replicas` services per context (each
+    /// runs the context's consumer and relay; with more than one, each serves its metrics on a
+    /// port from `metricsPort` on), then the order API. `compose/docker-compose.yml` runs the
+    /// same ones with one replica (`--list-services` prints them for scripts/check-compose).
+    static func services(replicas: Int = 1, metricsPort: Int = 0) -> [Service] {
+        let contextServices = contexts.flatMap { context in
+            (1...replicas).map { replica in
+                Service(
+                    name: replicas == 1 ? "demo-service-\(context)" : "demo-service-\(context)-\(replica)",
+                    product: "demo-service", arguments: ["--context", context])
+            }
+        }
+        return contextServices.enumerated().map { index, service in
+            var service = service
+            if replicas > 1 { service.httpPort = metricsPort + index }
+            return service
+        }
+            + [Service(name: "order-api", product: "order-api", arguments: [])]
+    }
+
+    /// The most service replicas per context.
+    static let maximumReplicas = 9
 
     @Option(help: "The services' configuration file (broker, relay, contexts).")
     var config = "config/eventsourcery.yaml"
@@ -63,6 +91,18 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The folder with the built services (default: this executable's folder).")
     var executables: String?
 
+    @Option(help: "Consumer processes per context, sharing its inbox partitions and its store (above 1 needs --postgres).")
+    var replicas = 1
+
+    @Option(
+        help:
+            "A PostgreSQL database URL for the stores, one schema demo_<context> per context (shared by its replicas); default: SQLite files in the run folder."
+    )
+    var postgres: String?
+
+    @Option(help: "With --replicas above 1, the first of the ports on 127.0.0.1 the consumer replicas serve their metrics on.")
+    var metricsPort = 9400
+
     @Flag(help: "Print the processes the demo starts (product and role arguments, one per line) and exit.")
     var listServices = false
 
@@ -71,11 +111,19 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("--orders, --rate and --settle-timeout must be positive")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
+        guard (1...Self.maximumReplicas).contains(replicas) else { throw ValidationError("--replicas must be 1...\(Self.maximumReplicas)") }
+        guard replicas == 1 || postgres != nil else {
+            throw ValidationError("--replicas above 1 needs --postgres: the replicas of a context share its store")
+        }
+        let consumers = Self.contexts.count * replicas
+        guard (1...(65536 - consumers)).contains(metricsPort) else {
+            throw ValidationError("--metrics-port must leave room for \(consumers) ports below 65536")
+        }
     }
 
     func run() async throws {
         if listServices {
-            for service in Self.services { print(([service.product] + service.arguments).joined(separator: " ")) }
+            for service in Self.services() { print(([service.product] + service.arguments).joined(separator: " ")) }
             return
         }
         let settings = try loadSettings()
@@ -120,6 +168,12 @@ struct DemoCommand: AsyncParsableCommand {
         var executables: URL
         var logs: URL
         var runDirectory: URL
+        /// The processes to start.
+        var services: [Service]
+        /// The inbox queues of each context (its partitions).
+        var inboxQueues: [String: [String]]
+        /// Consumer processes per context.
+        var replicas: Int
     }
 
     private func loadSettings() throws -> Settings {
@@ -141,13 +195,24 @@ struct DemoCommand: AsyncParsableCommand {
         let executables =
             executables.map { URL(fileURLWithPath: $0, isDirectory: true) }
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let topologies = Dictionary(uniqueKeysWithValues: configuration.topologies.map { ($0.context, $0) })
         return Settings(
             broker: try configuration.connectionConfiguration(name: "eventsourcery-demo"),
-            stores: Dictionary(
-                uniqueKeysWithValues: Self.contexts.map { ($0, "sqlite:\(run.appendingPathComponent("\($0).sqlite").path)") }),
+            stores: Dictionary(uniqueKeysWithValues: Self.contexts.map { ($0, store(of: $0, in: run)) }),
             executables: executables,
             logs: logs,
-            runDirectory: run
+            runDirectory: run,
+            services: Self.services(replicas: replicas, metricsPort: metricsPort),
+            inboxQueues: Dictionary(uniqueKeysWithValues: Self.contexts.map { ($0, topologies[$0]?.inboxQueues ?? []) }),
+            replicas: replicas
         )
+    }
+
+    /// The store of `context`: the schema `demo_<context>` of the `--postgres` database, or a
+    /// SQLite file in the run folder.
+    private func store(of context: String, in run: URL) -> String {
+        guard let postgres else { return "sqlite:\(run.appendingPathComponent("\(context).sqlite").path)" }
+        let schema = "schema=demo_\(context.replacingOccurrences(of: "-", with: "_"))"
+        return postgres + (postgres.contains("?") ? "&" : "?") + schema
     }
 }

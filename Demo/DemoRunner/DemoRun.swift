@@ -96,15 +96,14 @@ struct DemoRun: Sendable {
     private func startServices(broker: AMQPConnection) async throws {
         // The context services declare the topology; publishing before it exists would park events.
         let (contextServices, others) = (
-            DemoCommand.services.filter { $0.product == "demo-service" },
-            DemoCommand.services.filter { $0.product != "demo-service" }
+            settings.services.filter { $0.product == "demo-service" },
+            settings.services.filter { $0.product != "demo-service" }
         )
         for service in contextServices { try await start(service) }
+        // A waiting single-active consumer does not count: one consumer per queue is the sign.
         try await waitUntil("the consumers subscribed to their inbox queues", timeout: .seconds(60)) {
-            for context in contexts {
-                guard let state = try? await broker.queueState(ContextTopology.inboxQueue(for: context)), state.consumerCount > 0 else {
-                    return false
-                }
+            for queue in settings.inboxQueues.values.joined() {
+                guard let state = try? await broker.queueState(queue), state.consumerCount > 0 else { return false }
             }
             return true
         }
@@ -112,18 +111,19 @@ struct DemoRun: Sendable {
         try await waitUntil("the order API answered /health on 127.0.0.1:\(command.port)", timeout: .seconds(60)) {
             await client.isHealthy()
         }
-        print("Started: \(DemoCommand.services.map(\.name).joined(separator: ", ")); the order API on http://127.0.0.1:\(command.port)")
+        print("Started: \(settings.services.map(\.name).joined(separator: ", ")); the order API on http://127.0.0.1:\(command.port)")
     }
 
     /// Starts a service with the run's configuration, its context's store (the order API
     /// serves the order store) and the broker of the run.
     private func start(_ service: DemoCommand.Service) async throws {
         var arguments = service.arguments + ["--config", command.config]
-        if let index = service.arguments.firstIndex(of: "--context") {
-            arguments += ["--store", settings.stores[service.arguments[index + 1]]!]
+        if let context = service.context {
+            arguments += ["--store", settings.stores[context]!]
         } else {
             arguments += ["--store", settings.stores["order"]!, "--port", "\(command.port)"]
         }
+        if let port = service.httpPort { arguments += ["--http-port", "\(port)"] }
         try await services.start(
             service.name, product: service.product, arguments: arguments, environment: [:])
     }
@@ -192,7 +192,9 @@ struct DemoRun: Sendable {
         var total = 0
         for context in contexts {
             total += try await stores[context]!.storage.outboxCounts().pending
-            total += Int((try? await broker.queueState(ContextTopology.inboxQueue(for: context)).messageCount) ?? 0)
+            for queue in settings.inboxQueues[context] ?? [] {
+                total += Int((try? await broker.queueState(queue).messageCount) ?? 0)
+            }
         }
         return total
     }
@@ -250,7 +252,7 @@ struct DemoRun: Sendable {
             "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · recorded handler failures \(failures) (retried)"
         )
 
-        let checks: [(String, Bool)] = [
+        var checks: [(String, Bool)] = [
             ("every order settled", board.settledCount == plan.orders.count),
             ("cancelled = orders above the payment limit", board.cancelled.count == declined),
             ("completed = the other orders", board.completed.count == plan.orders.count - declined),
@@ -267,6 +269,9 @@ struct DemoRun: Sendable {
             ("parked sequences = 0", parkedSequences == 0),
             ("parked outbox entries = 0", parked == 0),
         ]
+        if settings.replicas > 1 {
+            checks.append(("every partition consumed by one replica at a time", await reportPartitionHolders()))
+        }
         print("  checks")
         for (name, holds) in checks { print("    \(holds ? "✓" : "✗") \(name)") }
 
@@ -274,6 +279,18 @@ struct DemoRun: Sendable {
             try await printTimeline(of: order, stores: stores)
         }
         return checks.allSatisfy(\.1)
+    }
+
+    /// Prints which replica held which partitions; returns whether no partition had deliveries
+    /// at more than one replica (nothing handed a partition over in this run).
+    private func reportPartitionHolders() async -> Bool {
+        let holders = await PartitionHolders.scrape(settings.services)
+        print("  partitions held (deliveries each replica received, from its /metrics)")
+        for context in contexts {
+            let replicas = settings.services.filter { $0.product == "demo-service" && $0.context == context }.map(\.name)
+            for line in holders.lines(for: replicas) { print("    \(line)") }
+        }
+        return settings.inboxQueues.values.joined().allSatisfy { holders.holders(of: $0).count <= 1 }
     }
 
     private func printTimeline(of order: String, stores: [String: EventStore]) async throws {

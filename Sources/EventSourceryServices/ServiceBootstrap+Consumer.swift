@@ -19,6 +19,11 @@ extension ServiceBootstrap {
             try await settings.topology.declare(on: connection)
         } catch let error as AMQPError where error.code == .preconditionFailed {
             throw StartupError(message: settings.topologyMismatch(error), exitCode: 78)
+        } catch let error as AMQPError where settings.topology.isPartitioned && "\(error)".contains("x-consistent-hash") {
+            throw StartupError(
+                message:
+                    "Cannot declare the topology of context '\(settings.contextName)': the broker does not know the exchange type x-consistent-hash of its inbox partitions (\(error)). Enable the plugin on every node (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange), or set contexts.\(settings.contextName).consumer.partitions to 1 for a single inbox.",
+                exitCode: 69)
         } catch {
             throw StartupError(message: "Cannot declare the topology of context '\(settings.contextName)': \(error)", exitCode: 69)
         }

@@ -102,7 +102,7 @@ extension ServiceConfiguration.Consumer: Decodable {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
         try container.rejectUnknownKeys([
             "prefetch", "delivery_limit", "max_body_bytes", "ack_batch", "concurrency", "batch_size", "initial_backoff_ms",
-            "max_backoff_ms", "inbox_retention_seconds",
+            "max_backoff_ms", "inbox_retention_seconds", "partitions",
         ])
         prefetch = try container.value("prefetch")
         deliveryLimit = try container.value("delivery_limit")
@@ -113,5 +113,6 @@ extension ServiceConfiguration.Consumer: Decodable {
         initialBackoffMilliseconds = try container.value("initial_backoff_ms")
         maximumBackoffMilliseconds = try container.value("max_backoff_ms")
         inboxRetentionSeconds = try container.value("inbox_retention_seconds")
+        partitions = try container.value("partitions")
     }
 }

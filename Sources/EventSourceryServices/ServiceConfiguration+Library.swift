@@ -57,6 +57,7 @@ extension ServiceConfiguration {
         if let value = consumer.inboxRetentionSeconds {
             configuration.inboxRetention = value == 0 ? nil : try duration(seconds: value, "\(prefix).inbox_retention_seconds")
         }
+        configuration.partitions = consumer.partitions ?? Self.defaultPartitions
         try validated(
             configuration.validate,
             entries: [
@@ -65,6 +66,7 @@ extension ServiceConfiguration {
                 "ackBatchSize": "\(prefix).ack_batch", "concurrency": "\(prefix).concurrency", "batchSize": "\(prefix).batch_size",
                 "retryFirstDelay": "\(prefix).initial_backoff_ms", "retryMaximumDelay": "\(prefix).max_backoff_ms",
                 "inboxRetention": "\(prefix).inbox_retention_seconds",
+                "partitions": "\(prefix).partitions",
             ],
             otherwise: "contexts.\(name)"
         )
@@ -101,14 +103,15 @@ extension ServiceConfiguration {
     }
 
     /// The topology description of the context `name`: its publishes, its handlers'
-    /// subscriptions and its delivery limit. Run ``validate()`` first (``load(path:environment:)`` does).
+    /// subscriptions, its delivery limit and its inbox partitions. Run ``validate()`` first (``load(path:environment:)`` does).
     public func contextDescription(_ name: String) -> ContextDescription? {
         guard let context = contexts[name] else { return nil }
         return ContextDescription(
             name: name,
             publishes: context.publishes,
             handlers: context.handlers.mapValues { $0.subscribes.compactMap(EventSubscription.init) },
-            deliveryLimit: context.consumer.deliveryLimit ?? ContextConsumer.Configuration(context: name).deliveryLimit
+            deliveryLimit: context.consumer.deliveryLimit ?? ContextConsumer.Configuration(context: name).deliveryLimit,
+            partitions: context.consumer.partitions ?? Self.defaultPartitions
         )
     }
 

@@ -140,12 +140,18 @@ public struct ServiceConfiguration: Sendable, Equatable {
         /// How long inbox entries are kept, in seconds; absent or 0 keeps them for ever (see
         /// ``ContextConsumer/Configuration/inboxRetention``).
         public var inboxRetentionSeconds: Double?
+        /// The inbox partitions (1...1024); absent: ``ServiceConfiguration/defaultPartitions``.
+        /// 1 is the single queue `<context>.inbox` of one consumer process; more lets
+        /// replicas of the consumer share the context in stream order
+        /// (``ContextConsumer/Configuration/partitions``).
+        public var partitions: Int?
 
         /// Creates consumer settings; `nil` takes the library's default.
         public init(
             prefetch: Int? = nil, deliveryLimit: Int? = nil, maximumBodyBytes: Int? = nil, ackBatch: Int? = nil, concurrency: Int? = nil,
             batchSize: Int? = nil, initialBackoffMilliseconds: Int? = nil, maximumBackoffMilliseconds: Int? = nil,
-            inboxRetentionSeconds: Double? = nil
+            inboxRetentionSeconds: Double? = nil,
+            partitions: Int? = nil
         ) {
             self.inboxRetentionSeconds = inboxRetentionSeconds
             self.prefetch = prefetch
@@ -156,8 +162,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
             self.ackBatch = ackBatch
             self.concurrency = concurrency
             self.batchSize = batchSize
+            self.partitions = partitions
         }
     }
+
+    /// The inbox partitions of a context whose `consumer.partitions` is absent: 4, so
+    /// replicas of a consumer can share its context in stream order without a configuration
+    /// change (the library's own default is a single inbox).
+    public static let defaultPartitions = 4
 
     /// Where `entry` was set: its own origin, or that of the closest enclosing entry (a
     /// missing key is reported at its parent), or else the file.

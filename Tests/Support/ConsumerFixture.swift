@@ -139,11 +139,18 @@ public struct ConsumerFixture: Sendable {
         Int(try await connection.queueState(queue).messageCount)
     }
 
+    /// Deletes the queues and exchanges of the context (with up to 8 inbox partitions), closes
+    /// the connection and removes the store.
     public func tearDown() async {
-        _ = try? await connection.deleteQueue(ContextTopology.inboxQueue(for: context))
-        _ = try? await connection.deleteQueue(ContextTopology.deadLetterQueue(for: context))
+        let queues =
+            [ContextTopology.inboxQueue(for: context), ContextTopology.deadLetterQueue(for: context)]
+            + ContextTopology.inboxQueues(for: context, partitions: 8)
+        for queue in queues {
+            _ = try? await connection.deleteQueue(queue)
+        }
         for exchange in [
             EventMessage.exchange(for: context), EventMessage.exchange(for: source), ContextTopology.deadLetterExchange(for: context),
+            ContextTopology.partitionExchange(for: context),
         ] {
             try? await connection.deleteExchange(exchange)
         }

@@ -10,7 +10,7 @@ import Synchronization
 
 /// Context consumer throughput from a pre-filled inbox queue (inbox dedupe + one append per
 /// event on SQLite), beside a raw consume+ack loop over the same queue contents in the same run;
-/// then the latency from `OrderPlaced` commit to `OrderCompleted` commit through the three demo
+/// with `--replicas`, several consumers sharing a partitioned inbox and one store; then the latency from `OrderPlaced` commit to `OrderCompleted` commit through the three demo
 /// contexts (relays and consumers in this process) at a steady order rate.
 struct ConsumerBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +39,15 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
     @Flag(help: "Also run the consumer (ack 1) on a store opened with synchronous = NORMAL (commits do not wait for the disk).")
     var synchronousNormal = false
+
+    @Option(
+        help:
+            "Replicas for the partitioned run: that many consumers, each on its own connection, share the inbox partitions and one store (repeat the option to compare; none skips the run)."
+    )
+    var replicas: [Int] = []
+
+    @Option(help: "Inbox partitions of the replicas run.")
+    var partitions = 4
 
     @Option(help: "Orders per second for the flow latency run.")
     var rate = 100
@@ -94,13 +103,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             }
         }
 
-        let messages = try (0..<events).map { index in
-            let envelope = EventEnvelope(QueuedItem.sample(index))
-            let recorded = RecordedEvent(
-                streamID: try StreamID("item-\(index % streams)"), streamVersion: Int64(index / streams + 1), position: Int64(index + 1),
-                event: try EventRegistry.encode(envelope))
-            return EventMessage.outgoing(recorded, context: source)
-        }
+        let messages = try messages(from: source)
         print(
             "consumer benchmark: \(events) events of \(messages[0].body.count) bytes from \(streams) streams in the quorum queue \(topology.inboxQueue), prefetch \(prefetch)"
         )
@@ -125,6 +128,12 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
             print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", Double(events) / measured.elapsed.seconds / rawRate * 100))
         }
+        for count in replicas {
+            let measured = try await replicaRun(count, suffix: suffix, directory: directory)
+            let name = "\(count) replica(s), \(partitions) partitions: \(concurrency[0]) lanes, batch \(batchSize[0]), ack 1"
+            BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
+            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", Double(events) / measured.elapsed.seconds / rawRate * 100))
+        }
         if synchronousNormal {
             try await fill(topology.inboxQueue, with: messages, on: connection)
             let run = try await consume(
@@ -142,14 +151,25 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
     /// Publishes `messages` (confirmed) so they land in `queue`, and waits until it holds them all.
     private func fill(_ queue: String, with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
+        try await fill([queue], with: messages, on: connection)
+    }
+
+    /// Publishes `messages` (confirmed) so they land in `queues`, and waits until these hold
+    /// them all together.
+    private func fill(_ queues: [String], with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
         let publisher = AMQPPublisher(connection: connection, window: 1000)
         for chunk in stride(from: 0, to: messages.count, by: 1000) {
             let outcomes = try await publisher.publish(Array(messages[chunk..<min(chunk + 1000, messages.count)]))
             guard outcomes.allSatisfy(\.isConfirmed) else { throw ValidationError("the broker refused part of the pre-fill") }
         }
         let deadline = ContinuousClock.now + .seconds(30)
-        while Int(try await connection.queueState(queue).messageCount) < messages.count {
-            guard ContinuousClock.now < deadline else { throw ValidationError("\(queue) did not fill up") }
+        func held() async throws -> Int {
+            var total = 0
+            for queue in queues { total += Int(try await connection.queueState(queue).messageCount) }
+            return total
+        }
+        while try await held() < messages.count {
+            guard ContinuousClock.now < deadline else { throw ValidationError("\(queues.joined(separator: ", ")) did not fill up") }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -174,20 +194,62 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         return (elapsed, used)
     }
 
-    /// Runs a ``ContextConsumer`` whose one handler appends one event per delivery to a fresh
-    /// SQLite store, until every event is committed and acknowledged.
-    private func consume(
-        topology: ContextTopology, subscription: EventSubscription, lanes: Int, batchSize: Int, ackBatch: Int, store path: String,
-        synchronous: SQLiteEventStorage.SynchronousMode = .full
-    ) async throws -> (elapsed: Duration, cpu: Duration) {
+    /// The benchmark's ``events`` as messages of `source`, round robin over ``streams`` streams.
+    private func messages(from source: String) throws -> [OutgoingMessage] {
+        try (0..<events).map { index in
+            let envelope = EventEnvelope(QueuedItem.sample(index))
+            let recorded = RecordedEvent(
+                streamID: try StreamID("item-\(index % streams)"), streamVersion: Int64(index / streams + 1), position: Int64(index + 1),
+                event: try EventRegistry.encode(envelope))
+            return EventMessage.outgoing(recorded, context: source)
+        }
+    }
+
+    /// The events of a source of their own, published through its exchange into a fresh
+    /// partitioned inbox, consumed by `count` replicas at once; the topology is deleted after.
+    private func replicaRun(_ count: Int, suffix: String, directory: URL) async throws -> (elapsed: Duration, cpu: Duration) {
+        let context = "bench-replicas-\(suffix)-\(count)"
+        let source = "bench-rsource-\(suffix)-\(count)"
+        let subscription = EventSubscription(source: source, type: QueuedItem.typeName)
+        let topology = ContextTopology(
+            ContextDescription(name: context, handlers: ["append-one": [subscription]], deliveryLimit: 5, partitions: partitions))
         let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await connection.connect()
+        try await topology.declare(on: connection)
+        defer {
+            Task {
+                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
+                for exchange in topology.exchanges { try? await connection.deleteExchange(exchange.name) }
+                await connection.close()
+            }
+        }
+        let messages = try messages(from: source)
+        try await fill(topology.inboxQueues, with: messages, on: connection)
+        return try await consume(
+            topology: topology, subscription: subscription, lanes: concurrency[0], batchSize: batchSize[0], ackBatch: 1,
+            store: directory.appendingPathComponent("store-replicas-\(count).sqlite").path, replicas: count)
+    }
+
+    /// Runs `replicas` ``ContextConsumer``s (each on its own connection) whose one handler
+    /// appends one event per delivery to one fresh SQLite store, until every event is
+    /// committed and acknowledged.
+    private func consume(
+        topology: ContextTopology, subscription: EventSubscription, lanes: Int, batchSize: Int, ackBatch: Int, store path: String,
+        synchronous: SQLiteEventStorage.SynchronousMode = .full, replicas: Int = 1
+    ) async throws -> (elapsed: Duration, cpu: Duration) {
+        var opened: [AMQPConnection] = []
+        for _ in 0..<replicas {
+            let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
+            try await connection.connect()
+            opened.append(connection)
+        }
+        let connections = opened
         var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
         storageConfiguration.synchronous = synchronous
         let storage = try SQLiteEventStorage(configuration: storageConfiguration)
         defer {
             try? storage.close()
-            Task { await connection.close() }
+            Task { for connection in connections { await connection.close() } }
         }
         let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
         let handled = HandledCount(target: events)
@@ -197,22 +259,24 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             try batch.append([input.caused(QueuedItemHandled(index: item.index))], to: StreamID("handled-\(item.index % streams)"))
             handled.add()
         }
-        let consumer = ContextConsumer(
-            connection: connection, store: store, handlers: [handler],
-            configuration: ContextConsumer.Configuration(
-                context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, concurrency: lanes, batchSize: batchSize,
-                declaresTopology: false
-            ),
-            topology: topology
-        )
+        let consumers = connections.map { connection in
+            ContextConsumer(
+                connection: connection, store: store, handlers: [handler],
+                configuration: ContextConsumer.Configuration(
+                    context: topology.context, prefetch: prefetch, ackBatchSize: ackBatch, concurrency: lanes, batchSize: batchSize,
+                    declaresTopology: false, partitions: topology.partitions
+                ),
+                topology: topology
+            )
+        }
         let start = ContinuousClock.now
         let cpu = CPUTime.now()
-        let running = Task { try await consumer.run() }
-        // The handler counts before its transaction commits; stopping the consumer then lets
-        // the delivery in flight commit and flushes every acknowledgement before run() returns.
+        let running = consumers.map { consumer in Task { try await consumer.run() } }
+        // The handler counts before its transaction commits; stopping the consumers then lets
+        // the deliveries in flight commit and flushes every acknowledgement before run() returns.
         await handled.waitForTarget()
-        running.cancel()
-        try await running.value
+        for task in running { task.cancel() }
+        for task in running { try await task.value }
         let elapsed = ContinuousClock.now - start
         let used = CPUTime.now() - cpu
         let failures = try await store.streamVersion(StreamID("failures-\(topology.context)"))
@@ -220,8 +284,8 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             throw ValidationError(
                 "the consumer handled \(handled.value.load(ordering: .relaxed)) of \(events) events with \(failures) failures")
         }
-        if try await connection.queueState(topology.inboxQueue).messageCount > 0 {
-            throw ValidationError("\(topology.inboxQueue) still holds messages")
+        for queue in topology.inboxQueues where try await connections[0].queueState(queue).messageCount > 0 {
+            throw ValidationError("\(queue) still holds messages")
         }
         return (elapsed, used)
     }

@@ -65,6 +65,9 @@ struct AcknowledgementWindow {
         return [.ack(last, multiple: pending.count > 1)]
     }
 
+    /// Whether every registered delivery has settled and been acknowledged (or rejected).
+    var isIdle: Bool { window.isEmpty && pending.count == 0 }
+
     /// Acknowledges everything settled, also deliveries after one still in progress (each
     /// on its own), before the consumer stops. Deliveries in progress stay registered.
     mutating func flushAll() -> [Action] {
@@ -91,37 +94,55 @@ struct AcknowledgementWindow {
     }
 }
 
-/// Runs an ``AcknowledgementWindow`` for a consumer's lanes: its decisions are taken and
-/// sent under one lock, so acknowledgements leave in the order the window decided them.
+/// Runs an ``AcknowledgementWindow`` for each of a consumer's subscriptions (one per inbox
+/// partition, each on its own channel, where a `multiple` ack covers only that channel's
+/// deliveries): decisions are taken and sent under one lock, so acknowledgements leave in the
+/// order the windows decided them. A delivery belongs to the subscription of its consumer tag.
 final class AcknowledgementTracker: Sendable {
-    private let consumer: AMQPConsumer
-    private let window: NIOLockedValueBox<AcknowledgementWindow>
+    private let consumers: [String: AMQPConsumer]
+    private let windows: NIOLockedValueBox<[String: AcknowledgementWindow]>
 
-    init(consumer: AMQPConsumer, batchSize: Int) {
-        self.consumer = consumer
-        self.window = NIOLockedValueBox(AcknowledgementWindow(batchSize: batchSize))
+    init(consumers: [AMQPConsumer], batchSize: Int) {
+        self.consumers = Dictionary(consumers.map { ($0.consumerTag, $0) }, uniquingKeysWith: { first, _ in first })
+        self.windows = NIOLockedValueBox(self.consumers.mapValues { _ in AcknowledgementWindow(batchSize: batchSize) })
     }
 
     func register(_ delivery: Delivery) {
-        window.withLockedValue { $0.register(delivery) }
+        windows.withLockedValue { $0[delivery.consumerTag]?.register(delivery) }
     }
 
     /// Settles processed deliveries: acknowledged, or requeued.
     func settle(_ deliveries: some Sequence<(Delivery, Bool)>) {
-        window.withLockedValue { execute($0.settle(deliveries)) }
+        let byConsumer = Dictionary(grouping: deliveries, by: { $0.0.consumerTag })
+        windows.withLockedValue { windows in
+            for (tag, settlements) in byConsumer {
+                guard let actions = windows[tag]?.settle(settlements) else { continue }
+                execute(actions, tag: tag)
+            }
+        }
     }
 
-    /// Acknowledges the settled prefix now.
+    /// Acknowledges the settled prefixes now.
     func flush() {
-        window.withLockedValue { execute($0.flush()) }
+        windows.withLockedValue { windows in
+            for tag in Array(windows.keys) { execute(windows[tag]?.flush() ?? [], tag: tag) }
+        }
     }
 
     /// Acknowledges everything settled before the consumer stops.
     func flushAll() {
-        window.withLockedValue { execute($0.flushAll()) }
+        windows.withLockedValue { windows in
+            for tag in Array(windows.keys) { execute(windows[tag]?.flushAll() ?? [], tag: tag) }
+        }
     }
 
-    private func execute(_ actions: [AcknowledgementWindow.Action]) {
+    /// Whether every delivery registered so far has settled and been acknowledged.
+    var isIdle: Bool {
+        windows.withLockedValue { $0.values.allSatisfy(\.isIdle) }
+    }
+
+    private func execute(_ actions: [AcknowledgementWindow.Action], tag: String) {
+        guard let consumer = consumers[tag] else { return }
         for action in actions {
             switch action {
             case .ack(let delivery, let multiple): consumer.ack(delivery, multiple: multiple)

@@ -17,12 +17,16 @@ public struct ContextAdmin: Sendable {
     public let connection: AMQPConnection
     /// The context's store, for ``handlerFailures()``.
     public let store: EventStore?
+    /// The context's inbox partitions (``ContextConsumer/Configuration/partitions``): where
+    /// ``replayDeadLetters(limit:timeout:)`` puts messages back.
+    public let partitions: Int
 
     /// Creates the admin interface of `context`.
-    public init(context: String, connection: AMQPConnection, store: EventStore? = nil) {
+    public init(context: String, connection: AMQPConnection, store: EventStore? = nil, partitions: Int = 1) {
         self.context = context
         self.connection = connection
         self.store = store
+        self.partitions = partitions
     }
 
     /// Lists the messages in `<context>.dead` without removing them.
@@ -59,11 +63,13 @@ public struct ContextAdmin: Sendable {
         }
     }
 
-    /// Moves the messages in `<context>.dead` back into `<context>.inbox`.
+    /// Moves the messages in `<context>.dead` back into the inbox.
     ///
-    /// Each message is published to the default exchange with the routing key
-    /// `<context>.inbox` (its dead-letter headers removed), and its dead copy is acknowledged
-    /// only after the broker confirmed the new one. The inbox deduplicates anything that was
+    /// Each message (its dead-letter headers removed) is published to the default exchange
+    /// with the routing key `<context>.inbox`, or with partitions to the exchange
+    /// `<context>.partitions`, which puts it in its source stream's partition (a message
+    /// without `x-stream-id` goes to `<context>.inbox.0`); its dead copy is acknowledged only
+    /// after the broker confirmed the new one. The inbox deduplicates anything that was
     /// processed in the meantime.
     ///
     /// - Parameters:
@@ -93,16 +99,15 @@ public struct ContextAdmin: Sendable {
                         || key == EventMessage.deathReasonHeader || key == EventMessage.deathDetailHeader
                         || key == EventMessage.deliveryCountHeader)
                 }
+                let (exchange, routingKey) = replayDestination(hasStream: properties.headers?[EventMessage.Header.streamID] != nil)
                 let message = OutgoingMessage(
-                    exchange: "", routingKey: ContextTopology.inboxQueue(for: context), body: delivery.body, properties: properties,
-                    mandatory: true
-                )
+                    exchange: exchange, routingKey: routingKey, body: delivery.body, properties: properties, mandatory: true)
                 let outcome = try await publisher.publish(message)
                 guard outcome.isConfirmed else {
                     consumer.nack(delivery, requeue: true)
                     throw AMQPError(
                         .protocolError,
-                        "replaying \(delivery.properties.messageId ?? "a message") to \(ContextTopology.inboxQueue(for: context)) failed: \(outcome)"
+                        "replaying \(delivery.properties.messageId ?? "a message") to \(exchange.isEmpty ? routingKey : exchange) failed: \(outcome)"
                     )
                 }
                 consumer.ack(delivery)
@@ -115,6 +120,14 @@ public struct ContextAdmin: Sendable {
         }
         await consumer.cancel()
         return moved
+    }
+
+    /// Where a replayed dead letter goes: the partition exchange, which hashes its stream, or
+    /// the default exchange with the routing key of an inbox queue.
+    private func replayDestination(hasStream: Bool) -> (exchange: String, routingKey: String) {
+        guard partitions > 1 else { return ("", ContextTopology.inboxQueue(for: context)) }
+        return hasStream
+            ? (ContextTopology.partitionExchange(for: context), "") : ("", ContextTopology.partitionQueue(for: context, partition: 0))
     }
 
     /// The handler failures recorded in `failures-<context>`, oldest first.

@@ -64,6 +64,18 @@ extension ContextConsumer {
         public var inboxRetention: Duration?
         /// How often the consumer prunes its inbox when ``inboxRetention`` is set. Default 1 hour.
         public var inboxPruneInterval: Duration
+        /// The inbox partitions, 1 to 1024. Default 1: the single queue `<context>.inbox`,
+        /// for one consumer process.
+        ///
+        /// With more, the inbox is the queues `<context>.inbox.0` … behind a consistent-hash
+        /// exchange on the source stream (``ContextTopology``; the broker needs the plugin
+        /// `rabbitmq_consistent_hash_exchange`), each with a single active consumer: any
+        /// number of replicas of the consumer subscribe to every partition, the broker
+        /// delivers each partition to one of them at a time and hands it to another when
+        /// that one goes, and the events of one source stream stay in order. ``prefetch``
+        /// applies to each partition. A partitioned consumer that finds the single inbox of
+        /// an earlier deployment drains it first (``ContextConsumer``).
+        public var partitions: Int
 
         /// Creates a configuration with defaults suited to most deployments; see ``validate()``.
         public init(
@@ -81,7 +93,8 @@ extension ContextConsumer {
             heldPollInterval: Duration = .seconds(1),
             declaresTopology: Bool = true,
             inboxRetention: Duration? = nil,
-            inboxPruneInterval: Duration = .seconds(3600)
+            inboxPruneInterval: Duration = .seconds(3600),
+            partitions: Int = 1
         ) {
             self.context = context
             self.prefetch = prefetch
@@ -98,9 +111,11 @@ extension ContextConsumer {
             self.declaresTopology = declaresTopology
             self.inboxRetention = inboxRetention
             self.inboxPruneInterval = inboxPruneInterval
+            self.partitions = partitions
         }
 
-        /// Checks every field: a context name, positive counts, sizes and intervals, no
+        /// Checks every field: a context name, positive counts, sizes and intervals, a
+        /// partition count within 1...``maximumPartitions``, no
         /// negative conflict retries, and a retry schedule whose maximum delay is at least its
         /// first.
         ///
@@ -121,12 +136,18 @@ extension ContextConsumer {
             ] where value <= .zero {
                 throw .invalidField(field, "must be positive, got \(value)")
             }
+            guard (1...Self.maximumPartitions).contains(partitions) else {
+                throw .invalidField("partitions", "must be within 1...\(Self.maximumPartitions), got \(partitions)")
+            }
             guard conflictRetries >= 0 else { throw .invalidField("conflictRetries", "must not be negative, got \(conflictRetries)") }
             guard retryMaximumDelay >= retryFirstDelay else {
                 throw .invalidField(
                     "retryMaximumDelay", "must be at least retryFirstDelay (\(retryFirstDelay)), got \(retryMaximumDelay)")
             }
         }
+
+        /// The most inbox partitions a context may have.
+        public static let maximumPartitions = 1024
 
         /// The retry schedule of failed events: ``retryFirstDelay`` doubling up to
         /// ``retryMaximumDelay``, parked after ``deliveryLimit`` attempts.

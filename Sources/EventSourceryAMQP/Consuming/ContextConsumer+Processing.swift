@@ -204,7 +204,8 @@ extension ContextConsumer {
     /// Reads a delivery through the wire contract and the store's registry.
     private func decode(_ delivery: Delivery) throws(PoisonMessage) -> (incoming: IncomingEvent, input: HandlerInput) {
         let (incoming, envelope) = try EventMessage.decode(
-            delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry)
+            delivery, maximumBodySize: configuration.maximumBodySize, registry: store.registry,
+            directExchanges: topology.isPartitioned ? [topology.partitionExchange] : [])
         if let traceParent = incoming.invalidTraceParent {
             logger.warning(
                 "Invalid traceparent dropped; the event is processed without trace context",

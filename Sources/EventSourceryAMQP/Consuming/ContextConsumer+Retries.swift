@@ -9,7 +9,10 @@ import NIOConcurrencyHelpers
 /// The set is loaded from the store when the consumer starts and grows when a failed event
 /// is held. Only the consumer holds events (an operator's retry or skip only releases or
 /// reschedules them), so a stream outside the set has no held events, and its deliveries
-/// skip the store check. A stream in the set is checked in the store, and dropped from the
+/// skip the store check. Replicas of a consumer share the store: a replica learns the
+/// sequences the others held when a partition starts delivering to it (a hand-over: the
+/// stream's earlier events may be held by the replica before) and at every look of its retry
+/// loop. A stream in the set is checked in the store, and dropped from the
 /// set once its sequence turns out empty; that happens in its lane, which handles the
 /// stream's deliveries one after another, so no delivery of it can slip past a held one.
 /// (When the store cannot even hold a failed event, the delivery is requeued and the order
@@ -35,12 +38,27 @@ final class HeldStreams: Sendable {
     func remove(_ sequence: HeldEvent.Sequence) {
         _ = sequences.withLockedValue { $0.remove(sequence) }
     }
+
+    /// Adds sequences the store holds (held by another replica, too).
+    func formUnion(_ held: some Sequence<HeldEvent.Sequence>) {
+        sequences.withLockedValue { $0.formUnion(held) }
+    }
 }
 
 extension ContextConsumer {
     /// The held sequence an incoming event belongs to.
     func heldSequence(of incoming: IncomingEvent) -> HeldEvent.Sequence {
         HeldEvent.Sequence(consumer: configuration.context, sourceContext: incoming.sourceContext, sourceStream: incoming.streamID)
+    }
+
+    /// Learns the sequences the store holds, when a partition starts delivering to this
+    /// replica; logs and goes on when the store cannot tell (the retry loop looks again).
+    func learnHeldSequences(_ held: HeldStreams) async {
+        do {
+            held.formUnion(try await store.storage.heldEvents(consumer: configuration.context, sequence: nil).map(\.sequence))
+        } catch {
+            logger.error("Cannot read the held events; the retry loop looks again", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Holds `incoming` behind the held events of its source stream, if there are any.
@@ -123,7 +141,9 @@ extension ContextConsumer {
         while !Task.isCancelled, !state.isStopping {
             var wait = configuration.heldPollInterval
             do {
-                let sequences = HeldSequences(try await store.storage.heldEvents(consumer: configuration.context, sequence: nil))
+                let events = try await store.storage.heldEvents(consumer: configuration.context, sequence: nil)
+                held.formUnion(events.map(\.sequence))
+                let sequences = HeldSequences(events)
                 let now = Date()
                 let due = sequences.due(at: now)
                 if due.isEmpty {

@@ -2,11 +2,13 @@ public import EventSourceryRabbitMQ
 public import EventSourcery
 import Foundation
 public import Logging
+import Metrics
 public import ServiceLifecycle
 
-/// Consumes a context's inbox queue and runs its ``EventHandler``s exactly once per event.
+/// Consumes a context's inbox queues and runs its ``EventHandler``s exactly once per event.
 ///
-/// For each delivery from `<context>.inbox`:
+/// For each delivery from `<context>.inbox` (or, with ``Configuration/partitions`` above 1,
+/// from any of the partitions `<context>.inbox.<p>`):
 /// 1. The message is read through the wire contract and decoded through the store's
 ///    ``EventRegistry`` (upcasters included); its source context is its exchange's. A
 ///    message that can never be processed (``PoisonMessage``: malformed JSON, unknown type,
@@ -45,9 +47,28 @@ public import ServiceLifecycle
 /// alone with fresh state (``Configuration/conflictRetries``). Acknowledgements follow
 /// arrival order.
 ///
+/// **Partitions and replicas.** A partitioned consumer subscribes to every partition, each on
+/// a channel of its own with ``Configuration/prefetch``; the partitions are single-active-
+/// consumer queues, so of several replicas of the consumer (processes with the same
+/// configuration and store) the broker delivers each partition to one, and to another when
+/// that one's subscription ends. All events of a source stream are in one partition, so they
+/// are applied in order by one replica at a time; the store's inbox makes a hand-over's
+/// redeliveries change nothing. A replica logs the first delivery of each partition it
+/// receives and counts them (``MetricName/consumerPartitionDeliveries``).
+///
+/// **Migration from a single inbox.** A partitioned consumer that finds the queue
+/// `<context>.inbox` of a single-inbox deployment first removes its subscribed bindings (the
+/// partitions, declared before, receive everything new), then consumes it exclusively until
+/// it is empty and nothing of it is unacknowledged, and deletes it; only then does it
+/// consume the partitions, so each stream's older events are applied before its newer ones.
+/// Other replicas wait meanwhile (the queue takes one exclusive consumer), as long as a
+/// consumer of the earlier version is still subscribed to it.
+///
 /// **Shutdown.** On graceful shutdown the consumer stops taking deliveries, finishes those
-/// in flight, acknowledges everything committed and cancels its subscription; deliveries the
-/// broker had sent but the consumer had not started go back to the queue.
+/// in flight, acknowledges everything committed and closes its subscriptions (their channels,
+/// without `basic.cancel`: ``AMQPConsumer/close()``); deliveries the broker had sent but the
+/// consumer had not started go back to the queue, ahead of newer messages even when another
+/// replica takes the partition over.
 ///
 /// Use a connection of its own for the consumer: publishing (poison messages) runs on the
 /// same connection and is rare.
@@ -90,7 +111,7 @@ public struct ContextConsumer: Service {
                 ContextDescription(
                     name: configuration.context,
                     handlers: Dictionary(handlers.map { ($0.name, $0.subscriptions) }, uniquingKeysWith: +),
-                    deliveryLimit: configuration.deliveryLimit
+                    deliveryLimit: configuration.deliveryLimit, partitions: configuration.partitions
                 ))
         var logger = logger
         logger[metadataKey: "consumer.context"] = "\(configuration.context)"
@@ -100,7 +121,7 @@ public struct ContextConsumer: Service {
 
     /// Consumes until graceful shutdown or cancellation.
     ///
-    /// - Throws: ``AMQPError`` when the subscription cannot be opened, the topology cannot be
+    /// - Throws: ``AMQPError`` when a subscription cannot be opened, the topology cannot be
     ///   declared, or the broker cancels the consumer; ``EventStoreError`` when the held
     ///   events cannot be read at start.
     public func run() async throws {
@@ -110,40 +131,35 @@ public struct ContextConsumer: Service {
         }
         let held = HeldStreams(
             try await store.storage.heldEvents(consumer: configuration.context, sequence: nil).map(\.sequence))
-        let consumer = try await connection.consume(queue: topology.inboxQueue, prefetch: configuration.prefetch)
-        let acks = AcknowledgementTracker(consumer: consumer, batchSize: configuration.ackBatchSize)
         let state = ConsumerState()
         let publisher = AMQPPublisher(connection: connection, window: 1)
-        let interval = configuration.ackFlushInterval
         logger.info(
             "Context consumer started",
             metadata: [
-                "amqp.queue": "\(topology.inboxQueue)", "consumer.handlers": "\(handlers.map(\.name).joined(separator: ","))",
+                "amqp.queues": "\(topology.inboxQueues.joined(separator: ","))",
+                "consumer.handlers": "\(handlers.map(\.name).joined(separator: ","))",
                 "consumer.prefetch": "\(configuration.prefetch)", "consumer.concurrency": "\(configuration.concurrency)",
             ])
         try await withThrowingTaskGroup(of: Void.self) { group in
-            if configuration.ackBatchSize > 1 {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: interval)
-                        acks.flush()
-                    }
-                }
-            }
             group.addTask { await retryHeldEvents(held: held, state: state) }
             if let retention = configuration.inboxRetention {
                 group.addTask { await pruneInbox(olderThan: retention) }
             }
             defer { group.cancelAll() }
-            try await withGracefulShutdownHandler {
-                try await consume(consumer, acks: acks, state: state, publisher: publisher, held: held)
-            } onGracefulShutdown: {
-                logger.info("Context consumer stopping")
-                Task { await stop(consumer, acks: acks, state: state) }
+            if topology.isPartitioned {
+                try await drainSingleInbox(publisher: publisher, held: held)
             }
+            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
+            let consumers = try await subscribe(Self.subscriptionOrder(topology.inboxQueues, start: Int.random(in: 0..<1024)))
+            logger.info(
+                "Subscribed to the inbox queues",
+                metadata: [
+                    "amqp.queues": "\(topology.inboxQueues.joined(separator: ","))",
+                    "consumer.partitions": "\(topology.partitions)",
+                ])
+            let acks = AcknowledgementTracker(consumers: consumers, batchSize: configuration.ackBatchSize)
+            try await consume(consumers, acks: acks, state: state, publisher: publisher, held: held)
         }
-        acks.flushAll()
-        await consumer.cancel()
         let statistics = state.statistics
         logger.info(
             "Context consumer stopped",
@@ -154,10 +170,62 @@ public struct ContextConsumer: Service {
             ])
     }
 
+    /// The inbox queues rotated to begin at `start` (modulo their count). Each partition goes
+    /// to its first subscriber, so replicas that start together and subscribe from different
+    /// partitions on spread over the partitions instead of one taking them all.
+    static func subscriptionOrder(_ queues: [String], start: Int) -> [String] {
+        guard !queues.isEmpty else { return queues }
+        let offset = start % queues.count
+        return Array(queues[offset...] + queues[..<offset])
+    }
+
+    /// Opens one subscription per queue; when one fails, cancels those opened before.
+    private func subscribe(_ queues: [String]) async throws -> [AMQPConsumer] {
+        var consumers: [AMQPConsumer] = []
+        do {
+            for queue in queues {
+                consumers.append(try await connection.consume(queue: queue, prefetch: configuration.prefetch))
+            }
+        } catch {
+            for consumer in consumers { await consumer.close() }
+            throw error
+        }
+        return consumers
+    }
+
+    /// Consumes `consumers` (the inbox queues, or the single inbox being drained) until
+    /// graceful shutdown, cancellation or ``stop(_:acks:state:)``, then acknowledges
+    /// everything committed and closes the subscriptions.
+    func consume(
+        _ consumers: [AMQPConsumer], acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher, held: HeldStreams
+    ) async throws {
+        let interval = configuration.ackFlushInterval
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if configuration.ackBatchSize > 1 {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        acks.flush()
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            try await withGracefulShutdownHandler {
+                try await dispatch(consumers, acks: acks, state: state, publisher: publisher, held: held)
+            } onGracefulShutdown: {
+                logger.info("Context consumer stopping")
+                Task { await stop(consumers, acks: acks, state: state) }
+            }
+        }
+        acks.flushAll()
+        for consumer in consumers { await consumer.close() }
+    }
+
     /// Hands each delivery to one of ``Configuration/concurrency`` lanes, chosen by the
-    /// event's source stream, until the deliveries end; then lets the lanes finish.
-    private func consume(
-        _ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher, held: HeldStreams
+    /// event's source stream, until the deliveries of every subscription end; then lets the
+    /// lanes finish.
+    private func dispatch(
+        _ consumers: [AMQPConsumer], acks: AcknowledgementTracker, state: ConsumerState, publisher: AMQPPublisher, held: HeldStreams
     ) async throws {
         let lanes = (0..<configuration.concurrency).map { _ in ConsumerLane(batchLimit: configuration.batchSize) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -178,28 +246,53 @@ public struct ContextConsumer: Service {
             // The deliveries are read outside this task's cancellation: cancelling their
             // stream would cancel the subscription and send deliveries back while lanes are
             // still committing them. Cancellation stops the consumer like a graceful shutdown.
+            // One reader per subscription: a stream's events all come from one queue, so
+            // they reach their lane in queue order.
             let dispatcher = Task {
-                for try await delivery in consumer.deliveries where !state.isStopping {
-                    acks.register(delivery)
-                    let stream = Self.stream(of: delivery)
-                    lanes[Self.lane(of: stream, among: lanes.count)].put(delivery, stream: stream)
+                try await withThrowingTaskGroup(of: Void.self) { readers in
+                    for consumer in consumers {
+                        readers.addTask {
+                            let received = metrics.partitionDeliveries(queue: consumer.queue)
+                            var learned: ContinuousClock.Instant?
+                            for try await delivery in consumer.deliveries where !state.isStopping {
+                                if learned == nil {
+                                    logger.info("Receiving from inbox queue", metadata: ["amqp.queue": "\(consumer.queue)"])
+                                }
+                                // A partition that starts delivering here, or redelivers what
+                                // another replica had taken, may have events that replica held.
+                                if topology.isPartitioned, learned == nil || delivery.isRedelivered,
+                                    learned.map({ ContinuousClock.now - $0 >= configuration.heldPollInterval }) ?? true
+                                {
+                                    await learnHeldSequences(held)
+                                    learned = .now
+                                }
+                                learned = learned ?? .now
+                                received.increment()
+                                acks.register(delivery)
+                                let stream = Self.stream(of: delivery)
+                                lanes[Self.lane(of: stream, among: lanes.count)].put(delivery, stream: stream)
+                            }
+                        }
+                    }
+                    try await readers.waitForAll()
                 }
             }
             try await withTaskCancellationHandler {
                 try await dispatcher.value
             } onCancel: {
-                Task { await stop(consumer, acks: acks, state: state) }
+                Task { await stop(consumers, acks: acks, state: state) }
             }
         }
     }
 
     /// Stops taking deliveries, waits for those in flight, acknowledges everything committed
-    /// and cancels the subscription, which ends the deliveries. Deliveries not started stay
-    /// unacknowledged and go back to the queue.
-    private func stop(_ consumer: AMQPConsumer, acks: AcknowledgementTracker, state: ConsumerState) async {
+    /// and closes the subscriptions, which ends the deliveries. Deliveries not started stay
+    /// unacknowledged and go back to their queues, ahead of newer messages even when another
+    /// replica takes the partition over (``AMQPConsumer/close()``).
+    func stop(_ consumers: [AMQPConsumer], acks: AcknowledgementTracker, state: ConsumerState) async {
         await state.stopWhenIdle()
         acks.flushAll()
-        await consumer.cancel()
+        for consumer in consumers { await consumer.close() }
     }
 
     /// The source stream of a delivery (the `x-stream-id` header), or for a message without

@@ -2,6 +2,7 @@ import Metrics
 
 /// The counters and handler timers of one ``ContextConsumer``, created once per consumer.
 struct ConsumerMetrics: Sendable {
+    let context: String
     let consumed: Counter
     let duplicatesSkipped: Counter
     let handlerFailures: Counter
@@ -10,6 +11,7 @@ struct ConsumerMetrics: Sendable {
     let handlerDurations: [String: Metrics.Timer]
 
     init(context: String, handlers: [String]) {
+        self.context = context
         let dimensions = [("context", context)]
         consumed = Counter(label: MetricName.consumerConsumed, dimensions: dimensions)
         duplicatesSkipped = Counter(label: MetricName.consumerDuplicatesSkipped, dimensions: dimensions)
@@ -33,6 +35,11 @@ struct ConsumerMetrics: Sendable {
             case .requeued: break  // goes back to the queue; counted when it is taken
             }
         }
+    }
+
+    /// The counter of deliveries received from one inbox queue (partition).
+    func partitionDeliveries(queue: String) -> Counter {
+        Counter(label: MetricName.consumerPartitionDeliveries, dimensions: [("context", context), ("queue", queue)])
     }
 
     /// Records how long `handler` took since `start`.

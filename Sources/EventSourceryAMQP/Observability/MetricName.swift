@@ -29,7 +29,11 @@ public enum MetricName {
     public static let consumerDeadLettered = "eventsourcery_consumer_dead_lettered_total"
     /// Timer: one handler deciding on one event (conditions and writes, before the commit); label `handler`.
     public static let consumerHandlerDuration = "eventsourcery_consumer_handler_duration_seconds"
-    /// Gauge: messages ready in a queue (`<context>.inbox`, `<context>.dead`); label `queue`.
+    /// Counter: deliveries this consumer process received from one of its inbox queues;
+    /// label `queue` (`<context>.inbox` or a partition `<context>.inbox.<p>`). Of several
+    /// replicas, the one whose count of a partition grows holds that partition.
+    public static let consumerPartitionDeliveries = "eventsourcery_consumer_partition_deliveries_total"
+    /// Gauge: messages ready in a queue (`<context>.inbox` or its partitions, `<context>.dead`); label `queue`.
     public static let queueMessages = "eventsourcery_queue_messages"
     /// Gauge: consumers subscribed to a queue; label `queue`.
     public static let queueConsumers = "eventsourcery_queue_consumers"

@@ -16,11 +16,15 @@ public struct ContextDescription: Sendable, Hashable {
     /// The contexts it sends commands to: their command exchanges are declared too, so the
     /// relay's publishes have somewhere to go.
     public var commandTargets: [String]
+    /// The inbox partitions: 1 is the single queue `<context>.inbox`; more are the queues
+    /// `<context>.inbox.0` … `<context>.inbox.<partitions - 1>` behind a consistent-hash
+    /// exchange on the source stream (see ``ContextTopology``).
+    public var partitions: Int
 
     /// Creates a description.
     public init(
         name: String, publishes: [String] = [], handlers: [String: [EventSubscription]] = [:], deliveryLimit: Int = 5,
-        acceptsCommands: Bool = false, commandTargets: [String] = []
+        acceptsCommands: Bool = false, commandTargets: [String] = [], partitions: Int = 1
     ) {
         self.name = name
         self.publishes = publishes
@@ -28,6 +32,7 @@ public struct ContextDescription: Sendable, Hashable {
         self.deliveryLimit = deliveryLimit
         self.acceptsCommands = acceptsCommands
         self.commandTargets = commandTargets
+        self.partitions = partitions
     }
 
     /// Every subscription of every handler, without duplicates, sorted by routing key.

@@ -5,9 +5,17 @@ public import Foundation
 ///
 /// - the topic exchange `<context>.events` it publishes to, and `<source>.events` of every
 ///   context it subscribes to;
-/// - the durable quorum queue `<context>.inbox` with `x-delivery-limit` and
-///   `x-dead-letter-exchange: <context>.dlx`, bound to `<source>.events` with the routing
-///   key `<source>.<EventType>` of each subscription;
+/// - with one partition (``ContextDescription/partitions`` 1), the durable quorum queue
+///   `<context>.inbox` with `x-delivery-limit` and `x-dead-letter-exchange: <context>.dlx`,
+///   bound to `<source>.events` with the routing key `<source>.<EventType>` of each
+///   subscription;
+/// - with P > 1 partitions, the consistent-hash exchange `<context>.partitions`
+///   (`x-consistent-hash`, plugin `rabbitmq_consistent_hash_exchange`) hashing the header
+///   `x-stream-id`, bound to `<source>.events` with those routing keys, and the P quorum
+///   queues `<context>.inbox.0` … `<context>.inbox.<P-1>` with the same delivery limit and
+///   dead-lettering and `x-single-active-consumer`, bound to it with equal weight: every
+///   event of one source stream lands in one partition, and each partition delivers to one
+///   consumer at a time;
 /// - the fanout exchange `<context>.dlx` and the durable classic queue `<context>.dead`
 ///   bound to it, where messages past the delivery limit and poison messages end up;
 /// - for a context that accepts commands, the topic exchange `<context>.commands` and the
@@ -19,13 +27,15 @@ public import Foundation
 /// let topology = ContextTopology(ContextDescription(
 ///     name: "invoice",
 ///     handlers: ["issue-invoice": [EventSubscription(source: "payment", type: "PaymentSucceeded")]],
-///     deliveryLimit: 5))
+///     deliveryLimit: 5, partitions: 4))
 /// try await topology.declare(on: connection)
 /// try topology.definitionsJSON().write(to: URL(fileURLWithPath: "compose/definitions.json"))
 /// ```
 public struct ContextTopology: Sendable, Hashable {
     /// The consuming context.
     public var context: String
+    /// The inbox partitions (1: the single queue `<context>.inbox`).
+    public var partitions: Int
     /// Exchanges, in declaration order.
     public var exchanges: [AMQPExchange]
     /// Queues, in declaration order.
@@ -33,8 +43,17 @@ public struct ContextTopology: Sendable, Hashable {
     /// Bindings, in declaration order.
     public var bindings: [AMQPBinding]
 
-    /// The inbox queue of a context: `<context>.inbox`.
+    /// The single inbox queue of a context: `<context>.inbox`.
     public static func inboxQueue(for context: String) -> String { "\(context).inbox" }
+    /// Inbox partition `partition` of a context: `<context>.inbox.<partition>`.
+    public static func partitionQueue(for context: String, partition: Int) -> String { "\(context).inbox.\(partition)" }
+    /// The consistent-hash exchange that feeds a context's partitions: `<context>.partitions`.
+    public static func partitionExchange(for context: String) -> String { "\(context).partitions" }
+    /// The inbox queues of a context with `partitions` partitions: `<context>.inbox` for one,
+    /// `<context>.inbox.0` … for more.
+    public static func inboxQueues(for context: String, partitions: Int) -> [String] {
+        partitions > 1 ? (0..<partitions).map { partitionQueue(for: context, partition: $0) } : [inboxQueue(for: context)]
+    }
     /// The dead-letter exchange of a context: `<context>.dlx`.
     public static func deadLetterExchange(for context: String) -> String { "\(context).dlx" }
     /// The dead-letter queue of a context: `<context>.dead`.
@@ -44,17 +63,36 @@ public struct ContextTopology: Sendable, Hashable {
     public init(_ description: ContextDescription) {
         let name = description.name
         context = name
+        partitions = max(1, description.partitions)
+        let partitioned = partitions > 1
         let sources = Set(description.subscriptions.map(\.source)).subtracting([name]).sorted()
         exchanges = ([name] + sources).map { AMQPExchange(name: EventMessage.exchange(for: $0), kind: .topic, durable: true) }
+        if partitioned {
+            exchanges.append(
+                AMQPExchange(
+                    name: Self.partitionExchange(for: name), kind: AMQPExchange.Kind("x-consistent-hash"), durable: true,
+                    arguments: ["hash-header": .string(EventMessage.Header.streamID)]))
+        }
         exchanges.append(AMQPExchange(name: Self.deadLetterExchange(for: name), kind: .fanout, durable: true))
-        queues = [
-            Self.quorumQueue(Self.inboxQueue(for: name), of: description),
-            AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true),
-        ]
+        let inboxes = Self.inboxQueues(for: name, partitions: partitions)
+        queues = inboxes.map { inbox in
+            var queue = Self.quorumQueue(inbox, of: description)
+            if partitioned { queue.arguments["x-single-active-consumer"] = .bool(true) }
+            return queue
+        }
+        queues.append(AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true))
         bindings = description.subscriptions.map { subscription in
-            AMQPBinding(
-                queue: Self.inboxQueue(for: name), exchange: EventMessage.exchange(for: subscription.source),
-                routingKey: subscription.routingKey)
+            partitioned
+                ? AMQPBinding(
+                    destinationExchange: Self.partitionExchange(for: name), exchange: EventMessage.exchange(for: subscription.source),
+                    routingKey: subscription.routingKey)
+                : AMQPBinding(
+                    queue: Self.inboxQueue(for: name), exchange: EventMessage.exchange(for: subscription.source),
+                    routingKey: subscription.routingKey)
+        }
+        if partitioned {
+            // The routing key of a consistent-hash binding is its weight: equal shares.
+            bindings += inboxes.map { AMQPBinding(queue: $0, exchange: Self.partitionExchange(for: name), routingKey: "1") }
         }
         bindings.append(AMQPBinding(queue: Self.deadLetterQueue(for: name), exchange: Self.deadLetterExchange(for: name), routingKey: "#"))
         let commandExchanges = Set(description.commandTargets + (description.acceptsCommands ? [name] : [])).sorted()
@@ -77,8 +115,24 @@ public struct ContextTopology: Sendable, Hashable {
             ])
     }
 
-    /// The inbox queue's name.
+    /// The queues the context's consumer consumes: ``inboxQueue`` alone, or the partitions.
+    public var inboxQueues: [String] { Self.inboxQueues(for: context, partitions: partitions) }
+    /// Whether the inbox is partitioned (``partitions`` > 1).
+    public var isPartitioned: Bool { partitions > 1 }
+    /// The single inbox queue's name, `<context>.inbox`: the inbox of a context with one
+    /// partition, and the queue a partitioned context drains once when it migrates from a
+    /// single inbox.
     public var inboxQueue: String { Self.inboxQueue(for: context) }
+    /// The consistent-hash exchange's name (declared only when partitioned).
+    public var partitionExchange: String { Self.partitionExchange(for: context) }
+    /// The bindings of the single inbox `<context>.inbox` to the subscribed sources, as a
+    /// context with one partition declares them; a partitioned context removes them when it
+    /// migrates.
+    public var singleInboxBindings: [AMQPBinding] {
+        bindings.filter { $0.exchange != deadLetterExchange && $0.exchange != partitionExchange }.map {
+            AMQPBinding(queue: inboxQueue, exchange: $0.exchange, routingKey: $0.routingKey)
+        }
+    }
     /// The dead-letter exchange's name.
     public var deadLetterExchange: String { Self.deadLetterExchange(for: context) }
     /// The dead-letter queue's name.
@@ -121,7 +175,8 @@ public struct ContextTopology: Sendable, Hashable {
             }
             for binding in topology.bindings {
                 bindings["\(binding.exchange)|\(binding.queue)|\(binding.routingKey)"] = [
-                    "source": binding.exchange, "vhost": "/", "destination": binding.queue, "destination_type": "queue",
+                    "source": binding.exchange, "vhost": "/", "destination": binding.queue,
+                    "destination_type": binding.destinationKind.rawValue,
                     "routing_key": binding.routingKey, "arguments": jsonObject(binding.arguments),
                 ]
             }

@@ -38,12 +38,17 @@ extension EventMessage {
     /// for being JSON at all, to tell ``PoisonMessage/Code/malformedJSON`` from
     /// ``PoisonMessage/Code/undecodablePayload``.
     ///
+    /// - Parameter directExchanges: Exchanges that put messages straight into the consumer's
+    ///   queues, read like the default exchange (`app_id` names the source): a partitioned
+    ///   context's ``ContextTopology/partitionExchange``, through which dead letters are replayed.
     /// - Throws: ``PoisonMessage`` naming what is wrong.
     public static func decode(
-        _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry
+        _ delivery: Delivery, maximumBodySize: Int = EventMessage.defaultMaximumBodySize, registry: EventRegistry,
+        directExchanges: Set<String> = []
     ) throws(PoisonMessage) -> (incoming: IncomingEvent, envelope: EventEnvelope) {
+        let exchange = directExchanges.contains(delivery.exchange) ? "" : delivery.exchange
         let incoming = try incoming(
-            body: delivery.body, properties: delivery.properties, exchange: delivery.exchange, routingKey: delivery.routingKey,
+            body: delivery.body, properties: delivery.properties, exchange: exchange, routingKey: delivery.routingKey,
             maximumBodySize: maximumBodySize, registry: registry, checksJSON: false
         )
         do {

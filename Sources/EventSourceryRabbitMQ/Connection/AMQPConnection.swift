@@ -96,8 +96,10 @@ public final class AMQPConnection: Sendable, Service {
         await close()
     }
 
-    /// Closes the connection: cancels consumers (their delivery sequences finish), closes
-    /// the AMQP connection and stops the thread. Pending operations fail with
+    /// Closes the connection: ends the consumers (their delivery sequences finish; no
+    /// `basic.cancel`, so the broker returns their unacknowledged deliveries as for consumers
+    /// that went away, see ``AMQPConsumer/close()``), closes the AMQP connection and stops the
+    /// thread. Pending operations fail with
     /// ``AMQPError/Code/closedByClient``. Closing twice is harmless.
     public func close() async {
         await thread.stop()
@@ -199,7 +201,7 @@ public final class AMQPConnection: Sendable, Service {
             session.unregister { item in
                 switch item {
                 case .queue(let queue): return queue.name == name
-                case .binding(let binding): return binding.queue == name
+                case .binding(let binding): return binding.destinationKind == .queue && binding.queue == name
                 case .exchange: return false
                 }
             }
@@ -216,7 +218,8 @@ public final class AMQPConnection: Sendable, Service {
             session.unregister { item in
                 switch item {
                 case .exchange(let exchange): return exchange.name == name
-                case .binding(let binding): return binding.exchange == name
+                case .binding(let binding):
+                    return binding.exchange == name || (binding.destinationKind == .exchange && binding.queue == name)
                 case .queue: return false
                 }
             }
@@ -231,11 +234,19 @@ public final class AMQPConnection: Sendable, Service {
     ///   - queue: The queue name.
     ///   - prefetch: The most unacknowledged deliveries the broker sends (`basic.qos`).
     ///   - consumerTag: A tag for the subscription; empty lets the broker choose.
+    ///   - exclusive: Whether the consumer must be the queue's only one: the broker refuses
+    ///     it (``AMQPError/Code/accessRefused``) while the queue has other consumers, and
+    ///     refuses others while it consumes.
     /// - Returns: A consumer whose ``AMQPConsumer/deliveries`` yield the messages.
-    public func consume(queue: String, prefetch: UInt16 = 100, consumerTag: String = "") async throws -> AMQPConsumer {
+    public func consume(
+        queue: String, prefetch: UInt16 = 100, consumerTag: String = "", exclusive: Bool = false
+    ) async throws
+        -> AMQPConsumer
+    {
         let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
         let (channel, tag) = try await thread.perform { session throws(AMQPError) in
-            try session.addConsumer(queue: queue, prefetch: prefetch, consumerTag: consumerTag, continuation: continuation)
+            try session.addConsumer(
+                queue: queue, prefetch: prefetch, consumerTag: consumerTag, exclusive: exclusive, continuation: continuation)
         }
         let consumer = AMQPConsumer(connection: self, channel: channel, queue: queue, consumerTag: tag, deliveries: stream)
         continuation.onTermination = { [thread] termination in

@@ -22,16 +22,18 @@ final class ConnectionSession {
         let queue: String
         let prefetch: UInt16
         var consumerTag: String
+        let exclusive: Bool
         let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
         var channel: UInt16
 
         init(
-            queue: String, prefetch: UInt16, consumerTag: String, channel: UInt16,
+            queue: String, prefetch: UInt16, consumerTag: String, exclusive: Bool, channel: UInt16,
             continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
         ) {
             self.queue = queue
             self.prefetch = prefetch
             self.consumerTag = consumerTag
+            self.exclusive = exclusive
             self.channel = channel
             self.continuation = continuation
         }
@@ -170,12 +172,11 @@ final class ConnectionSession {
             for job in jobs { job.run(self) }
             return nil
         case .closeConnection(let cleanup):
-            if let connection {
-                for consumer in consumers.values {
-                    try? connection.cancel(consumerTag: consumer.consumerTag, channel: consumer.channel)
-                }
-                connection.close()
-            }
+            // No basic.cancel first: closing ends the consumers, and a cancelled consumer of a
+            // single-active-consumer quorum queue hands the queue over while it still holds
+            // its unacknowledged messages, which then reach the next consumer after newer
+            // ones. A consumer that goes with its channel has them returned first.
+            connection?.close()
             cleanUp(cleanup)
             return nil
         case .cleanUp(let cleanup):
@@ -406,11 +407,13 @@ final class ConnectionSession {
     // MARK: Consumers
 
     func addConsumer(
-        queue: String, prefetch: UInt16, consumerTag: String, continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
+        queue: String, prefetch: UInt16, consumerTag: String, exclusive: Bool,
+        continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
     ) throws(AMQPError) -> (channel: UInt16, consumerTag: String) {
         let channel = allocateChannel()
         let registration = ConsumerRegistration(
-            queue: queue, prefetch: prefetch, consumerTag: consumerTag, channel: channel, continuation: continuation)
+            queue: queue, prefetch: prefetch, consumerTag: consumerTag, exclusive: exclusive, channel: channel,
+            continuation: continuation)
         try openConsumer(registration)
         return (channel, registration.consumerTag)
     }
@@ -421,7 +424,8 @@ final class ConnectionSession {
             do throws(AMQPError) {
                 try connection.qos(prefetchCount: registration.prefetch, channel: registration.channel)
                 registration.consumerTag = try connection.consume(
-                    queue: registration.queue, consumerTag: registration.consumerTag, exclusive: false, channel: registration.channel)
+                    queue: registration.queue, consumerTag: registration.consumerTag, exclusive: registration.exclusive,
+                    channel: registration.channel)
             } catch {
                 if connection.isOpen, !connection.closedChannels.contains(registration.channel) {
                     try? connection.closeChannel(registration.channel)
@@ -443,11 +447,13 @@ final class ConnectionSession {
         return nextChannel
     }
 
-    func cancelConsumer(channel: UInt16) {
+    /// Ends a consumer: with `basic.cancel` first when `cancelsFirst`, else by closing its
+    /// channel alone (see ``AMQPConsumer/close()``).
+    func cancelConsumer(channel: UInt16, cancelsFirst: Bool = true) {
         guard let consumer = consumers.removeValue(forKey: channel) else { return }
         if let connection, connection.isOpen {
             do {
-                try connection.cancel(consumerTag: consumer.consumerTag, channel: channel)
+                if cancelsFirst { try connection.cancel(consumerTag: consumer.consumerTag, channel: channel) }
                 try connection.closeChannel(channel)
             } catch {
                 if !connection.isOpen { connectionLost(error) }

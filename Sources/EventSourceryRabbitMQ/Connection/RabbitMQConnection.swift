@@ -192,27 +192,35 @@ final class RabbitMQConnection {
     }
 
     func bind(_ binding: AMQPBinding, channel: UInt16) throws(AMQPError) {
-        arena.reset()
-        defer { arena.reset() }
-        if amqp_queue_bind(
-            state, channel, arena.bytes(binding.queue), arena.bytes(binding.exchange), arena.bytes(binding.routingKey),
-            arena.table(binding.arguments)) == nil
-        {
-            try throwReply(
-                channel: channel,
-                context: "binding queue \"\(binding.queue)\" to exchange \"\(binding.exchange)\" with key \"\(binding.routingKey)\"")
-        }
+        try change(binding, binds: true, channel: channel)
     }
 
     func unbind(_ binding: AMQPBinding, channel: UInt16) throws(AMQPError) {
+        try change(binding, binds: false, channel: channel)
+    }
+
+    /// Makes (`queue.bind`, `exchange.bind`) or removes (`queue.unbind`, `exchange.unbind`)
+    /// a binding of a queue or an exchange.
+    private func change(_ binding: AMQPBinding, binds: Bool, channel: UInt16) throws(AMQPError) {
         arena.reset()
         defer { arena.reset() }
-        if amqp_queue_unbind(
-            state, channel, arena.bytes(binding.queue), arena.bytes(binding.exchange), arena.bytes(binding.routingKey),
-            arena.table(binding.arguments)) == nil
-        {
-            try throwReply(channel: channel, context: "unbinding queue \"\(binding.queue)\" from exchange \"\(binding.exchange)\"")
-        }
+        let (destination, source, key, arguments) = (
+            arena.bytes(binding.queue), arena.bytes(binding.exchange), arena.bytes(binding.routingKey), arena.table(binding.arguments)
+        )
+        let done =
+            switch (binding.destinationKind, binds) {
+            case (.queue, true): amqp_queue_bind(state, channel, destination, source, key, arguments) != nil
+            case (.queue, false): amqp_queue_unbind(state, channel, destination, source, key, arguments) != nil
+            case (.exchange, true): amqp_exchange_bind(state, channel, destination, source, key, arguments) != nil
+            case (.exchange, false): amqp_exchange_unbind(state, channel, destination, source, key, arguments) != nil
+            }
+        guard !done else { return }
+        let subject = "\(binding.destinationKind) \"\(binding.queue)\""
+        try throwReply(
+            channel: channel,
+            context: binds
+                ? "binding \(subject) to exchange \"\(binding.exchange)\" with key \"\(binding.routingKey)\""
+                : "unbinding \(subject) from exchange \"\(binding.exchange)\"")
     }
 
     func purgeQueue(_ name: String, channel: UInt16) throws(AMQPError) -> UInt32 {

@@ -78,6 +78,19 @@ public final class AMQPConsumer: Sendable {
         }
     }
 
+    /// Ends the subscription by closing its channel, without `basic.cancel`; ``deliveries``
+    /// finishes. The broker returns the unacknowledged deliveries as for a consumer that went
+    /// away, and a single-active-consumer quorum queue does so before it activates the next
+    /// consumer, so that one receives them before newer messages. (After a `basic.cancel` the
+    /// queue activates the next consumer at once and returns the cancelled one's messages only
+    /// when its channel closes, behind newer ones.)
+    public func close() async {
+        let channel = self.channel
+        _ = try? await connection.thread.perform(waitsForRecovery: false) { session throws(AMQPError) in
+            session.cancelConsumer(channel: channel, cancelsFirst: false)
+        }
+    }
+
     private func acknowledge(_ delivery: Delivery, _ kind: AcknowledgementRequest.Kind) {
         connection.thread.submit(
             AcknowledgementRequest(channel: channel, generation: delivery.generation, deliveryTag: delivery.deliveryTag, kind: kind))

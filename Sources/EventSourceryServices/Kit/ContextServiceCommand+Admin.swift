@@ -32,7 +32,7 @@ extension ContextServiceCommand {
         let connection = try await ServiceBootstrap.connect(settings, logger: logger)
         do {
             try await ServiceBootstrap.declareTopology(settings, on: connection)
-            let admin = ContextAdmin(context: context, connection: connection)
+            let admin = ContextAdmin(context: context, connection: connection, partitions: settings.consumerConfiguration.partitions)
             if kit.listDead {
                 let letters = try await admin.deadLetters()
                 print("\(letters.count) dead letter(s) in \(settings.topology.deadLetterQueue)")
@@ -41,7 +41,9 @@ extension ContextServiceCommand {
                 }
             } else {
                 let moved = try await admin.replayDeadLetters()
-                print("moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueue)")
+                print(
+                    "moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueues.joined(separator: ", "))"
+                )
             }
         } catch {
             await connection.close()

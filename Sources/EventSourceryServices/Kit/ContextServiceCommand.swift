@@ -14,9 +14,11 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
             abstract: service.abstract,
             discussion: """
                 Runs one bounded context (--context) from the configuration file: as \(service.role.rawValue) unless \
-                --role says otherwise. The consumer declares the context's topology (exchanges, the quorum queue \
-                <context>.inbox, <context>.dlx -> <context>.dead) and runs the context's handlers exactly once per \
-                event; the relay publishes the context's outbox with publisher confirms. AMQP_URL, ES_STORE_URL, \
+                --role says otherwise. The consumer declares the context's topology (exchanges, the quorum inbox \
+                queues <context>.inbox.0… behind the consistent-hash exchange <context>.partitions, or \
+                <context>.inbox with consumer.partitions 1, <context>.dlx -> <context>.dead) and runs the context's \
+                handlers exactly once per event; replicas share the partitions, one active consumer each, and a \
+                single <context>.inbox of an earlier deployment is drained first. The relay publishes the context's outbox with publisher confirms. AMQP_URL, ES_STORE_URL, \
                 ES_BROKER_WAIT, ES_RELAY_*, ES_CONSUMER_* override the file. With --http-port (or \
                 observability.port, ES_HTTP_PORT) it serves /health/live, /health/ready and /metrics. Stops \
                 gracefully on SIGTERM or SIGINT: what is in flight is finished, then the connection and the store \
@@ -24,7 +26,7 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
 
                 Admin modes (run once and exit): --export-definitions <file> writes the topology of every context \
                 as a RabbitMQ definitions file; --list-dead lists <context>.dead; --replay-dead moves \
-                <context>.dead back into <context>.inbox; --list-failures lists the handler failures recorded in \
+                <context>.dead back into the inbox; --list-failures lists the handler failures recorded in \
                 the stream failures-<context>; --list-parked lists the parked sequences (a source stream whose \
                 event used up its attempts, with the events waiting behind it); --retry-parked <source>/<stream> \
                 lets the running consumer apply a parked sequence in order (stopping again at the first failure); \

@@ -19,7 +19,7 @@ public struct ContextServiceOptions: ParsableArguments {
     @Flag(name: .long, help: "List the messages in <context>.dead (they stay there) and exit.")
     public var listDead = false
 
-    @Flag(name: .long, help: "Move the messages in <context>.dead back into <context>.inbox and exit.")
+    @Flag(name: .long, help: "Move the messages in <context>.dead back into the inbox (its partitions) and exit.")
     public var replayDead = false
 
     @Flag(name: .long, help: "List the handler failures recorded in the context's store and exit.")

@@ -99,12 +99,14 @@ extension ServiceBootstrap {
         }
     }
 
-    /// `broker` and `consumer`: asks the broker for the inbox and dead-letter queues without
-    /// waiting for a recovery, sets the queue gauges (``MetricName/queueMessages``,
-    /// ``MetricName/queueConsumers``) and checks that a consumer is subscribed to the inbox.
+    /// `broker` and `consumer`: asks the broker for the inbox queues (the partitions) and the
+    /// dead-letter queue without waiting for a recovery, sets the queue gauges
+    /// (``MetricName/queueMessages``, ``MetricName/queueConsumers``) and checks that a
+    /// consumer is subscribed to every inbox queue.
     public static func inboxProbe(_ connection: AMQPConnection, topology: ContextTopology) -> HealthProbe {
         let context = topology.context
-        let queues = [topology.inboxQueue, topology.deadLetterQueue]
+        let inboxes = topology.inboxQueues
+        let queues = inboxes + [topology.deadLetterQueue]
         let gauges = queues.map { queue in
             let dimensions = [("context", context), ("queue", queue)]
             return (
@@ -114,14 +116,17 @@ extension ServiceBootstrap {
         }
         return HealthProbe(checks: ["broker", "consumer"]) {
             do {
-                var inboxConsumers: UInt32 = 0
+                var leastServed: (queue: String, consumers: UInt32)?
                 for (queue, gauge) in zip(queues, gauges) {
                     let state = try await connection.queueState(queue, waitsForRecovery: false)
                     gauge.messages.record(state.messageCount)
                     gauge.consumers.record(state.consumerCount)
-                    if queue == topology.inboxQueue { inboxConsumers = state.consumerCount }
+                    if inboxes.contains(queue), state.consumerCount < leastServed?.consumers ?? .max {
+                        leastServed = (queue, state.consumerCount)
+                    }
                 }
-                return [CheckResult("broker"), CheckResult.consumer(queue: topology.inboxQueue, consumers: inboxConsumers)]
+                let inbox = leastServed ?? (topology.inboxQueue, 0)
+                return [CheckResult("broker"), CheckResult.consumer(queue: inbox.queue, consumers: inbox.consumers)]
             } catch {
                 return [CheckResult("broker", problem: "\(error)"), CheckResult("consumer", problem: "the broker cannot be asked")]
             }

@@ -112,7 +112,7 @@ struct InboxMismatchProcessTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let connection = try await TestBroker.connect()
-        let existing = ContextTopology(ContextDescription(name: context, deliveryLimit: 3))
+        let existing = ContextTopology(ContextDescription(name: context, deliveryLimit: 3, partitions: 2))
         try await existing.declare(on: connection)
         let config = directory.appendingPathComponent("eventsourcery.yaml").path
         try """
@@ -123,6 +123,7 @@ struct InboxMismatchProcessTests {
             store: sqlite:\(directory.path)/store.sqlite
             consumer:
               delivery_limit: 5
+              partitions: 2
         """.write(toFile: config, atomically: true, encoding: .utf8)
 
         let result = try await ChildProcess.run(
@@ -133,8 +134,8 @@ struct InboxMismatchProcessTests {
         for exchange in existing.exchanges { try? await connection.deleteExchange(exchange.name) }
         await connection.close()
         #expect(result.status == 78, "\(result.standardError)")
-        #expect(result.standardError.contains("inequivalent arg 'x-delivery-limit' for queue '\(context).inbox'"))
+        #expect(result.standardError.contains("inequivalent arg 'x-delivery-limit' for queue '\(context).inbox.0'"))
         #expect(result.standardError.contains("contexts.\(context).consumer.delivery_limit (\(config):7:7, 5 now)"))
-        #expect(result.standardError.contains("rabbitmqctl delete_queue \(context).inbox"))
+        #expect(result.standardError.contains("rabbitmqctl delete_queue \(context).inbox.0"))
     }
 }

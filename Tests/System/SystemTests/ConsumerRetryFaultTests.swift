@@ -102,8 +102,9 @@ struct ConsumerRetryFaultTests {
         #expect(Set(payments).count == 27, "nothing doubled")
         #expect(payments.filter { $0.hasPrefix("s") } == (1...7).map { "s\($0)" }, "the shared stream applied in stream order")
         #expect(try await storage.heldEvents(consumer: "payment", sequence: nil).isEmpty)
-        #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
-        #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        for queue in topology.inboxQueues + [topology.deadLetterQueue] {
+            #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
+        }
         await TestStore.close(storage)
     }
 

@@ -24,13 +24,14 @@ struct ContextConsumerFaultTests {
     }
 
     /// A connection to the fault vhost and the payment context's topology, declared anew
-    /// (its queues deleted first) with `deliveryLimit`.
+    /// (its queues deleted first) with `deliveryLimit` and the services' default partitions.
     static func freshPaymentTopology(deliveryLimit: Int) async throws -> (AMQPConnection, ContextTopology) {
         let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: vhostURL) }
         let topology = ContextTopology(
             ContextDescription(
                 name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: deliveryLimit
+                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: deliveryLimit,
+                partitions: ServiceConfiguration.defaultPartitions
             ))
         for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
         try await topology.declare(on: connection)
@@ -119,8 +120,9 @@ struct ContextConsumerFaultTests {
         let orders = events.compactMap { $0.envelope.as(PaymentSucceeded.self)?.orderID ?? $0.envelope.as(PaymentFailed.self)?.orderID }
         #expect(orders.count == count)
         #expect(Set(orders).count == count, "exactly one payment event per order")
-        #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
-        #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        for queue in topology.inboxQueues + [topology.deadLetterQueue] {
+            #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
+        }
         await TestStore.close(storage)
     }
 

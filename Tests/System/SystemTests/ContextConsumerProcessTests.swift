@@ -3,6 +3,7 @@ import TestSupport
 import EventSourcery
 import EventSourceryAMQP
 import EventSourcerySQLite
+import EventSourceryServices
 import Foundation
 import Testing
 
@@ -26,18 +27,22 @@ struct ContextConsumerProcessTests {
         let document = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any])
         let queues = try #require(document["queues"] as? [[String: Any]])
+        let contexts = ["order", "payment", "invoice"]
         #expect(
-            Set(queues.compactMap { $0["name"] as? String }) == [
-                "order.inbox", "order.dead", "payment.inbox", "payment.dead", "invoice.inbox", "invoice.dead",
-            ])
-        let paymentInbox = try #require(queues.first { $0["name"] as? String == "payment.inbox" })
+            Set(queues.compactMap { $0["name"] as? String })
+                == Set(contexts.flatMap { ContextTopology.inboxQueues(for: $0, partitions: 4) + ["\($0).dead"] }))
+        let paymentInbox = try #require(queues.first { $0["name"] as? String == "payment.inbox.0" })
         #expect((paymentInbox["arguments"] as? [String: Any])?["x-queue-type"] as? String == "quorum")
+        #expect((paymentInbox["arguments"] as? [String: Any])?["x-single-active-consumer"] as? Bool == true)
         let bindings = try #require(document["bindings"] as? [[String: Any]])
         #expect(
             bindings.contains {
-                $0["source"] as? String == "order.events" && $0["destination"] as? String == "payment.inbox"
-                    && $0["routing_key"] as? String == "order.OrderPlaced"
+                $0["source"] as? String == "order.events" && $0["destination"] as? String == "payment.partitions"
+                    && $0["destination_type"] as? String == "exchange" && $0["routing_key"] as? String == "order.OrderPlaced"
             })
+        #expect(
+            bindings.filter { $0["source"] as? String == "payment.partitions" }.compactMap { $0["destination"] as? String }.sorted()
+                == ContextTopology.inboxQueues(for: "payment", partitions: 4))
     }
 
     @Test func anInvalidSubscriptionIsRejectedNamingTheFileAndEntry() async throws {
@@ -110,7 +115,14 @@ struct ContextConsumerProcessTests {
             consumer, ["--context", fixture.context, "--config", config, "--replay-dead"], environment: environment)
         #expect(replayed.status == 0, "\(replayed.standardError)")
         #expect(replayed.standardOutput.contains("moved 1 message(s)"))
-        #expect(try await fixture.eventually { try await fixture.messageCount(topology.inboxQueue) == 1 })
+        // The configuration's default partitions: the letter goes back into its stream's partition.
+        let partitions = ContextTopology.inboxQueues(for: fixture.context, partitions: ServiceConfiguration.defaultPartitions)
+        #expect(
+            try await fixture.eventually {
+                var total = 0
+                for queue in partitions { total += try await fixture.messageCount(queue) }
+                return total == 1
+            })
         #expect(try await fixture.messageCount(topology.deadLetterQueue) == 0)
 
         let failure = HandlerFailed(

@@ -142,12 +142,12 @@ struct DemoFlowFaultTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         let settling = ContinuousClock.now - started
-        // Late PaymentSucceeded deliveries to order.inbox (after the invoice completed the
+        // Late PaymentSucceeded deliveries to order's inbox (after the invoice completed the
         // order) are no-ops; let the inboxes drain before stopping.
         let drainDeadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < drainDeadline {
             var pending = 0
-            for topology in topologies { pending += Int(try await connection.queueState(topology.inboxQueue).messageCount) }
+            for queue in topologies.flatMap(\.inboxQueues) { pending += Int(try await connection.queueState(queue).messageCount) }
             if pending == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -210,7 +210,9 @@ struct DemoFlowFaultTests {
         // Nothing dead-lettered, nothing left behind.
         for topology in topologies {
             #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "\(topology.deadLetterQueue)")
-            #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0, "\(topology.inboxQueue)")
+            for queue in topology.inboxQueues {
+                #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
+            }
         }
         // The demo queues go now (the deferred clean-up covers a failed run).
         for topology in topologies {

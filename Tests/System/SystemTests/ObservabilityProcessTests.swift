@@ -3,6 +3,7 @@ import EventSourcery
 import EventSourceryAMQP
 import EventSourceryRabbitMQ
 import EventSourcerySQLite
+import EventSourceryServices
 import Foundation
 import TestSupport
 import Testing
@@ -103,7 +104,8 @@ struct ObservabilityProcessTests {
         let topology = ContextTopology(
             ContextDescription(
                 name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]]))
+                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]],
+                partitions: ServiceConfiguration.defaultPartitions))
         for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
         defer {
             Task {
@@ -140,7 +142,12 @@ struct ObservabilityProcessTests {
         try await waitUntil(timeout: .seconds(10)) {
             await http.metric(MetricName.queueMessages, #"context="payment",queue="payment.dead""#) == 1
         }
-        #expect(await http.metric(MetricName.queueConsumers, #"context="payment",queue="payment.inbox""#) == 1)
+        var received = 0.0
+        for queue in topology.inboxQueues {
+            #expect(await http.metric(MetricName.queueConsumers, #"context="payment",queue=""# + queue + #"""#) == 1, "\(queue)")
+            received += await http.metric(MetricName.consumerPartitionDeliveries, #"context="payment",queue=""# + queue + #"""#) ?? 0
+        }
+        #expect(received == 32, "every delivery counted against the partition it came from")
         try await stop(consumer)
     }
 

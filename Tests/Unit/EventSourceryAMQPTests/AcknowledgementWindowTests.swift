@@ -34,6 +34,18 @@ struct AcknowledgementWindowTests {
         #expect(window.flushAll().isEmpty)
     }
 
+    @Test func theWindowIsIdleOnceEverythingRegisteredIsAcknowledged() {
+        var window = window(3, batchSize: 10)
+        #expect(!window.isIdle)
+        _ = acked([1, 3], &window)
+        #expect(!window.isIdle, "2 is in progress")
+        _ = acked([2], &window)
+        #expect(!window.isIdle, "settled, but the batched ack is not sent")
+        #expect(window.flush() == [.ack(delivery(3), multiple: true)])
+        #expect(window.isIdle)
+        #expect(AcknowledgementWindow(batchSize: 1).isIdle)
+    }
+
     @Test func aMultipleAckNeverCoversADeliveryStillInProgress() {
         var window = window(5)
         // 2, 3 and 5 finish while 1 and 4 are in progress: nothing may be acked yet.

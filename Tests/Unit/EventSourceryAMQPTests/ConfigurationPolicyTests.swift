@@ -176,6 +176,17 @@ struct ConfigurationPolicyTests {
         #expect(error.description == "\(path):12:7: contexts.order.consumer.prefetch: prefetch must be positive, got 0")
     }
 
+    @Test func partitionsDefaultToFourAndABadCountIsReportedAtItsLine() throws {
+        let (configuration, _) = try load(yaml())
+        #expect(try configuration.consumerConfiguration(context: "order").partitions == ServiceConfiguration.defaultPartitions)
+        #expect(configuration.topologies.first?.inboxQueues == ["order.inbox.0", "order.inbox.1", "order.inbox.2", "order.inbox.3"])
+        let (single, _) = try load(yaml() + "\n    consumer:\n      partitions: 1")
+        #expect(try single.consumerConfiguration(context: "order").partitions == 1)
+        #expect(single.topologies.first?.inboxQueues == ["order.inbox"])
+        let (error, path) = try failure(yaml() + "\n    consumer:\n      partitions: 0")
+        #expect(error.description == "\(path):12:7: contexts.order.consumer.partitions: partitions must be within 1...1024, got 0")
+    }
+
     // MARK: Stores
 
     @Test func aStoreWithAnotherSchemeIsRejected() throws {

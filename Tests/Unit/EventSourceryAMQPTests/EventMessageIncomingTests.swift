@@ -79,6 +79,15 @@ struct EventMessageIncomingTests {
         #expect(verdict(message, exchange: "", routingKey: "invoice.inbox")?.code == .misrouted)
     }
 
+    @Test func aMessageReplayedThroughThePartitionExchangeNamesItsSourceWithAppID() throws {
+        let message = EventMessage.outgoing(try recorded(), context: "payment")
+        let replayed = relabel(delivery(message), exchange: "invoice.partitions", routingKey: "")
+        let registry = EventRegistry([ItemCounted.self])
+        let decoded = try EventMessage.decode(replayed, registry: registry, directExchanges: ["invoice.partitions"])
+        #expect(decoded.incoming.sourceContext == "payment")
+        #expect(throws: PoisonMessage.self) { try EventMessage.decode(replayed, registry: registry) }
+    }
+
     @Test func aMessageOffTheContractsRouteIsMisrouted() throws {
         let message = EventMessage.outgoing(try recorded(), context: "order")
         let otherType = verdict(message, routingKey: "order.ItemHandled")
