@@ -10,7 +10,7 @@ import Testing
 /// own, after the others, so a restart never disturbs another test. Each runs on both stores.
 @Suite(.serialized, .timeLimit(.minutes(3)), .requiresBroker, .requiresPostgres)
 struct RelayFaultTests {
-    @Test(arguments: TestStore.Kind.allCases)
+    @Test(.serialized, arguments: TestStore.Kind.allCases)
     func brokerRestartWhileRelayingLosesNothing(store: TestStore.Kind) async throws {
         let fixture = try await RelayFixture(queueArguments: ["x-queue-type": .string("quorum")], store: store)
         defer { Task { await fixture.tearDown() } }

@@ -22,7 +22,7 @@ struct ConsumerRetryFaultTests {
         return EventMessage.outgoing(recorded, context: "order")
     }
 
-    @Test(.requiresPostgres, arguments: TestStore.Kind.allCases)
+    @Test(.serialized, .requiresPostgres, arguments: TestStore.Kind.allCases)
     func aConsumerKilledWhileAStreamWaitsForItsRetryLosesDoublesAndReordersNothing(store kind: TestStore.Kind) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-retry-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

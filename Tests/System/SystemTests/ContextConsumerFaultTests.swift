@@ -68,7 +68,7 @@ struct ContextConsumerFaultTests {
         return EventMessage.outgoing(recorded, context: "order")
     }
 
-    @Test(.requiresPostgres, arguments: TestStore.Kind.allCases)
+    @Test(.serialized, .requiresPostgres, arguments: TestStore.Kind.allCases)
     func aConsumerKilledMidBatchAndRestartedAppendsExactlyOncePerEvent(store kind: TestStore.Kind) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-fault-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -8,7 +8,7 @@ import EventSourceryServices
 import Foundation
 import Testing
 
-/// Three `context-consumer` replicas of the payment context share its four inbox partitions
+/// Three consumer replicas (`demo-service --role consumer`) of the payment context share its four inbox partitions
 /// and its PostgreSQL store; replicas are SIGKILLed while events flow, one is restarted and
 /// one stopped gracefully.
 /// Every event is applied exactly once and each source stream's events in stream order,
@@ -79,8 +79,7 @@ struct PartitionReplicaFaultTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let schema = TestDatabase.freshSchemaName()
-        let storage = try await PostgresEventStorage.connect(
-            configuration: try TestDatabase.configuration(schema: schema), logger: TestDatabase.logger)
+        let storage = try await TestDatabase.connect(try TestDatabase.configuration(schema: schema))
         let payment = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         try configuration(
@@ -96,7 +95,7 @@ struct PartitionReplicaFaultTests {
         func startReplica() throws {
             replicas.append(
                 try ChildProcess.start(
-                    BuiltProducts.path("context-consumer"), ["--context", "payment", "--config", configPath],
+                    BuiltProducts.path("demo-service"), ["--context", "payment", "--role", "consumer", "--config", configPath],
                     environment: ["AMQP_URL": DemoFlowFaultTests.vhostURL, "LOG_LEVEL": "warning"]))
         }
         defer {
