@@ -95,48 +95,79 @@ public final class SQLiteEventStorage: EventStorage {
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)")
             }
         }
-        let pool: DatabasePool
-        do {
-            pool = try DatabasePool(path: path, configuration: grdb)
-            // GRDB switches the writer to `synchronous = NORMAL` when it enables WAL, after
-            // `prepareDatabase` ran: set the configured mode again on the writer, the only
-            // connection that commits.
-            if !configuration.isReadOnly {
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
-            }
-        } catch {
-            throw Self.openError(error, path: path, configuration: configuration)
-        }
-        do {
-            let migrator = Self.migrator
-            let isCurrent = try pool.read { db in
-                if try migrator.hasBeenSuperseded(db) {
-                    throw EventStoreError(
-                        .storageUnavailable,
-                        message: "The database at '\(path)' has a schema newer than this version of EventSourcery understands. "
-                            + "Upgrade the library, or open a database written by this version."
-                    )
+        let pool = try Self.retryingFirstOpenRace(busyTimeout: configuration.busyTimeout) { () throws -> DatabasePool in
+            let pool: DatabasePool
+            do {
+                pool = try DatabasePool(path: path, configuration: grdb)
+                // GRDB switches the writer to `synchronous = NORMAL` when it enables WAL, after
+                // `prepareDatabase` ran: set the configured mode again on the writer, the only
+                // connection that commits.
+                if !configuration.isReadOnly {
+                    try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
                 }
-                let isCurrent = try migrator.hasCompletedMigrations(db)
-                if configuration.isReadOnly, !isCurrent {
-                    throw EventStoreError(
-                        .storageUnavailable,
-                        message: "The database at '\(path)' is opened read-only but its schema is missing or out of date. "
-                            + "Open it once without Configuration.isReadOnly so the schema is created or migrated."
-                    )
+            } catch {
+                throw Self.openError(error, path: path, configuration: configuration)
+            }
+            do {
+                let migrator = Self.migrator
+                let isCurrent = try pool.read { db in
+                    if try migrator.hasBeenSuperseded(db) {
+                        throw EventStoreError(
+                            .storageUnavailable,
+                            message: "The database at '\(path)' has a schema newer than this version of EventSourcery understands. "
+                                + "Upgrade the library, or open a database written by this version."
+                        )
+                    }
+                    let isCurrent = try migrator.hasCompletedMigrations(db)
+                    if configuration.isReadOnly, !isCurrent {
+                        throw EventStoreError(
+                            .storageUnavailable,
+                            message: "The database at '\(path)' is opened read-only but its schema is missing or out of date. "
+                                + "Open it once without Configuration.isReadOnly so the schema is created or migrated."
+                        )
+                    }
+                    return isCurrent
                 }
-                return isCurrent
+                // An up-to-date schema needs no write lock: opening then works even while
+                // another process holds one.
+                if !isCurrent, !configuration.isReadOnly {
+                    try migrator.migrate(pool)
+                }
+            } catch {
+                try? pool.close()
+                throw Self.openError(error, path: path, configuration: configuration)
             }
-            // An up-to-date schema needs no write lock: opening then works even while
-            // another process holds one.
-            if !isCurrent, !configuration.isReadOnly {
-                try migrator.migrate(pool)
-            }
-        } catch {
-            try? pool.close()
-            throw Self.openError(error, path: path, configuration: configuration)
+            return pool
         }
         self.pool = NIOLockedValueBox(pool)
+    }
+
+    /// Runs `open` (open the pool, migrate) again when it lost a race with another process
+    /// opening the same new file: both find it unmigrated and one `CREATE TABLE` fails
+    /// ("already exists", its migration rolled back), or switching a new file to WAL answers
+    /// "locked" at once instead of waiting. The next attempt finds the other's work done. A
+    /// lock held longer than the busy timeout is not retried. Blocks the calling thread
+    /// between attempts, as opening does anyway.
+    private static func retryingFirstOpenRace<Result>(busyTimeout: Duration, _ open: () throws -> Result) throws -> Result {
+        var attempt = 1
+        while true {
+            let started = ContinuousClock.now
+            do {
+                return try open()
+            } catch let error as EventStoreError where attempt < 5 {
+                guard let cause = error.underlying as? DatabaseError else { throw error }
+                let lostRace =
+                    switch cause.resultCode {
+                    case .SQLITE_BUSY, .SQLITE_LOCKED: ContinuousClock.now - started < busyTimeout
+                    // SQLite has no code of its own for "table … already exists".
+                    case .SQLITE_ERROR: cause.message?.contains("already exists") == true
+                    default: false
+                    }
+                guard lostRace else { throw error }
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+                attempt += 1
+            }
+        }
     }
 
     /// Closes the database. Later calls fail with ``EventStoreError/Code/storageUnavailable``

@@ -282,6 +282,24 @@ struct SQLiteEventStorageTests {
         }
     }
 
+    @Test("storages opening a new file at the same time all open it, migrated once")
+    func concurrentFirstOpensAllSucceed() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.database()
+            // Like two processes of one context starting together (the relay and the order API).
+            let storages = try await withThrowingTaskGroup(of: SQLiteEventStorage.self) { group in
+                for _ in 0..<8 { group.addTask { try SQLiteEventStorage(path: path) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(storages.count == 8)
+            try await EventStore(storage: storages[0], registry: F.registry).append(deposits([1]), to: "account-1")
+            for storage in storages {
+                #expect(try await storage.streamVersion("account-1") == 1)
+                try storage.close()
+            }
+        }
+    }
+
     @Test("opening a database again does not migrate it twice")
     func migrationIsIdempotent() async throws {
         try await withTemporaryDirectory { directory in
