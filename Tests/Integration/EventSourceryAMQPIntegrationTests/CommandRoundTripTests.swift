@@ -208,6 +208,10 @@ struct CommandRoundTripTests {
         let second = Task { try await contexts.relay().run() }
         try await waitUntil(timeout: .seconds(20)) { try await contexts.receiverStore.streamExists("wallet-d") }
         #expect(Date() >= dueAt, "not before it was due")
+        // Marked sent when its confirm arrives, which can be after the receiver handled it.
+        try await waitUntil(timeout: .seconds(10)) {
+            try await !contexts.senderStorage.commandOutboxEntries(in: [.sent], limit: 10).isEmpty
+        }
         second.cancel()
         _ = await second.result
         let third = Task { try await contexts.relay().run() }

@@ -87,6 +87,11 @@ struct ProcessManagerDeadlineTests {
         try await waitUntil(timeout: .seconds(20)) {
             try await store.load(runner.stream(of: "1")).contains { $0.envelope.typeName == "TimedOut" }
         }
+        // The relay marks the deadline sent when its confirm arrives, which can be after the
+        // handler already ran.
+        try await waitUntil(timeout: .seconds(10)) {
+            try await !fixture.storage.commandOutboxEntries(in: [.sent], limit: 10).isEmpty
+        }
         second.cancel()
         _ = try? await second.value
 
