@@ -209,8 +209,10 @@ extension ContextConsumer {
                 }
                 let tally = await handle(input)
                 if let failure = tally.failure {
-                    try await fail(head, error: failure.error)
+                    // Recorded before the attempt is counted: a sequence listed as parked
+                    // already has the failure that parked it in failures-<context>.
                     await recordFailure(of: failure.handler, input: input, error: failure.error)
+                    try await fail(head, error: failure.error)
                     return .failed(handler: failure.handler.name)
                 }
                 _ = try await store.storage.releaseHeldEvent(sequenceNumber: head.sequenceNumber)

@@ -96,8 +96,8 @@ struct ConsumerRetryTests {
         for index in [202, 203, 204, 302, 303] {
             #expect(try await fixture.handledCount(index) == 0, "event \(index) is parked")
         }
-        // The failure of the last attempt is recorded beside the parking, not necessarily in
-        // the same commit: wait for all six.
+        // Each failure is recorded (in its own commit) before its attempt is counted, so all
+        // six are there once both sequences are parked; waiting costs nothing.
         #expect(try await fixture.eventually { try await fixture.failures().filter { $0.eventType == ItemCounted.typeName }.count == 6 })
         #expect(
             try await fixture.messageCount(ContextTopology.deadLetterQueue(for: fixture.context)) == 0, "the dead queue is for poison only")
