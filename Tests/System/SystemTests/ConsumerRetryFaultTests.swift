@@ -50,12 +50,8 @@ struct ConsumerRetryFaultTests {
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
 
         let (connection, topology) = try await ContextConsumerFaultTests.freshPaymentTopology(deliveryLimit: 1000)
-        defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                await connection.close()
-            }
-        }
+        // The queues stay: the next suite's `freshTopology` purges them.
+        defer { Task { await connection.close() } }
         let storage = try await paymentStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let publisher = AMQPPublisher(connection: connection)

@@ -23,19 +23,16 @@ struct ContextConsumerFaultTests {
         return url.string!
     }
 
-    /// A connection to the fault vhost and the payment context's topology, declared anew
-    /// (its queues deleted first) with `deliveryLimit` and the services' default partitions.
+    /// A connection to the fault vhost and the payment context's topology, declared with
+    /// `deliveryLimit` and the services' default partitions, its queues empty.
     static func freshPaymentTopology(deliveryLimit: Int) async throws -> (AMQPConnection, ContextTopology) {
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: vhostURL) }
         let topology = ContextTopology(
             ContextDescription(
                 name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
                 handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: deliveryLimit,
                 partitions: ServiceConfiguration.defaultPartitions
             ))
-        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        try await topology.declare(on: connection)
-        return (connection, topology)
+        return (try await TestBroker.freshTopology([topology], url: vhostURL), topology)
     }
 
     /// `store` is the payment context's store as the file names it (`sqlite:…` or `postgres://…`).
@@ -80,10 +77,8 @@ struct ContextConsumerFaultTests {
 
         let (connection, topology) = try await Self.freshPaymentTopology(deliveryLimit: 5)
         defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                await connection.close()
-            }
+            // The queues stay: the next suite's `freshTopology` purges them.
+            Task { await connection.close() }
         }
         let count = 3000
         let outcomes = try await AMQPPublisher(connection: connection).publish((0..<count).map(orderPlaced))
@@ -160,9 +155,6 @@ struct ContextConsumerFaultTests {
         }
         defer {
             Task {
-                for topology in configuration.topologies {
-                    for queue in topology.queues { _ = try? await consuming.deleteQueue(queue.name) }
-                }
                 await consuming.close()
                 await publishing.close()
             }
