@@ -1,5 +1,6 @@
 public import EventSourceryRabbitMQ
 public import EventSourceryAMQP
+import Testing
 
 public extension TestBroker {
     /// Declares the queues of `topologies` on the broker at `url` and empties them, returning
@@ -17,6 +18,9 @@ public extension TestBroker {
             let connection = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
             do {
                 for topology in topologies {
+                    // Declared by itself first: `declare(on:)` keeps a classic dead-letter queue
+                    // of an earlier version, which a test must not inherit (406 → deleted).
+                    try await connection.declare(try #require(topology.queues.first { $0.name == topology.deadLetterQueue }))
                     try await topology.declare(on: connection)
                     for queue in topology.queues { _ = try await connection.purgeQueue(queue.name) }
                 }

@@ -34,31 +34,6 @@ struct DemoFlowFaultTests {
     /// The amount of order `index`: 1...1300, so about a quarter is declined.
     static func amount(_ index: Int) -> Int { (index * 37) % 1300 + 1 }
 
-    /// Every event of `store`, in commit order.
-    private func allEvents(_ store: EventStore) async throws -> [StoredEvent] {
-        var events: [StoredEvent] = []
-        while true {
-            let page = try await store.readAll(after: events.last?.position ?? 0, limit: 5000)
-            events += page
-            if page.count < 5000 { return events }
-        }
-    }
-
-    /// The state of every order, folded from one read of the order store.
-    private func orderStates(_ store: EventStore) async throws -> [String: DemoContext.OrderState] {
-        var states: [String: DemoContext.OrderState] = [:]
-        for event in try await allEvents(store) {
-            switch event.event {
-            case let placed as OrderPlaced: states[placed.orderID] = .placed
-            case let paid as OrderPaid: states[paid.orderID] = .paid
-            case let cancelled as OrderCancelled: states[cancelled.orderID] = .cancelled
-            case let completed as OrderCompleted: states[completed.orderID] = .completed
-            default: break
-            }
-        }
-        return states
-    }
-
     @Test func thousandOrdersSettleAcrossThreePublishersAndThreeConsumers() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("demo-flow-processes-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -133,7 +108,7 @@ struct DemoFlowFaultTests {
             states.count == Self.orderCount && states.values.allSatisfy { $0 == .completed || $0 == .cancelled }
         }
         while ContinuousClock.now < deadline {
-            states = try await orderStates(order)
+            states = try await order.orderStates()
             if settled() { break }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -166,9 +141,9 @@ struct DemoFlowFaultTests {
             "DemoFlowFaultTests: \(Self.orderCount) orders placed in \(placing), settled after \(settling): \(completedCount) completed, \(cancelledCount) cancelled"
         )
 
-        let orderEvents = try await allEvents(order)
-        let paymentEvents = try await allEvents(payment)
-        let invoiceEvents = try await allEvents(invoice)
+        let orderEvents = try await order.allEvents()
+        let paymentEvents = try await payment.allEvents()
+        let invoiceEvents = try await invoice.allEvents()
         let succeeded = paymentEvents.compactMap { $0.envelope.as(PaymentSucceeded.self) }
         let failed = paymentEvents.compactMap { $0.envelope.as(PaymentFailed.self) }
         let issued = invoiceEvents.compactMap { $0.envelope.as(InvoiceIssued.self) }
@@ -209,10 +184,6 @@ struct DemoFlowFaultTests {
             for queue in topology.inboxQueues {
                 #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
             }
-        }
-        // The demo queues go now (the deferred clean-up covers a failed run).
-        for topology in topologies {
-            for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
         }
     }
 }
