@@ -38,8 +38,16 @@ struct RelayBenchmark: AsyncParsableCommand {
     )
     var publisherExecutable: String?
 
-    @Option(help: "The broker.")
+    @Option(help: "The broker: one node, or a comma-separated list of a cluster's nodes.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
+
+    /// The type of the queue the relay publishes into.
+    enum SinkType: String, ExpressibleByArgument {
+        case classic, quorum
+    }
+
+    @Option(help: "The type of the queue the relay publishes into: classic, or quorum (replicated on every node of a cluster).")
+    var sinkType = SinkType.classic
 
     func run() async throws {
         let context = "bench-\(UUID().uuidString.prefix(6).lowercased())"
@@ -51,7 +59,8 @@ struct RelayBenchmark: AsyncParsableCommand {
         let exchange = EventMessage.exchange(for: context)
         let queue = "\(context).sink"
         try await connection.declare(AMQPExchange(name: exchange, kind: .topic))
-        _ = try await connection.declare(AMQPQueue(name: queue, durable: true))
+        _ = try await connection.declare(
+            AMQPQueue(name: queue, durable: true, arguments: sinkType == .quorum ? ["x-queue-type": "quorum"] : [:]))
         try await connection.bind(AMQPBinding(queue: queue, exchange: exchange, routingKey: "#"))
         defer {
             Task {
@@ -63,7 +72,9 @@ struct RelayBenchmark: AsyncParsableCommand {
 
         let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("outbox.sqlite").path)
         let store = EventStore(storage: storage, registry: EventRegistry([Reading.self]))
-        print("relay benchmark: \(events) events of \(Reading.sample(0).payloadSize) bytes, window \(window), batch \(batchSize)")
+        print(
+            "relay benchmark: \(events) events of \(Reading.sample(0).payloadSize) bytes, window \(window), batch \(batchSize), \(sinkType) sink queue, \(try AMQPConnection.Configuration(url: amqpURL).endpoints.count) broker node(s)"
+        )
         try await prefill(store, count: events)
         BenchmarkTable.header()
 
