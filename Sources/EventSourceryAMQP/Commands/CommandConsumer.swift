@@ -152,8 +152,9 @@ public struct CommandConsumer: Service {
             "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
             "amqp.message_id": "\(delivery.properties.messageId ?? "none")",
         ]
-        let outcome =
-            (try? await publisher.publish(poison.deadLetter(delivery, exchange: ContextTopology.deadLetterExchange(for: context))))
+        var message = poison.deadLetter(delivery, exchange: ContextTopology.deadLetterExchange(for: context))
+        message.properties.headers?[DeadLetter.queueHeader] = .string(inboxConsumer)  // replayed to <context>.commands
+        let outcome = (try? await publisher.publish(message))
         guard outcome?.isConfirmed == true else {
             logger.error("Poison command could not be dead-lettered; it is requeued", metadata: metadata)
             return .requeued

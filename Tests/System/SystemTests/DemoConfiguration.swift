@@ -1,15 +1,25 @@
+import DemoContexts
+import EventSourcery
 import Foundation
 
 /// The configuration of the demo's contexts `order`, `payment` and `invoice` for the system
 /// tests that run them as processes, each with a SQLite store in the test's folder.
 enum DemoConfiguration {
-    /// The YAML of the demo's contexts on `brokerURL`, the relay polling every 20 ms.
+    /// The YAML of the demo's contexts on `brokerURL`, the relay polling every 20 ms: the order
+    /// context's fulfilment process manager coordinates payment and invoice with commands.
     ///
     /// - Parameters:
     ///   - consumer: Lines of every context's `consumer:` section, such as `prefetch: 100`.
+    ///   - paymentTimeout: The deadline `payment-timeout`, in seconds.
+    ///   - stores: Stores of contexts (`sqlite:…`, `postgres://…`) instead of a SQLite file in `directory`.
     ///   - moreContexts: Further contexts, written as entries of `contexts:` (indented by two).
-    static func yaml(brokerURL: String, directory: URL, consumer: [String] = [], moreContexts: String = "") -> String {
-        func store(_ context: String) -> String { "sqlite:" + directory.appendingPathComponent("\(context).sqlite").path }
+    static func yaml(
+        brokerURL: String, directory: URL, consumer: [String] = [], paymentTimeout: Double = 30, stores: [String: String] = [:],
+        moreContexts: String = ""
+    ) -> String {
+        func store(_ context: String) -> String {
+            stores[context] ?? "sqlite:" + directory.appendingPathComponent("\(context).sqlite").path
+        }
         let consumerSection = consumer.isEmpty ? "" : "\n    consumer:" + consumer.map { "\n      \($0)" }.joined()
         return """
             broker:
@@ -21,25 +31,36 @@ enum DemoConfiguration {
                 store: \(store("order"))
                 publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
                 handlers:
-                  mark-paid:
-                    subscribes: [payment.PaymentSucceeded]
-                  cancel-unpaid:
-                    subscribes: [payment.PaymentFailed]
-                  complete-invoiced:
-                    subscribes: [invoice.InvoiceIssued]\(consumerSection)
+                  fulfilment:
+                    subscribes: [order.OrderPlaced, payment.PaymentSucceeded, payment.PaymentFailed, invoice.InvoiceIssued]
+                accepts_commands: true
+                command_targets: [payment, invoice]
+                deadlines:
+                  payment-timeout: \(paymentTimeout)\(consumerSection)
               payment:
                 store: \(store("payment"))
                 publishes: [PaymentSucceeded, PaymentFailed]
-                handlers:
-                  charge-order:
-                    subscribes: [order.OrderPlaced]\(consumerSection)
+                accepts_commands: true\(consumerSection)
               invoice:
                 store: \(store("invoice"))
                 publishes: [InvoiceIssued]
-                handlers:
-                  issue-invoice:
-                    subscribes: [payment.PaymentSucceeded]\(consumerSection)
+                accepts_commands: true\(consumerSection)
 
             """ + moreContexts
+    }
+
+    /// The orders whose fulfilment flow started (`FulfilmentAdvanced` `charging`) in the order
+    /// store, in commit order: what the order context's `fulfilment` handler applied.
+    static func flowsStarted(_ store: EventStore) async throws -> [String] {
+        var orders: [String] = []
+        var position: Int64 = 0
+        while true {
+            let page = try await store.readAll(after: position, limit: 5000)
+            for event in page {
+                if let advanced = event.event as? FulfilmentAdvanced, advanced.stage == .charging { orders.append(advanced.orderID) }
+            }
+            guard let last = page.last else { return orders }
+            position = last.position
+        }
     }
 }

@@ -8,8 +8,8 @@ import EventSourceryServices
 import Foundation
 import Testing
 
-/// Three consumer replicas (`demo-service --role consumer`) of the payment context share its four inbox partitions
-/// and its PostgreSQL store; replicas are SIGKILLed while events flow, one is restarted and
+/// Three consumer replicas (`demo-service --role consumer`) of the order context share its four inbox partitions
+/// and its PostgreSQL store (its `fulfilment` handler starts a flow per `OrderPlaced`); replicas are SIGKILLed while events flow, one is restarted and
 /// one stopped gracefully.
 /// Every event is applied exactly once and each source stream's events in stream order,
 /// asserted from the store.
@@ -21,29 +21,15 @@ struct PartitionReplicaFaultTests {
     static let streams = 40
     static let versions = 25
 
-    private func configuration(orderStore: String, paymentStore: String) -> String {
-        """
-        broker:
-          url: \(DemoFlowFaultTests.vhostURL)
-        contexts:
-          order:
-            store: \(orderStore)
-            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-          payment:
-            store: \(paymentStore)
-            publishes: [PaymentSucceeded, PaymentFailed]
-            handlers:
-              charge-order:
-                subscribes: [order.OrderPlaced]
-            consumer:
-              prefetch: 50
-              partitions: 4
-        """
+    private func configuration(orderStore: String, directory: URL) -> String {
+        DemoConfiguration.yaml(
+            brokerURL: DemoFlowFaultTests.vhostURL, directory: directory, consumer: ["prefetch: 50", "partitions: 4"],
+            stores: ["order": orderStore])
     }
 
     /// `OrderPlaced` of the order `s<stream>v<version>`, as version `version` of the source
-    /// stream `order-s<stream>`: every event of a stream charges an order of its own, so the
-    /// payment store shows the order in which a stream's events were applied.
+    /// stream `order-s<stream>`: every event of a stream starts a fulfilment flow of its own, so
+    /// the order store shows the order in which a stream's events were applied.
     private func messages(versions: ClosedRange<Int>) throws -> [OutgoingMessage] {
         try versions.flatMap { version in
             try (0..<Self.streams).map { stream in
@@ -56,22 +42,9 @@ struct PartitionReplicaFaultTests {
         }
     }
 
-    /// The order ids charged in the payment store, in commit order.
+    /// The order ids whose flow the fulfilment handler started, in commit order.
     private func charged(_ store: EventStore) async throws -> [String] {
-        var orders: [String] = []
-        var position: Int64 = 0
-        while true {
-            let page = try await store.readAll(after: position, limit: 5000)
-            for event in page {
-                switch event.event {
-                case let succeeded as PaymentSucceeded: orders.append(succeeded.orderID)
-                case let failed as PaymentFailed: orders.append(failed.orderID)
-                default: break
-                }
-            }
-            guard let last = page.last else { return orders }
-            position = last.position
-        }
+        try await DemoConfiguration.flowsStarted(store)
     }
 
     @Test func replicasKilledWhileEventsFlowLeaveEveryStreamAppliedInOrderExactlyOnce() async throws {
@@ -80,22 +53,20 @@ struct PartitionReplicaFaultTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let schema = TestDatabase.freshSchemaName()
         let storage = try await TestDatabase.connect(try TestDatabase.configuration(schema: schema))
-        let payment = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
+        let order = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-        try configuration(
-            orderStore: "sqlite:" + directory.appendingPathComponent("order.sqlite").path,
-            paymentStore: TestDatabase.url + "?schema=\(schema)"
-        ).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try configuration(orderStore: TestDatabase.url + "?schema=\(schema)", directory: directory)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
         let topologies = try ServiceConfiguration.load(path: configPath, environment: [:]).topologies
         let connection = try await TestBroker.freshTopology(topologies, url: DemoFlowFaultTests.vhostURL)
-        let topology = try #require(topologies.first { $0.context == "payment" })
+        let topology = try #require(topologies.first { $0.context == "order" })
         #expect(topology.inboxQueues.count == 4)
 
         var replicas: [ChildProcess] = []
         func startReplica() throws {
             replicas.append(
                 try ChildProcess.start(
-                    BuiltProducts.path("demo-service"), ["--context", "payment", "--role", "consumer", "--config", configPath],
+                    BuiltProducts.path("demo-service"), ["--context", "order", "--role", "consumer", "--config", configPath],
                     environment: ["AMQP_URL": DemoFlowFaultTests.vhostURL, "LOG_LEVEL": "warning"]))
         }
         defer {
@@ -122,12 +93,12 @@ struct PartitionReplicaFaultTests {
         }
         // Replicas go while deliveries are in flight; one comes back.
         try await publish(1...10)
-        try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count >= 100 }
+        try await waitUntil(timeout: .seconds(60)) { try await charged(order).count >= 100 }
         replicas[0].signal(SIGKILL)
         try await publish(11...18)
         try startReplica()
-        try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count >= 500 }
-        let chargedBeforeSecondKill = try await charged(payment).count
+        try await waitUntil(timeout: .seconds(60)) { try await charged(order).count >= 500 }
+        let chargedBeforeSecondKill = try await charged(order).count
         replicas[1].signal(SIGKILL)
         try await publish(19...Self.versions)
         // A graceful stop hands its partitions over too: what it had not started goes back
@@ -138,9 +109,9 @@ struct PartitionReplicaFaultTests {
         #expect(stopped.status == 0, "\(stopped.standardError)")
 
         let total = Self.streams * Self.versions
-        try await waitUntil(timeout: .seconds(90)) { try await charged(payment).count >= total }
+        try await waitUntil(timeout: .seconds(90)) { try await charged(order).count >= total }
         #expect(chargedBeforeSecondKill < total, "the second kill happened while events flowed")
-        let orders = try await charged(payment)
+        let orders = try await charged(order)
         #expect(orders.count == total, "every event charged once")
         #expect(Set(orders).count == total)
         let position = Dictionary(uniqueKeysWithValues: orders.enumerated().map { ($1, $0) })
@@ -148,8 +119,8 @@ struct PartitionReplicaFaultTests {
             let applied = (1...Self.versions).compactMap { position["s\(stream)v\($0)"] }
             #expect(applied == applied.sorted(), "order-s\(stream) applied in stream order")
         }
-        #expect(try await storage.heldEvents(consumer: "payment", sequence: nil).isEmpty, "nothing held or parked")
-        #expect(try await payment.streamVersion(HandlerFailed.stream(for: "payment")) == 0, "no handler failure")
+        #expect(try await storage.heldEvents(consumer: "order", sequence: nil).isEmpty, "nothing held or parked")
+        #expect(try await order.streamVersion(HandlerFailed.stream(for: "order")) == 0, "no handler failure")
         #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "nothing dead-lettered")
         for queue in topology.inboxQueues {
             #expect(try await connection.queueState(queue).messageCount == 0, "\(queue) drained")
