@@ -350,7 +350,8 @@ struct DemoRun: Sendable {
         print("  checks")
         for (name, holds) in checks { print("    \(holds ? "✓" : "✗") \(name)") }
 
-        if let order = board.completed.keys.min() ?? board.cancelled.keys.min() {
+        // With a pause, the timeline of a timed-out order whose late charge was refunded.
+        if let order = lateSuccesses.min() ?? board.completed.keys.min() ?? board.cancelled.keys.min() {
             try await printTimeline(of: order, stores: stores)
         }
         return checks.allSatisfy(\.1)
