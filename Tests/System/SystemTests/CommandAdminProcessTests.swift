@@ -28,6 +28,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = try demoConfiguration(in: directory) {
             $0.replacingOccurrences(of: "publishes: [InvoiceIssued]\n    accepts_commands: true", with: "publishes: [InvoiceIssued]")
+                .replacingOccurrences(of: "command_targets: [payment, invoice]", with: "command_targets: [payment]")
         }
         let result = try await ChildProcess.run(
             BuiltProducts.path("demo-service"), ["--context", "invoice", "--role", "consumer", "--config", config],

@@ -150,7 +150,7 @@ struct ConsumerRetryFaultTests {
 
         let retried = try await run(["--retry-parked", "order/order-a"])
         #expect(retried.status == 0, "\(retried.standardError)")
-        let heads = HeldSequences(try await storage.heldEvents(consumer: "order", sequence: nil))
+        let heads = HeldSequences(try await storage.heldEvents(consumer: "payment", sequence: nil))
         #expect(heads.entries.map(\.sequence.sourceStream) == ["order-a"])
         #expect(heads.entries.first?.head.state == .waiting, "due for the running consumer")
         #expect(heads.parked.isEmpty)
