@@ -47,7 +47,7 @@ extension ContextServiceCommand {
                     workers.append(
                         CommandConsumer(
                             context: context, store: consumed.store, connection: connection, handlers: consumed.commandHandlers,
-                            prefetch: configuration.prefetch, logger: logger))
+                            prefetch: configuration.prefetch, concurrency: configuration.concurrency, logger: logger))
                 }
                 workers += consumed.projections as [any Service]
                 probes.append(ServiceBootstrap.inboxProbe(connection, topology: settings.topology))

@@ -21,6 +21,8 @@ enum DemoConfiguration {
             stores[context] ?? "sqlite:" + directory.appendingPathComponent("\(context).sqlite").path
         }
         let consumerSection = consumer.isEmpty ? "" : "\n    consumer:" + consumer.map { "\n      \($0)" }.joined()
+        // Every invoice takes the next number of one counter stream: one command after another.
+        let invoiceConsumer = "\n    consumer:" + (consumer + ["concurrency: 1"]).map { "\n      \($0)" }.joined()
         return """
             broker:
               url: \(brokerURL)
@@ -44,7 +46,7 @@ enum DemoConfiguration {
               invoice:
                 store: \(store("invoice"))
                 publishes: [InvoiceIssued]
-                accepts_commands: true\(consumerSection)
+                accepts_commands: true\(invoiceConsumer)
 
             """ + moreContexts
     }
