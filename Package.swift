@@ -341,7 +341,7 @@ let package = Package(
             dependencies: [
                 "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport", "EventSourcerySQLite",
                 "EventSourceryPostgres", "EventSourceryServices", "DemoContexts",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), locks,
             ],
             path: "Tests/System/SystemTests",
             swiftSettings: swiftSettings

@@ -1,30 +1,41 @@
 public import EventSourceryRabbitMQ
 public import EventSourceryAMQP
+import Testing
 
 public extension TestBroker {
-    /// Deletes the queues of `topologies` on the broker at `url` and declares them anew,
-    /// returning the connection that declared them.
+    /// Declares the queues of `topologies` on the broker at `url` and empties them, returning
+    /// the connection that declared them.
     ///
-    /// Deleting a quorum queue completes asynchronously: a declaration right after it can
-    /// see the old queue vanish before its bindings are made (404), or meet it still shutting
-    /// down, which closes the connection (541). Both are retried with a new connection.
+    /// The queues are purged, not deleted: deleting a quorum queue completes asynchronously,
+    /// and a declaration of the same name while the old one still shuts down fails — a 404
+    /// before its bindings are made, or a 541 (`cluster_not_formed`) that closes the
+    /// connection — for as long as the broker takes. Only a queue declared with other
+    /// arguments (406) is deleted and declared anew. Every failure is retried with a new
+    /// connection for up to 90 seconds.
     static func freshTopology(_ topologies: [ContextTopology], url: String) async throws -> AMQPConnection {
-        var connection = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
-        for topology in topologies {
-            for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        }
-        for topology in topologies {
-            for attempt in 1...20 {
-                do {
+        let deadline = ContinuousClock.now + .seconds(90)
+        while true {
+            let connection = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
+            do {
+                for topology in topologies {
+                    // Declared by itself first: `declare(on:)` keeps a classic dead-letter queue
+                    // of an earlier version, which a test must not inherit (406 → deleted).
+                    try await connection.declare(try #require(topology.queues.first { $0.name == topology.deadLetterQueue }))
                     try await topology.declare(on: connection)
-                    break
-                } catch let error as AMQPError where [.notFound, .connectionClosed].contains(error.code) && attempt < 20 {
-                    try await Task.sleep(for: .milliseconds(250))
-                    await connection.close()
-                    connection = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
+                    for queue in topology.queues { _ = try await connection.purgeQueue(queue.name) }
                 }
+                return connection
+            } catch let error as AMQPError where ContinuousClock.now < deadline {
+                await connection.close()
+                if error.code == .preconditionFailed {
+                    let cleaner = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
+                    for topology in topologies {
+                        for queue in topology.queues { _ = try? await cleaner.deleteQueue(queue.name) }
+                    }
+                    await cleaner.close()
+                }
+                try await Task.sleep(for: .milliseconds(500))
             }
         }
-        return connection
     }
 }

@@ -83,7 +83,8 @@ public struct ContextTopology: Sendable, Hashable {
             if partitioned { queue.arguments["x-single-active-consumer"] = .bool(true) }
             return queue
         }
-        queues.append(AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true))
+        // A quorum queue too, so dead letters survive a node and stay reachable while it is down.
+        queues.append(AMQPQueue(name: Self.deadLetterQueue(for: name), durable: true, arguments: ["x-queue-type": "quorum"]))
         bindings = description.subscriptions.map { subscription in
             partitioned
                 ? AMQPBinding(
@@ -146,9 +147,22 @@ public struct ContextTopology: Sendable, Hashable {
     ///
     /// - Throws: ``AMQPError`` with code ``AMQPError/Code/preconditionFailed`` when an object
     ///   exists with other settings (e.g. an inbox declared with another delivery limit).
+    ///
+    /// A dead-letter queue that an earlier version declared as a classic queue is kept as it
+    /// is (a queue's type cannot change): it works, but lives on one node only. To make it a
+    /// quorum queue, empty it (`context-consumer --replay-dead`), delete it and start again.
     public func declare(on connection: AMQPConnection) async throws {
         for exchange in exchanges { try await connection.declare(exchange) }
-        for queue in queues { try await connection.declare(queue) }
+        for queue in queues {
+            do {
+                try await connection.declare(queue)
+            } catch let error as AMQPError
+                where error.code == .preconditionFailed && queue.name == deadLetterQueue
+                && (error.replyText ?? error.message).contains("'x-queue-type'")
+            {
+                _ = try await connection.queueState(queue.name)
+            }
+        }
         for binding in bindings { try await connection.bind(binding) }
     }
 

@@ -28,6 +28,7 @@ struct ContextTopologyTests {
         #expect(topology.queues[0].arguments["x-queue-type"] == "quorum")
         #expect(topology.queues[0].arguments["x-delivery-limit"]?.intValue == 4)
         #expect(topology.queues[0].arguments["x-dead-letter-exchange"] == "invoice.dlx")
+        #expect(topology.queues[1].arguments["x-queue-type"] == "quorum")
         #expect(topology.bindings.map(\.routingKey) == ["payment.PaymentFailed", "payment.PaymentSucceeded", "#"])
         #expect(topology.bindings.prefix(2).allSatisfy { $0.exchange == "payment.events" && $0.queue == "invoice.inbox" })
     }
@@ -52,6 +53,36 @@ struct ContextTopologyTests {
     }
 
     @Test func declaringTwiceIsIdempotent() async throws {
+        try await withFreshContext { topology, connection in
+            try await topology.declare(on: connection)
+            try await topology.declare(on: connection)
+            #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
+            #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        }
+    }
+
+    /// An earlier version declared `<context>.dead` as a classic queue; its type cannot
+    /// change, so declaring the topology keeps it and everything else is declared.
+    @Test func aClassicDeadLetterQueueOfAnEarlierVersionIsKept() async throws {
+        try await withFreshContext { topology, connection in
+            try await connection.declare(AMQPQueue(name: topology.deadLetterQueue, durable: true))
+            let outcome = try await AMQPPublisher(connection: connection).publish(
+                OutgoingMessage(exchange: "", routingKey: topology.deadLetterQueue, body: Data("kept".utf8)))
+            #expect(outcome.isConfirmed)
+            try await topology.declare(on: connection)
+            try await waitUntil(timeout: .seconds(10)) { try await connection.queueState(topology.deadLetterQueue).messageCount == 1 }
+            #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
+            // The queue is still the classic one: declaring it as a quorum queue is refused.
+            await #expect(throws: AMQPError.self) {
+                try await connection.declare(
+                    AMQPQueue(name: topology.deadLetterQueue, durable: true, arguments: ["x-queue-type": "quorum"]))
+            }
+        }
+    }
+
+    /// Runs `body` with the topology of a context of its own and a connection, then removes
+    /// the topology.
+    private func withFreshContext(_ body: (ContextTopology, AMQPConnection) async throws -> Void) async throws {
         let suffix = UUID().uuidString.prefix(8).lowercased()
         let topology = ContextTopology(description("topo-\(suffix)", source: "topsrc-\(suffix)"))
         let connection = try await TestBroker.connect()
@@ -62,9 +93,6 @@ struct ContextTopologyTests {
                 await connection.close()
             }
         }
-        try await topology.declare(on: connection)
-        try await topology.declare(on: connection)
-        #expect(try await connection.queueState(topology.inboxQueue).messageCount == 0)
-        #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0)
+        try await body(topology, connection)
     }
 }

@@ -32,17 +32,13 @@ struct ConsumerRetryFaultTests {
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         let fulfilmentDown = directory.appendingPathComponent("fulfilment-down").path
         try DemoConfiguration.yaml(
-            brokerURL: ContextConsumerFaultTests.vhostURL, directory: directory,
-            consumer: ["delivery_limit: 1000", "initial_backoff_ms: 200", "max_backoff_ms: 500"], stores: ["order": orderStore.location]
+            brokerURL: ContextConsumerFaultTests.vhostURL, directory: directory, stores: ["order": orderStore.location],
+            consumer: ["delivery_limit: 1000", "initial_backoff_ms: 200", "max_backoff_ms: 500"]
         ).write(toFile: configPath, atomically: true, encoding: .utf8)
 
         let (connection, topology) = try await ContextConsumerFaultTests.freshOrderTopology(configPath: configPath)
-        defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                await connection.close()
-            }
-        }
+        // The queues stay: the next suite's `freshTopology` purges them.
+        defer { Task { await connection.close() } }
         let storage = try await orderStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let publisher = AMQPPublisher(connection: connection)

@@ -25,14 +25,11 @@ struct ContextConsumerFaultTests {
     }
 
     /// A connection to the fault vhost and the order context's topology of the file at
-    /// `configPath`, declared anew (its queues deleted first).
+    /// `configPath`, declared, its queues empty.
     static func freshOrderTopology(configPath: String) async throws -> (AMQPConnection, ContextTopology) {
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: vhostURL) }
         let configuration = try ServiceConfiguration.load(path: configPath, environment: [:])
         let topology = ContextTopology(try #require(configuration.contextDescription("order")))
-        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        try await topology.declare(on: connection)
-        return (connection, topology)
+        return (try await TestBroker.freshTopology([topology], url: vhostURL), topology)
     }
 
     private func orderPlaced(_ index: Int) throws -> OutgoingMessage {
@@ -51,16 +48,14 @@ struct ContextConsumerFaultTests {
         let orderStore = TestStore(kind, name: "order", in: directory)
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         try DemoConfiguration.yaml(
-            brokerURL: Self.vhostURL, directory: directory, consumer: ["prefetch: 200", "delivery_limit: 5", "ack_batch: 50"],
-            stores: ["order": orderStore.location]
+            brokerURL: Self.vhostURL, directory: directory, stores: ["order": orderStore.location],
+            consumer: ["prefetch: 200", "delivery_limit: 5", "ack_batch: 50"]
         ).write(toFile: configPath, atomically: true, encoding: .utf8)
 
         let (connection, topology) = try await Self.freshOrderTopology(configPath: configPath)
         defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                await connection.close()
-            }
+            // The queues stay: the next suite's `freshTopology` purges them.
+            Task { await connection.close() }
         }
         let count = 3000
         let outcomes = try await AMQPPublisher(connection: connection).publish((0..<count).map(orderPlaced))
@@ -147,9 +142,6 @@ struct ContextConsumerFaultTests {
         }
         defer {
             Task {
-                for topology in configuration.topologies {
-                    for queue in topology.queues { _ = try? await consuming.deleteQueue(queue.name) }
-                }
                 await consuming.close()
                 await publishing.close()
             }

@@ -9,12 +9,14 @@ enum DemoConfiguration {
     /// context's fulfilment process manager coordinates payment and invoice with commands.
     ///
     /// - Parameters:
+    ///   - broker: Further lines of the `broker:` section, such as `heartbeat_seconds: 2`.
+    ///   - stores: The store of a context, by context name, instead of its SQLite file.
     ///   - consumer: Lines of every context's `consumer:` section, such as `prefetch: 100`.
     ///   - paymentTimeout: The deadline `payment-timeout`, in seconds.
-    ///   - stores: Stores of contexts (`sqlite:…`, `postgres://…`) instead of a SQLite file in `directory`.
     ///   - moreContexts: Further contexts, written as entries of `contexts:` (indented by two).
     static func yaml(
-        brokerURL: String, directory: URL, consumer: [String] = [], paymentTimeout: Double = 30, stores: [String: String] = [:],
+        brokerURL: String, directory: URL, broker: [String] = [], stores: [String: String] = [:], consumer: [String] = [],
+        paymentTimeout: Double = 30,
         moreContexts: String = ""
     ) -> String {
         func store(_ context: String) -> String {
@@ -22,10 +24,11 @@ enum DemoConfiguration {
         }
         let consumerSection = consumer.isEmpty ? "" : "\n    consumer:" + consumer.map { "\n      \($0)" }.joined()
         // Every invoice takes the next number of one counter stream: one command after another.
-        let invoiceConsumer = "\n    consumer:" + (consumer + ["concurrency: 1"]).map { "\n      \($0)" }.joined()
+        let invoiceConsumer =
+            "\n    consumer:" + (consumer.filter { !$0.hasPrefix("concurrency:") } + ["concurrency: 1"]).map { "\n      \($0)" }.joined()
         return """
             broker:
-              url: \(brokerURL)
+              url: \(brokerURL)\(broker.map { "\n  \($0)" }.joined())
             relay:
               idle_poll_ms: 20
             contexts:

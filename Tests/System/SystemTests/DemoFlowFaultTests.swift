@@ -27,21 +27,6 @@ struct DemoFlowFaultTests {
     /// The amount of order `index`: 1...1300, so about a quarter is declined.
     static func amount(_ index: Int) -> Int { (index * 37) % 1300 + 1 }
 
-    /// The state of every order, folded from one read of the order store.
-    private func orderStates(_ demo: DemoFlowProcesses) async throws -> [String: DemoContext.OrderState] {
-        var states: [String: DemoContext.OrderState] = [:]
-        for event in try await demo.events("order") {
-            switch event.event {
-            case let placed as OrderPlaced: states[placed.orderID] = .placed
-            case let paid as OrderPaid: states[paid.orderID] = .paid
-            case let cancelled as OrderCancelled: states[cancelled.orderID] = .cancelled
-            case let completed as OrderCompleted: states[completed.orderID] = .completed
-            default: break
-            }
-        }
-        return states
-    }
-
     private func place(_ indices: Range<Int>, in demo: DemoFlowProcesses) async throws -> [String: EventEnvelope] {
         var placed: [String: EventEnvelope] = [:]
         for index in indices {
@@ -68,7 +53,7 @@ struct DemoFlowFaultTests {
             let placed = try await place(0..<count, in: demo)
             var states: [String: DemoContext.OrderState] = [:]
             try await waitUntil(timeout: .seconds(150)) {
-                states = try await orderStates(demo)
+                states = try await demo.store("order").orderStates()
                 return states.count == count && states.values.allSatisfy { $0 == .completed || $0 == .cancelled }
             }
             print("DemoFlowFaultTests: \(count) orders settled through commands after \(ContinuousClock.now - started)")

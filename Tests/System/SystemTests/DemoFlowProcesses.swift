@@ -96,27 +96,20 @@ final class DemoFlowProcesses {
         return results
     }
 
-    /// Kills what still runs, closes the stores, deletes the queues and the folder.
+    /// Kills what still runs, closes the stores and deletes the folder. The queues stay: the
+    /// next suite's `freshTopology` purges them.
     func tearDown() async {
         for entry in running { entry.process.signal(SIGKILL) }
         for entry in running { _ = waitpid(entry.process.pid, nil, 0) }
         running = []
         for storage in storages { try? storage.close() }
-        for topology in topologies {
-            for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        }
         await connection.close()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Every event of `context`'s store, in commit order.
     func events(_ context: String) async throws -> [StoredEvent] {
-        var events: [StoredEvent] = []
-        while true {
-            let page = try await store(context).readAll(after: events.last?.position ?? 0, limit: 5000)
-            events += page
-            if page.count < 5000 { return events }
-        }
+        try await store(context).allEvents()
     }
 
     /// Every event of `type` in `context`'s store.

@@ -100,19 +100,13 @@ struct ObservabilityProcessTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = try write(paymentConfiguration(brokerURL: Self.vhostURL, directory: directory), in: directory)
-        let connection = try await TestBroker.connect { $0 = try! AMQPConnection.Configuration(url: Self.vhostURL) }
         let topology = ContextTopology(
             ContextDescription(
                 name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
                 handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]],
                 partitions: ServiceConfiguration.defaultPartitions))
-        for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-        defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                await connection.close()
-            }
-        }
+        let connection = try await TestBroker.freshTopology([topology], url: Self.vhostURL)
+        defer { Task { await connection.close() } }
         let port = try HTTPScrape.freePort()
         let consumer = try ChildProcess.start(
             BuiltProducts.path("demo-service"),

@@ -23,8 +23,8 @@ struct PartitionReplicaFaultTests {
 
     private func configuration(orderStore: String, directory: URL) -> String {
         DemoConfiguration.yaml(
-            brokerURL: DemoFlowFaultTests.vhostURL, directory: directory, consumer: ["prefetch: 50", "partitions: 4"],
-            stores: ["order": orderStore])
+            brokerURL: DemoFlowFaultTests.vhostURL, directory: directory, stores: ["order": orderStore],
+            consumer: ["prefetch: 50", "partitions: 4"])
     }
 
     /// `OrderPlaced` of the order `s<stream>v<version>`, as version `version` of the source
@@ -72,10 +72,8 @@ struct PartitionReplicaFaultTests {
         defer {
             for replica in replicas { replica.signal(SIGKILL) }
             for replica in replicas { _ = waitpid(replica.pid, nil, 0) }
+            // The queues stay: the next suite's `freshTopology` purges them.
             Task {
-                for topology in topologies {
-                    for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                }
                 await connection.close()
                 await TestDatabase.drop(storage)
             }
