@@ -3,24 +3,28 @@ import Foundation
 import EventSourceryAMQP
 public import EventSourceryServices
 
-/// The demo contexts `order`, `payment` and `invoice`, minimal versions of issue 5's flow.
+/// The demo contexts `order`, `payment` and `invoice`, coordinated by commands (issue 16).
 ///
-/// - `order`: ``placeOrder(_:amount:in:)`` publishes `OrderPlaced`; on `PaymentSucceeded`
-///   → `OrderPaid`, on `PaymentFailed` → `OrderCancelled`, on `InvoiceIssued` →
-///   `OrderCompleted` (with `OrderPaid` first if the invoice overtook the payment).
-/// - `payment`: on `OrderPlaced` charges a deterministic simulated gateway that declines
-///   amounts above ``defaultDeclineAbove`` and amounts of zero or less → `PaymentSucceeded`
-///   or `PaymentFailed` with the reason; the
-///   stream `payment-<order>` is written once (no double payment for one order).
-/// - `invoice`: on `PaymentSucceeded` → `InvoiceIssued` numbered by the aggregate
+/// - `order`: ``placeOrder(_:amount:in:)`` publishes `OrderPlaced`. The context hosts the
+///   ``Fulfilment`` process manager (event handler `fulfilment`), which sends `ChargePayment`
+///   to payment with the deadline `payment-timeout`, `IssueInvoice` to invoice once paid, and
+///   `SettleOrder` to its own context, whose ``Order`` aggregate records `OrderPaid`,
+///   `OrderCompleted` or `OrderCancelled`.
+/// - `payment`: answers `ChargePayment` with its ``Payment`` aggregate: a deterministic
+///   simulated gateway declines amounts above ``defaultDeclineAbove`` and amounts of zero or
+///   less → `PaymentSucceeded` or `PaymentFailed` (published); the stream `payment-<order>`
+///   is charged once. `RefundPayment` (a late success after the timeout) → `PaymentRefunded`.
+/// - `invoice`: answers `IssueInvoice` → `InvoiceIssued` numbered by the counter stream
 ///   `invoice-counter` in the same transaction (gapless per store); the stream
 ///   `invoice-<payment>` is written once (no second invoice for one payment).
 ///
-/// Handlers append with `publish`, so the context's outbox relays the events on (the order
-/// outcomes only with `publishOrderOutcomes`), and with the consumed event as cause.
+/// Neither payment nor invoice subscribes to another context's events.
 public enum DemoContext {
     /// Amounts above this are declined by the simulated gateway.
     public static let defaultDeclineAbove = 1000
+
+    /// The default of the deadline `payment-timeout` (`contexts.order.deadlines.payment-timeout`).
+    public static let defaultPaymentTimeout = Duration.seconds(5)
 
     /// Every demo event type (each demo store registers them all).
     public static let eventTypes: [any Event.Type] = [
@@ -30,7 +34,8 @@ public enum DemoContext {
         CommandRejected.self, DeadlineChanged.self,
     ]
 
-    /// The demo modules: `order`, `payment` (declining above `declineAbove`) and `invoice`.
+    /// The demo modules: `order` (the fulfilment process manager and the order aggregate),
+    /// `payment` (declining above `declineAbove`) and `invoice`.
     ///
     /// - Parameters:
     ///   - publishOrderOutcomes: Whether `OrderPaid`, `OrderCancelled` and
@@ -38,18 +43,43 @@ public enum DemoContext {
     ///     the relay parks messages the broker cannot route, so by default they are only
     ///     appended to the order's stream; turn this on once a consumer binds them.
     ///   - gatewayDownFile: While a file exists at this path, the simulated payment gateway is
-    ///     down: `charge-order` throws ``PaymentGatewayUnavailable`` and the consumer retries.
+    ///     down: `ChargePayment` throws ``PaymentGatewayUnavailable`` and the command is requeued.
+    ///   - fulfilmentDownFile: While a file exists at this path, the order context's `fulfilment`
+    ///     handler fails with ``FulfilmentUnavailable``: the consumer retries the event with
+    ///     backoff and holds the later events of its stream behind it.
     public static func handlers(
-        declineAbove: Int = defaultDeclineAbove, publishOrderOutcomes: Bool = false, gatewayDownFile: String? = nil
+        declineAbove: Int = defaultDeclineAbove, publishOrderOutcomes: Bool = false, gatewayDownFile: String? = nil,
+        fulfilmentDownFile: String? = nil, contexts: FulfilmentContexts = .demo
     ) -> ContextHandlers {
-        ContextHandlers([
-            ContextModule(
-                name: "order", eventTypes: eventTypes, makeHandlers: { orderHandlers(store: $0, publishes: publishOrderOutcomes) }),
-            ContextModule(
-                name: "payment", eventTypes: eventTypes,
-                makeHandlers: { paymentHandlers(store: $0, declineAbove: declineAbove, gatewayDownFile: gatewayDownFile) }),
-            ContextModule(name: "invoice", eventTypes: eventTypes, makeHandlers: { invoiceHandlers(store: $0) }),
-        ])
+        let options = CommandOptions(
+            declineAbove: declineAbove, publishOrderOutcomes: publishOrderOutcomes, gatewayDownFile: gatewayDownFile)
+        return ContextHandlers(
+            [contexts.order, contexts.payment, contexts.invoice].map { context in
+                ContextModule(
+                    name: context, eventTypes: eventTypes,
+                    deadlines: context == contexts.order ? [Fulfilment.paymentTimeoutName: defaultPaymentTimeout] : [:],
+                    commandHandlers: { resources in
+                        commandHandlers(
+                            context: context, store: resources.store, options: options,
+                            paymentTimeout: resources.deadlines[Fulfilment.paymentTimeoutName] ?? defaultPaymentTimeout,
+                            contexts: contexts)
+                    },
+                    eventHandlers: { resources in
+                        guard context == contexts.order else { return [] }
+                        let runner = fulfilment(
+                            store: resources.store, paymentTimeout: resources.deadline(Fulfilment.paymentTimeoutName), contexts: contexts)
+                        let handler = fulfilmentHandler(runner)
+                        guard let fulfilmentDownFile else { return [handler] }
+                        return [
+                            EventHandler(name: handler.name, subscriptions: handler.subscriptions) { input, batch in
+                                if FileManager.default.fileExists(atPath: fulfilmentDownFile) {
+                                    throw FulfilmentUnavailable(eventType: input.envelope.typeName)
+                                }
+                                try await handler.handle(input, &batch)
+                            }
+                        ]
+                    })
+            })
     }
 
     // MARK: order
@@ -83,69 +113,7 @@ public enum DemoContext {
         return (state, events.last?.streamVersion ?? 0)
     }
 
-    static func orderHandlers(store: EventStore, publishes: Bool) -> [EventHandler] {
-        @Sendable func write(_ events: [EventEnvelope], orderID: String, version: Int64, to batch: inout WriteBatch) throws {
-            let stream = try StreamID(category: "order", id: orderID)
-            if publishes {
-                try batch.publish(events, to: stream, expectedVersion: .exact(version))
-            } else {
-                try batch.append(events, to: stream, expectedVersion: .exact(version))
-            }
-        }
-        return [
-            EventHandler(name: "mark-paid", subscriptions: [EventSubscription(source: "payment", type: "PaymentSucceeded")]) {
-                input, batch in
-                guard let payment = input.as(PaymentSucceeded.self) else { return }
-                let (state, version) = try await orderState(payment.orderID, in: store)
-                guard state == .placed else { return }
-                try write(
-                    [input.caused(OrderPaid(orderID: payment.orderID, paymentID: payment.paymentID))], orderID: payment.orderID,
-                    version: version, to: &batch)
-            },
-            EventHandler(name: "cancel-unpaid", subscriptions: [EventSubscription(source: "payment", type: "PaymentFailed")]) {
-                input, batch in
-                guard let payment = input.as(PaymentFailed.self) else { return }
-                let (state, version) = try await orderState(payment.orderID, in: store)
-                guard state == .placed else { return }
-                try write(
-                    [input.caused(OrderCancelled(orderID: payment.orderID, reason: payment.reason))], orderID: payment.orderID,
-                    version: version, to: &batch)
-            },
-            EventHandler(name: "complete-invoiced", subscriptions: [EventSubscription(source: "invoice", type: "InvoiceIssued")]) {
-                input, batch in
-                guard let invoice = input.as(InvoiceIssued.self) else { return }
-                let (state, version) = try await orderState(invoice.orderID, in: store)
-                var events: [EventEnvelope] = []
-                switch state {
-                case .placed:  // the invoice overtook the payment: the payment succeeded.
-                    events = [input.caused(OrderPaid(orderID: invoice.orderID, paymentID: invoice.paymentID))]
-                    fallthrough
-                case .paid:
-                    events.append(input.caused(OrderCompleted(orderID: invoice.orderID, invoiceNumber: invoice.invoiceNumber)))
-                case .none, .cancelled, .completed:
-                    return
-                }
-                try write(events, orderID: invoice.orderID, version: version, to: &batch)
-            },
-        ]
-    }
-
     // MARK: payment
-
-    static func paymentHandlers(store: EventStore, declineAbove: Int, gatewayDownFile: String?) -> [EventHandler] {
-        [
-            EventHandler(name: "charge-order", subscriptions: [EventSubscription(source: "order", type: "OrderPlaced")]) { input, batch in
-                guard let order = input.as(OrderPlaced.self) else { return }
-                if let gatewayDownFile, FileManager.default.fileExists(atPath: gatewayDownFile) {
-                    throw PaymentGatewayUnavailable(orderID: order.orderID)
-                }
-                let stream = try StreamID(category: "payment", id: order.orderID)
-                // No double payment: the order's payment stream is written once.
-                guard try await store.streamVersion(stream) == 0 else { return }
-                try batch.publish([input.caused(charge(order, declineAbove: declineAbove))], to: stream, expectedVersion: .noStream)
-            }
-        ]
-    }
 
     /// The simulated gateway's answer to an order's charge. An amount of zero or less is
     /// declined as a business outcome: the order API refuses such orders, but an
@@ -165,18 +133,6 @@ public enum DemoContext {
 
     /// The stream of the invoice number counter aggregate.
     public static let invoiceCounterStream: StreamID = "invoice-counter"
-
-    static func invoiceHandlers(store: EventStore) -> [EventHandler] {
-        [
-            EventHandler(name: "issue-invoice", subscriptions: [EventSubscription(source: "payment", type: "PaymentSucceeded")]) {
-                input, batch in
-                guard let payment = input.as(PaymentSucceeded.self) else { return }
-                try await issueInvoice(
-                    orderID: payment.orderID, paymentID: payment.paymentID, amount: payment.amount, metadata: input.causedMetadata,
-                    store: store, in: &batch)
-            }
-        ]
-    }
 
     /// Stages the invoice of a payment: `InvoiceNumberAssigned` on the counter and a published
     /// `InvoiceIssued` in `invoice-<payment>`; nothing when the payment has its invoice.
@@ -201,7 +157,7 @@ public enum DemoContext {
     }
 }
 
-/// The simulated payment gateway is down (see ``DemoContext/handlers(declineAbove:publishOrderOutcomes:gatewayDownFile:)``).
+/// The simulated payment gateway is down (see ``DemoContext/handlers(declineAbove:publishOrderOutcomes:gatewayDownFile:fulfilmentDownFile:contexts:)``).
 public struct PaymentGatewayUnavailable: Error, CustomStringConvertible {
     /// The order that could not be charged.
     public var orderID: String

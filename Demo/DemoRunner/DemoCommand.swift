@@ -18,15 +18,18 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "eventsourcery-demo",
         abstract: "Runs the order/payment/invoice flow as processes over RabbitMQ and reports how the orders settled.",
         discussion: """
-            Starts a demo-service per context (its consumer and its outbox relay) and the order-api, with \
-            SQLite stores in the run folder (emptied first), places orders through POST /orders, \
+            Starts a demo-service per context (its consumers of events and commands and its outbox relay) and \
+            the order-api, with SQLite stores in the run folder (emptied first), places orders through POST /orders, \
             waits until every order is completed or cancelled, prints a summary and checks it, \
             prints one order's timeline and writes it as an HTML sequence diagram, then stops \
             everything it started. The broker comes from the config file or AMQP_URL; the \
             scripts/demo wrapper gives each run a fresh vhost. With --replicas N every context's \
             consumer runs N times, sharing the context's inbox partitions and its store (on \
-            PostgreSQL, --postgres), and the summary shows which replica held which partitions. \
-            Exit status 0 when every check holds.
+            PostgreSQL, --postgres), and the summary shows which replica held which partitions. The order \
+            context's fulfilment process manager coordinates payment and invoice with commands; \
+            --pause-payment S stops the payment services for S seconds (longer than the payment deadline) \
+            and the summary checks that the orders it caught were cancelled once and their late charges \
+            refunded. Exit status 0 when every check holds.
             """
     )
 
@@ -103,12 +106,21 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "With --replicas above 1, the first of the ports on 127.0.0.1 the consumer replicas serve their metrics on.")
     var metricsPort = 9400
 
+    @Option(
+        help:
+            "Pause the payment services (SIGSTOP) for this many seconds, longer than the payment deadline, once a third of the orders are placed: the orders waiting for payment are cancelled by the deadline, and the late answers are refunded."
+    )
+    var pausePayment: Double?
+
     @Flag(help: "Print the processes the demo starts (product and role arguments, one per line) and exit.")
     var listServices = false
 
     func validate() throws {
         guard orders > 0, rate > 0, settleTimeout > 0 else {
             throw ValidationError("--orders, --rate and --settle-timeout must be positive")
+        }
+        if let pausePayment, !(pausePayment.isFinite && pausePayment > 0 && pausePayment < 3600) {
+            throw ValidationError("--pause-payment must be a number of seconds within 0...3600")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
         guard (1...Self.maximumReplicas).contains(replicas) else { throw ValidationError("--replicas must be 1...\(Self.maximumReplicas)") }
@@ -128,7 +140,9 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let settings = try loadSettings()
         let services = ServiceProcesses(executables: settings.executables, logs: settings.logs)
-        let parameters = DemoRun.Parameters(config: config, orders: orders, rate: rate, port: port, settleTimeout: settleTimeout)
+        let parameters = DemoRun.Parameters(
+            config: config, orders: orders, rate: rate, port: port, settleTimeout: settleTimeout,
+            pausePayment: pausePayment.map { .milliseconds(Int64(($0 * 1000).rounded())) })
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let outcome: Result<Bool, any Error>? = await withTaskGroup(of: Result<Bool, any Error>?.self) { group in
             group.addTask {
@@ -172,6 +186,10 @@ struct DemoCommand: AsyncParsableCommand {
         var services: [Service]
         /// The inbox queues of each context (its partitions).
         var inboxQueues: [String: [String]]
+        /// The command queues of the contexts that accept commands.
+        var commandQueues: [String]
+        /// How long the order context waits for the payment's answer (`payment-timeout`).
+        var paymentTimeout: Duration
         /// Consumer processes per context.
         var replicas: Int
     }
@@ -187,6 +205,14 @@ struct DemoCommand: AsyncParsableCommand {
         for context in Self.contexts where configuration.contexts[context] == nil {
             print("\(config): the demo needs the context '\(context)'")
             throw ExitCode(78)
+        }
+        let paymentTimeout =
+            try configuration.deadlines(context: "order")[Fulfilment.paymentTimeoutName] ?? DemoContext.defaultPaymentTimeout
+        if let pausePayment, .milliseconds(Int64(pausePayment * 1000)) <= paymentTimeout {
+            print(
+                "--pause-payment \(pausePayment) must be longer than the payment deadline (\(paymentTimeout), contexts.order.deadlines.payment-timeout)"
+            )
+            throw ExitCode(64)
         }
         let run = URL(fileURLWithPath: runDirectory, isDirectory: true).standardizedFileURL
         try? FileManager.default.removeItem(at: run)
@@ -204,6 +230,8 @@ struct DemoCommand: AsyncParsableCommand {
             runDirectory: run,
             services: Self.services(replicas: replicas, metricsPort: metricsPort),
             inboxQueues: Dictionary(uniqueKeysWithValues: Self.contexts.map { ($0, topologies[$0]?.inboxQueues ?? []) }),
+            commandQueues: Self.contexts.filter { configuration.contexts[$0]?.acceptsCommands == true }.map(CommandMessage.queue(for:)),
+            paymentTimeout: paymentTimeout,
             replicas: replicas
         )
     }

@@ -16,6 +16,8 @@ struct DemoRun: Sendable {
         var rate: Int
         var port: Int
         var settleTimeout: Int
+        /// How long the payment services are paused (SIGSTOP) once a third of the orders are placed.
+        var pausePayment: Duration?
     }
 
     let command: Parameters
@@ -37,8 +39,10 @@ struct DemoRun: Sendable {
     /// Runs the demo; returns whether every check of the summary holds.
     func run() async throws -> Bool {
         print(
-            "EventSourcery demo: \(command.orders) orders at \(command.rate)/s through order → payment → invoice over the broker at \(settings.broker.host):\(settings.broker.port)"
+            "EventSourcery demo: \(command.orders) orders at \(command.rate)/s, the order context's fulfilment coordinating payment and invoice with commands, over the broker at \(settings.broker.host):\(settings.broker.port)"
         )
+        print(
+            "Payment deadline: \(settings.paymentTimeout)" + (command.pausePayment.map { "; the payment services pause for \($0)" } ?? ""))
         print("Run folder: \(settings.runDirectory.path) (service logs in logs/)")
         let broker = AMQPConnection(configuration: settings.broker, logger: Self.quietLogger)
         do {
@@ -79,6 +83,11 @@ struct DemoRun: Sendable {
             group.addTask {
                 try await place(plan); return nil
             }
+            if let pause = command.pausePayment {
+                group.addTask {
+                    try await pausePayment(for: pause, after: plan.orders.count / 3, stores: stores); return nil
+                }
+            }
             group.addTask { try await watch(plan: plan, stores: stores, broker: broker) }
             defer { group.cancelAll() }
             while let result = try await group.next() {
@@ -88,6 +97,7 @@ struct DemoRun: Sendable {
         }
         print("")
         let elapsed = ContinuousClock.now - started
+        if !board.timedOut.isEmpty { try await waitForLateAnswers(board.timedOut, stores: stores) }
         return try await report(plan: plan, board: board, elapsed: elapsed, stores: stores, broker: broker)
     }
 
@@ -101,8 +111,8 @@ struct DemoRun: Sendable {
         )
         for service in contextServices { try await start(service) }
         // A waiting single-active consumer does not count: one consumer per queue is the sign.
-        try await waitUntil("the consumers subscribed to their inbox queues", timeout: .seconds(60)) {
-            for queue in settings.inboxQueues.values.joined() {
+        try await waitUntil("the consumers subscribed to their inbox and command queues", timeout: .seconds(60)) {
+            for queue in Array(settings.inboxQueues.values.joined()) + settings.commandQueues {
                 guard let state = try? await broker.queueState(queue), state.consumerCount > 0 else { return false }
             }
             return true
@@ -137,6 +147,40 @@ struct DemoRun: Sendable {
         }
     }
 
+    // MARK: The payment pause
+
+    /// Once `placed` orders are in the order store, pauses the payment services for `pause`
+    /// (SIGSTOP, then SIGCONT): they neither answer commands nor relay events meanwhile.
+    private func pausePayment(for pause: Duration, after placed: Int, stores: [String: EventStore]) async throws {
+        var board = FlowBoard()
+        while board.placedAt.count < placed {
+            try await Task.sleep(for: .milliseconds(20))
+            try await board.update(from: stores["order"]!)
+        }
+        let payment = Set(settings.services.filter { $0.context == "payment" }.map(\.name))
+        print("Pausing the payment services for \(pause) (\(payment.sorted().joined(separator: ", ")))")
+        await services.signal(SIGSTOP, to: payment)
+        try? await Task.sleep(for: pause)
+        await services.signal(SIGCONT, to: payment)
+        print("The payment services go on")
+    }
+
+    /// Waits until payment answered every order the deadline cancelled, and each late success
+    /// was refunded (the documented rule), so the summary sees the whole story.
+    private func waitForLateAnswers(_ orders: Set<String>, stores: [String: EventStore]) async throws {
+        let payment = stores["payment"]!
+        try await waitUntil("payment answered the \(orders.count) timed-out orders late", timeout: .seconds(command.settleTimeout)) {
+            for order in orders {
+                let events = try await payment.load(StreamID(category: Payment.category, id: order)).map(\.event)
+                let charged = events.contains { $0 is PaymentSucceeded }
+                guard charged ? events.contains(where: { $0 is PaymentRefunded }) : events.contains(where: { $0 is PaymentFailed }) else {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
     // MARK: Orders
 
     /// Places the plan's orders at the configured rate, up to 16 requests at a time.
@@ -164,8 +208,9 @@ struct DemoRun: Sendable {
             try await board.update(from: stores["order"]!)
             let inFlight = try await eventsInFlight(stores: stores, broker: broker)
             let line = String(
-                format: "placed %d/%d · paid %d · completed %d · cancelled %d · events in flight %d",
-                board.placedAt.count, plan.orders.count, board.paid.count, board.completed.count, board.cancelled.count, inFlight
+                format: "placed %d/%d · paid %d · completed %d · cancelled %d (timed out %d) · messages in flight %d",
+                board.placedAt.count, plan.orders.count, board.paid.count, board.completed.count, board.cancelled.count,
+                board.timedOut.count, inFlight
             )
             let settled = board.settledCount == plan.orders.count
             if interactive {
@@ -186,8 +231,8 @@ struct DemoRun: Sendable {
         }
     }
 
-    /// Events written but not yet consumed: pending outbox entries plus messages waiting in
-    /// the inbox queues.
+    /// Events and commands written but not yet consumed: pending outbox entries plus messages
+    /// waiting in the inbox and command queues.
     private func eventsInFlight(stores: [String: EventStore], broker: AMQPConnection) async throws -> Int {
         var total = 0
         for context in contexts {
@@ -195,6 +240,9 @@ struct DemoRun: Sendable {
             for queue in settings.inboxQueues[context] ?? [] {
                 total += Int((try? await broker.queueState(queue).messageCount) ?? 0)
             }
+        }
+        for queue in settings.commandQueues {
+            total += Int((try? await broker.queueState(queue).messageCount) ?? 0)
         }
         return total
     }
@@ -207,6 +255,9 @@ struct DemoRun: Sendable {
         var counts: [String: [String: Int]] = [:]
         var invoiceNumbers: [Int] = []
         var parked = 0
+        var parkedCommands = 0
+        var fired = 0
+        var refunded: [String: Int] = [:]
         var failures = 0
         var deadLetters = 0
         var parkedSequences = 0
@@ -218,18 +269,25 @@ struct DemoRun: Sendable {
                 guard let last = events.last else { break }
                 for stored in events {
                     counts[context, default: [:]][stored.envelope.typeName, default: 0] += 1
-                    if let invoice = stored.event as? InvoiceIssued { invoiceNumbers.append(invoice.invoiceNumber) }
+                    switch stored.event {
+                    case let invoice as InvoiceIssued: invoiceNumbers.append(invoice.invoiceNumber)
+                    case let refund as PaymentRefunded: refunded[refund.orderID, default: 0] += 1
+                    case let deadline as DeadlineChanged where deadline.change == .fired: fired += 1
+                    default: break
+                    }
                 }
                 position = last.position
             }
             parked += try await store.storage.outboxCounts().parked
+            parkedCommands += try await store.storage.commandOutboxEntries(in: [.parked], limit: 10_000).count
             failures += Int(try await store.streamVersion(HandlerFailed.stream(for: context)))
             deadLetters += Int(try await broker.queueState(ContextTopology.deadLetterQueue(for: context)).messageCount)
             parkedSequences += try await ContextAdmin.parkedSequences(context: context, store: store).count
         }
         func count(_ context: String, _ type: String) -> Int { counts[context]?[type] ?? 0 }
 
-        let declined = plan.declinedCount
+        let declined = plan.declined
+        let timedOut = board.timedOut
         let latencies = board.latencies
         print(
             """
@@ -237,8 +295,9 @@ struct DemoRun: Sendable {
             Summary (\(plan.orders.count) orders in \(String(format: "%.1f", elapsed.seconds)) s)
               outcome      orders
               completed    \(pad(board.completed.count))
-              cancelled    \(pad(board.cancelled.count))   (amount above \(plan.declineAbove): \(declined))
+              cancelled    \(pad(board.cancelled.count))   (amount above \(plan.declineAbove): \(declined.count), payment timed out: \(timedOut.count))
               paid         \(pad(board.paid.count))
+              refunded     \(pad(refunded.count))   (late successful charges of timed-out orders)
             """)
         print("  events per context")
         for context in contexts {
@@ -246,36 +305,53 @@ struct DemoRun: Sendable {
             print("    \(context.padding(toLength: 8, withPad: " ", startingAt: 0)) \(line)")
         }
         print(
-            "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled: p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
+            "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled (timed-out orders aside): p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
         )
         print(
-            "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · recorded handler failures \(failures) (retried)"
+            "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · parked commands \(parkedCommands) · refused commands \(count("order", "CommandRejected") + count("payment", "CommandRejected") + count("invoice", "CommandRejected")) · recorded handler failures \(failures) (retried)"
         )
+        let all = Set(plan.orders.map(\.id))
+        let lateSuccesses = timedOut.subtracting(declined)
 
         var checks: [(String, Bool)] = [
             ("every order settled", board.settledCount == plan.orders.count),
-            ("cancelled = orders above the payment limit", board.cancelled.count == declined),
-            ("completed = the other orders", board.completed.count == plan.orders.count - declined),
+            ("every order settled once (one outcome event each)", board.outcomeEvents == board.settledCount),
             (
-                "payments: succeeded = completed, failed = cancelled",
-                count("payment", "PaymentSucceeded") == board.completed.count && count("payment", "PaymentFailed") == board.cancelled.count
+                "cancelled = orders above the payment limit" + (command.pausePayment == nil ? "" : " + orders whose payment timed out"),
+                Set(board.cancelled.keys) == declined.union(timedOut)
+            ),
+            ("completed = the other orders", Set(board.completed.keys) == all.subtracting(declined).subtracting(timedOut)),
+            (
+                "payments: succeeded = completed + refunded, failed = above the limit",
+                count("payment", "PaymentSucceeded") == board.completed.count + refunded.count
+                    && count("payment", "PaymentFailed") == declined.count
             ),
             (
-                "invoices = succeeded payments, numbered 1…n without gaps",
-                invoiceNumbers.sorted() == Array(1..<(invoiceNumbers.count + 1))
-                    && invoiceNumbers.count == count("payment", "PaymentSucceeded")
+                "invoices = completed orders, numbered 1…n without gaps",
+                invoiceNumbers.sorted() == Array(1..<(invoiceNumbers.count + 1)) && invoiceNumbers.count == board.completed.count
+            ),
+            ("each payment deadline fired at most once: fired = timed-out orders", fired == timedOut.count),
+            (
+                "late answers: each late successful charge refunded exactly once, nothing else refunded",
+                Set(refunded.keys) == lateSuccesses && refunded.values.allSatisfy { $0 == 1 }
             ),
             ("dead letters = 0", deadLetters == 0),
             ("parked sequences = 0", parkedSequences == 0),
-            ("parked outbox entries = 0", parked == 0),
+            ("parked outbox entries = 0, parked commands = 0", parked == 0 && parkedCommands == 0),
         ]
+        if command.pausePayment != nil {
+            checks.insert(("the payment pause timed orders out (cancelled by the deadline)", !timedOut.isEmpty), at: 2)
+        } else {
+            checks.insert(("no payment timed out", timedOut.isEmpty), at: 2)
+        }
         if settings.replicas > 1 {
             checks.append(("every partition consumed by one replica at a time", await reportPartitionHolders()))
         }
         print("  checks")
         for (name, holds) in checks { print("    \(holds ? "✓" : "✗") \(name)") }
 
-        if let order = board.completed.keys.min() ?? board.cancelled.keys.min() {
+        // With a pause, the timeline of a timed-out order whose late charge was refunded.
+        if let order = lateSuccesses.min() ?? board.completed.keys.min() ?? board.cancelled.keys.min() {
             try await printTimeline(of: order, stores: stores)
         }
         return checks.allSatisfy(\.1)

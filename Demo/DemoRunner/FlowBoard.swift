@@ -12,6 +12,10 @@ struct FlowBoard {
     /// Completed and cancelled orders with the time from placement to their outcome.
     private(set) var completed: [String: Duration] = [:]
     private(set) var cancelled: [String: Duration] = [:]
+    /// The cancelled orders whose payment did not answer before the deadline.
+    private(set) var timedOut: Set<String> = []
+    /// `OrderCompleted` and `OrderCancelled` events read (one per settled order when each settles once).
+    private(set) var outcomeEvents = 0
     /// The order store's position read up to.
     private var position: Int64 = 0
 
@@ -36,8 +40,11 @@ struct FlowBoard {
             paid.insert(event.orderID)
         case let event as OrderCompleted:
             completed[event.orderID] = latency(of: event.orderID, until: at)
+            outcomeEvents += 1
         case let event as OrderCancelled:
             cancelled[event.orderID] = latency(of: event.orderID, until: at)
+            if event.reason == Fulfilment.timeoutReason { timedOut.insert(event.orderID) }
+            outcomeEvents += 1
         default:
             break
         }
@@ -47,8 +54,10 @@ struct FlowBoard {
         .seconds(date.timeIntervalSince(placedAt[order] ?? date))
     }
 
-    /// Flow latencies (placement to outcome) of every settled order.
-    var latencies: [Duration] { Array(completed.values) + Array(cancelled.values) }
+    /// Flow latencies (placement to outcome) of every settled order but those that timed out.
+    var latencies: [Duration] {
+        Array(completed.values) + cancelled.filter { !timedOut.contains($0.key) }.map(\.value)
+    }
 }
 
 extension [Duration] {

@@ -25,5 +25,6 @@ struct OrderPlan: Sendable {
         }
     }
 
-    var declinedCount: Int { orders.filter { $0.amount > declineAbove }.count }
+    /// The orders the simulated gateway declines.
+    var declined: Set<String> { Set(orders.filter { $0.amount > declineAbove }.map(\.id)) }
 }

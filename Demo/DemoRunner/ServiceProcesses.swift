@@ -44,6 +44,14 @@ actor ServiceProcesses {
         running.append(Running(name: name, process: process, log: log))
     }
 
+    /// Sends `signal` to the running services whose name is in `names` (SIGSTOP pauses them,
+    /// SIGCONT lets them go on).
+    func signal(_ signal: Int32, to names: Set<String>) {
+        for service in running where names.contains(service.name) && service.process.isRunning {
+            kill(service.process.processIdentifier, signal)
+        }
+    }
+
     /// Throws when a service has exited although nothing stopped it, with the end of its log.
     func checkAlive() throws {
         guard let dead = running.first(where: { !$0.process.isRunning }) else { return }
@@ -57,6 +65,7 @@ actor ServiceProcesses {
     @discardableResult
     func stopAll(grace: Duration = .seconds(10)) async -> [String] {
         for service in running.reversed() where service.process.isRunning {
+            kill(service.process.processIdentifier, SIGCONT)  // a paused service must run to stop
             kill(service.process.processIdentifier, SIGTERM)
         }
         let deadline = ContinuousClock.now + grace

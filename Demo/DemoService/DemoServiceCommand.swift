@@ -3,7 +3,8 @@ import DemoContexts
 import EventSourceryServices
 
 /// `demo-service`: the demo's contexts `order`, `payment` and `invoice` built with the kit;
-/// `--context` picks one, `--role` (default all) what runs of it.
+/// `--context` picks one, `--role` (default all) what runs of it. The order context hosts the
+/// fulfilment process manager; every context answers its commands (`<context>.commands`).
 @main
 enum DemoServiceCommand {
     static func main() async {
@@ -11,7 +12,7 @@ enum DemoServiceCommand {
             .main(options: DemoOptions.self) { options in
                 DemoContext.handlers(
                     declineAbove: options.declineAbove, publishOrderOutcomes: options.publishOrderOutcomes,
-                    gatewayDownFile: options.gatewayDownFile)
+                    gatewayDownFile: options.gatewayDownFile, fulfilmentDownFile: options.fulfilmentDownFile)
             }
     }
 }
@@ -23,9 +24,16 @@ struct DemoOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: "While a file exists at this path, the payment context's simulated gateway is down and charge-order fails (retried)."
+        help: "While a file exists at this path, the payment context's simulated gateway is down and ChargePayment fails (requeued)."
     )
     var gatewayDownFile: String?
+
+    @Option(
+        name: .long,
+        help:
+            "While a file exists at this path, the order context's fulfilment handler fails (retried with backoff, its stream's later events held behind it)."
+    )
+    var fulfilmentDownFile: String?
 
     @Flag(
         name: .long,

@@ -81,11 +81,16 @@ extension ServiceConfiguration.Observability: Decodable {
 extension ServiceConfiguration.Context: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["store", "publishes", "handlers", "consumer"])
+        try container.rejectUnknownKeys([
+            "store", "publishes", "handlers", "consumer", "accepts_commands", "command_targets", "deadlines",
+        ])
         store = try container.decode(String.self, forKey: ConfigurationKey("store"))
         publishes = try container.value("publishes", default: [])
         handlers = try container.value("handlers", default: [:])
         consumer = try container.value("consumer", default: ServiceConfiguration.Consumer())
+        acceptsCommands = try container.value("accepts_commands", default: false)
+        commandTargets = try container.value("command_targets", default: [])
+        deadlines = try container.value("deadlines", default: [:])
     }
 }
 

@@ -103,7 +103,7 @@ extension ServiceConfiguration {
     }
 
     /// The topology description of the context `name`: its publishes, its handlers'
-    /// subscriptions, its delivery limit and its inbox partitions. Run ``validate()`` first (``load(path:environment:)`` does).
+    /// subscriptions, its delivery limit, its command queue and targets, and its inbox partitions. Run ``validate()`` first (``load(path:environment:)`` does).
     public func contextDescription(_ name: String) -> ContextDescription? {
         guard let context = contexts[name] else { return nil }
         return ContextDescription(
@@ -111,6 +111,8 @@ extension ServiceConfiguration {
             publishes: context.publishes,
             handlers: context.handlers.mapValues { $0.subscribes.compactMap(EventSubscription.init) },
             deliveryLimit: context.consumer.deliveryLimit ?? ContextConsumer.Configuration(context: name).deliveryLimit,
+            acceptsCommands: context.acceptsCommands,
+            commandTargets: context.commandTargets,
             partitions: context.consumer.partitions ?? Self.defaultPartitions
         )
     }
@@ -118,6 +120,19 @@ extension ServiceConfiguration {
     /// The topology of every context in the file, sorted by context name.
     public var topologies: [ContextTopology] {
         contexts.keys.sorted().compactMap { contextDescription($0).map(ContextTopology.init) }
+    }
+
+    /// The deadlines of the context `name` (`contexts.<name>.deadlines`) as durations.
+    ///
+    /// - Throws: ``ConfigurationError`` for a value that is not a positive finite number of seconds.
+    public func deadlines(context name: String) throws(ConfigurationError) -> [String: Duration] {
+        var deadlines: [String: Duration] = [:]
+        for (deadline, seconds) in (contexts[name]?.deadlines ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let entry = "contexts.\(name).deadlines.\(deadline)"
+            guard seconds > 0 else { throw error(at: entry, "must be a positive number of seconds, got \(seconds)") }
+            deadlines[deadline] = try duration(seconds: seconds, entry)
+        }
+        return deadlines
     }
 
     /// `seconds` as a duration, if it is finite and fits in 64-bit milliseconds.

@@ -163,9 +163,29 @@ extension ServiceConfiguration {
                 throw error(at: "contexts.\(name).publishes", "lists '\(type)' twice")
             }
             try validateHandlers(of: name, context)
+            try validateCommands(of: name, context)
             _ = try relayConfiguration(context: name)
             _ = try consumerConfiguration(context: name)
         }
+    }
+
+    private func validateCommands(of name: String, _ context: Context) throws(ConfigurationError) {
+        let entry = "contexts.\(name).command_targets"
+        var seen: Set<String> = []
+        for target in context.commandTargets {
+            guard seen.insert(target).inserted else { throw error(at: entry, "lists '\(target)' twice") }
+            guard let receiver = contexts[target] else {
+                throw error(
+                    at: entry, "names the unknown context '\(target)'; the file defines \(contexts.keys.sorted().joined(separator: ", "))")
+            }
+            guard receiver.acceptsCommands else {
+                throw error(at: entry, "names '\(target)', which does not accept commands (contexts.\(target).accepts_commands)")
+            }
+        }
+        for deadline in context.deadlines.keys.sorted() where deadline.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) == nil {
+            throw error(at: "contexts.\(name).deadlines.\(deadline)", "a deadline name is lower-case letters, digits and '-'")
+        }
+        _ = try deadlines(context: name)
     }
 
     private func validateHandlers(of name: String, _ context: Context) throws(ConfigurationError) {

@@ -11,8 +11,12 @@
 ///     store: sqlite:.run/demo/order.sqlite
 ///     publishes: [OrderPlaced, OrderPaid]
 ///     handlers:
-///       record-payment:
-///         subscribes: [payment.PaymentSucceeded]
+///       fulfilment:
+///         subscribes: [order.OrderPlaced, payment.PaymentSucceeded]
+///     accepts_commands: true
+///     command_targets: [payment]
+///     deadlines:
+///       payment-timeout: 5
 ///     consumer:
 ///       prefetch: 100
 /// ```
@@ -101,6 +105,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var handlers: [String: Handler] = [:]
         /// Settings of the context's consumer.
         public var consumer: Consumer = Consumer()
+        /// Whether the context handles commands: its topology has the command exchange and
+        /// quorum queue `<context>.commands`, and its service runs a `CommandConsumer`.
+        public var acceptsCommands = false
+        /// The contexts it sends commands to; each must accept commands.
+        public var commandTargets: [String] = []
+        /// The deadlines of the context's process managers by name, in seconds, overriding the
+        /// defaults of the context's code.
+        public var deadlines: [String: Double] = [:]
     }
 
     /// One handler of a context.

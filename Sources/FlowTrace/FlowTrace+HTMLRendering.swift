@@ -83,7 +83,7 @@ extension FlowTrace {
             html += "<td class=\"num\">\(esc(DurationText.signed(step.sinceStart)))</td>"
             html += "<td class=\"num\">\(cause)</td>"
             html += "<td>\(esc(step.context))</td>"
-            html += "<td>\(step.isFailure ? "✗ " : "")\(esc(step.eventType))</td>"
+            html += "<td>\(esc(step.label))</td>"
             html += "<td class=\"mono\">\(esc(step.streamLabel))</td>"
             html += "<td class=\"mono\">\(esc(step.eventID.uuidString.lowercased()))</td>"
             html += "<td>\(causedBy)</td>"

@@ -97,7 +97,8 @@ extension FlowTrace {
                 isFailure: failureEventTypes.contains(event.typeName),
                 summary: PayloadSummary.summarize(
                     event.payload, typeName: event.typeName, isFailure: failureEventTypes.contains(event.typeName)),
-                payload: String(decoding: event.payload, as: UTF8.self)
+                payload: String(decoding: event.payload, as: UTF8.self),
+                isCommand: source.isCommand
             )
             stepIndex[node] = steps.count
             steps.append(step)

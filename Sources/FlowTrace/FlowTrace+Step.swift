@@ -40,6 +40,8 @@ extension FlowTrace {
         public var sinceCause: TimeInterval?
         /// Whether the event records a failed attempt (such as `HandlerFailed`).
         public var isFailure: Bool
+        /// Whether the step is a command sent to ``context`` (its cause is the sender's event).
+        public var isCommand: Bool
         /// A short summary of the payload's top-level fields.
         public var summary: String
         /// The payload's JSON text.
@@ -57,8 +59,11 @@ extension FlowTrace {
         /// Whether the event claims to be older than its cause: the writers' clocks disagree.
         public var hasClockSkew: Bool { (sinceCause ?? 0) < 0 }
 
-        /// `stream@version`, for example `order-42@1`.
-        public var streamLabel: String { "\(streamID)@\(streamVersion)" }
+        /// `stream@version`, for example `order-42@1`; for a command the queue, `payment.commands`.
+        public var streamLabel: String { isCommand ? streamID : "\(streamID)@\(streamVersion)" }
+
+        /// The type name, with `⇒ ` before a command's.
+        public var label: String { (isFailure ? "✗ " : "") + (isCommand ? "⇒ " : "") + eventType }
 
         /// The first 8 hex digits of the event id, lowercased.
         public var shortID: String { String(eventID.uuidString.lowercased().prefix(8)) }
@@ -68,8 +73,9 @@ extension FlowTrace {
             index: Int, context: String, eventType: String, streamID: String, streamVersion: Int64, position: Int64,
             eventID: UUID, causationID: UUID?, causeIndex: Int?, causeContext: String?, depth: Int, createdAt: Date,
             sinceStart: TimeInterval, sincePrevious: TimeInterval, sinceCause: TimeInterval?, isFailure: Bool,
-            summary: String, payload: String
+            summary: String, payload: String, isCommand: Bool = false
         ) {
+            self.isCommand = isCommand
             self.index = index
             self.context = context
             self.eventType = eventType
@@ -96,7 +102,7 @@ extension FlowTrace {
             case sinceStart = "sinceStartSeconds"
             case sincePrevious = "sincePreviousSeconds"
             case sinceCause = "sinceCauseSeconds"
-            case isFailure, summary, payload
+            case isFailure, isCommand, summary, payload
         }
     }
 }

@@ -50,7 +50,7 @@ extension FlowTrace {
             } else {
                 cause = "root"
             }
-            var event = step.isFailure ? "✗ \(step.eventType)" : step.eventType
+            var event = step.label
             if options.indentsByDepth && step.depth > 0 {
                 event = String(repeating: "  ", count: min(step.depth - 1, 8)) + "└ " + event
             }

@@ -35,17 +35,35 @@ public struct FlowTrace: Sendable, Hashable, Codable {
     /// correlation id.
     public var entry: String?
 
-    /// An event read from a context's store, the input of a trace.
+    /// An event read from a context's store, the input of a trace; or a command a context sent,
+    /// recorded as the event-like step of the context that handles it.
     public struct SourceEvent: Sendable, Hashable {
-        /// The context whose store holds the event.
+        /// The context whose store holds the event; for a command, its target.
         public var context: String
-        /// The recorded event.
+        /// The recorded event; for a command, its id, type, time, metadata and payload in the
+        /// stream `<target>.commands`.
         public var recorded: RecordedEvent
+        /// Whether this is a command (from a sender's command outbox).
+        public var isCommand: Bool
 
         /// Pairs an event with its context.
-        public init(context: String, recorded: RecordedEvent) {
+        public init(context: String, recorded: RecordedEvent, isCommand: Bool = false) {
             self.context = context
             self.recorded = recorded
+            self.isCommand = isCommand
+        }
+
+        /// A command from a sender's command outbox, placed in its target's context: its cause
+        /// is the sender's event, so the trace draws it as an arrow from sender to target.
+        public init(command: EncodedCommand) throws {
+            self.init(
+                context: command.target,
+                recorded: RecordedEvent(
+                    streamID: try StreamID("\(command.target).commands"), streamVersion: 0, position: 0,
+                    event: EncodedEvent(
+                        id: command.id, typeName: command.typeName, schemaVersion: command.schemaVersion, createdAt: command.createdAt,
+                        metadata: command.metadata, payload: command.payload)),
+                isCommand: true)
         }
     }
 

@@ -18,6 +18,12 @@ public import Foundation
 /// that indexes events by correlation id instead. Each store is read up to the head position
 /// it had when its scan started, so a trace terminates even while services keep writing.
 ///
+/// Commands are part of the flow too: each store's command outbox (pending, sent and parked
+/// entries; cancelled deadlines are left out) is read for the flow's commands, each shown in
+/// the context it was sent to. A command hangs under the sender's event committed with it
+/// (the event of the sender's store with the same cause), so its arrow starts at the sender;
+/// without one, under its recorded cause.
+///
 /// The stores are read one after the other through their ordinary read APIs; SQLite stores
 /// may be in use by running services (WAL mode lets readers run beside the writer).
 public struct FlowTracer: Sendable {
@@ -148,6 +154,7 @@ public struct FlowTracer: Sendable {
         var found: [FlowTrace.SourceEvent] = []
         var scanned = 0
         for store in stores {
+            let storeStart = found.count
             let head = try await store.storage.headPosition()
             var after: Int64 = 0
             while after < head {
@@ -158,6 +165,13 @@ public struct FlowTracer: Sendable {
                     found.append(FlowTrace.SourceEvent(context: store.context, recorded: recorded))
                 }
                 after = last.position
+            }
+            for entry in try await store.storage.commandOutboxEntries(in: [.pending, .sent, .parked], limit: Int(Int32.max))
+            where Self.belongs(entry.command, to: correlationID) {
+                var command = entry.command
+                let sibling = found[storeStart...].first { $0.recorded.event.metadata.causationID == command.metadata.causationID }
+                if let sibling { command.metadata.causationID = sibling.recorded.event.id }
+                found.append(try FlowTrace.SourceEvent(command: command))
             }
         }
         return (found, scanned)
@@ -183,5 +197,10 @@ public struct FlowTracer: Sendable {
     /// is the flow's first event.
     static func belongs(_ event: EncodedEvent, to correlationID: UUID) -> Bool {
         event.metadata.correlationID.map { $0 == correlationID } ?? (event.id == correlationID)
+    }
+
+    /// Whether `command` is part of the flow: it carries the correlation id.
+    static func belongs(_ command: EncodedCommand, to correlationID: UUID) -> Bool {
+        command.metadata.correlationID == correlationID
     }
 }

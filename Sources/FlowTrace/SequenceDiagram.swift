@@ -115,7 +115,7 @@ struct SequenceDiagram {
         out +=
             "<rect x=\"\(x - Self.boxWidth / 2)\" y=\"\(y - Self.boxHeight / 2)\" width=\"\(Self.boxWidth)\" height=\"\(Self.boxHeight)\" rx=\"8\" "
         out += "fill=\"\(fill)\" stroke=\"\(stroke)\" stroke-width=\"1.5\"\(step.isFailure ? " stroke-dasharray=\"4 3\"" : "")/>"
-        let name = (step.isFailure ? "✗ " : "") + step.eventType
+        let name = step.label
         out +=
             "<text x=\"\(x)\" y=\"\(y - 3)\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">\(esc(Markup.clipped(name, to: 26)))</text>"
         out +=
@@ -130,13 +130,15 @@ struct SequenceDiagram {
         let xc = x(ofColumn: causeColumn), yc = y(ofRow: cause.index)
         let xe = x(ofColumn: effectColumn), ye = y(ofRow: effect.index)
         let skew = effect.hasClockSkew
-        let color = skew ? "#c62828" : "#555"
+        // A command is drawn bolder and blue: the sender tells the target what to do.
+        let color = skew ? "#c62828" : effect.isCommand ? "#1565c0" : "#555"
         let style =
-            "fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(skew ? " stroke-dasharray=\"5 3\"" : "") marker-end=\"url(#\(skew ? "arrow-skew" : "arrow"))\""
+            "fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(effect.isCommand ? "2.5" : "1.5")\"\(skew ? " stroke-dasharray=\"5 3\"" : "") marker-end=\"url(#\(skew ? "arrow-skew" : "arrow"))\""
         var label = effect.sinceCause.map(DurationText.signed) ?? ""
         if skew { label += " clock skew" }
         let halo = "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\""
-        var out = "<g class=\"arrow\" data-from=\"step-\(cause.index + 1)\" data-to=\"step-\(effect.index + 1)\">"
+        var out =
+            "<g class=\"\(effect.isCommand ? "arrow command" : "arrow")\" data-from=\"step-\(cause.index + 1)\" data-to=\"step-\(effect.index + 1)\">"
         if causeColumn != effectColumn {
             // Across contexts, through the broker: from the cause's side to the effect's side.
             let direction = xe > xc ? 1 : -1

@@ -305,7 +305,9 @@ extension ConsumerBenchmark {
         let publishing = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
         try await consuming.connect()
         try await publishing.connect()
-        let queues = contexts.flatMap { [ContextTopology.inboxQueue(for: $0), ContextTopology.deadLetterQueue(for: $0)] }
+        let queues = contexts.flatMap {
+            [ContextTopology.inboxQueue(for: $0), ContextTopology.deadLetterQueue(for: $0), CommandMessage.queue(for: $0)]
+        }
         for queue in queues { _ = try? await consuming.deleteQueue(queue) }
 
         let modules = DemoContext.handlers()
@@ -318,10 +320,20 @@ extension ConsumerBenchmark {
             storages.append(storage)
             let store = EventStore(storage: storage, registry: module.registry)
             stores[name] = store
+            let handlers = module.makeHandlers(store)
+            // The coordinated flow: every context answers commands, the order context sends them.
+            let topology = ContextTopology(
+                ContextDescription(
+                    name: name, handlers: Dictionary(uniqueKeysWithValues: handlers.map { ($0.name, $0.subscriptions) }),
+                    acceptsCommands: true, commandTargets: contexts))
             let consumer = ContextConsumer(
-                connection: consuming, store: store, handlers: module.makeHandlers(store),
-                configuration: ContextConsumer.Configuration(context: name))
-            try await consumer.topology.declare(on: consuming)
+                connection: consuming, store: store, handlers: handlers, configuration: ContextConsumer.Configuration(context: name),
+                topology: topology)
+            try await topology.declare(on: consuming)
+            let commands = CommandConsumer(
+                context: name, store: store, connection: consuming,
+                handlers: module.makeCommandHandlers(ContextResources(store: store, deadlines: module.deadlines)))
+            services.append { try await commands.run() }
             let relay = OutboxRelay(
                 storage: storage, publisher: AMQPPublisher(connection: publishing),
                 configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50))
@@ -348,7 +360,7 @@ extension ConsumerBenchmark {
             }
         }
         print(
-            "flow latency: \(total) orders at \(rate)/s through order → payment → invoice → order (relays and consumers in-process, SQLite stores)"
+            "flow latency: \(total) orders at \(rate)/s, the order context's fulfilment coordinating payment and invoice with commands (relays and consumers in-process, SQLite stores)"
         )
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(rate, 1)))
         let start = ContinuousClock.now

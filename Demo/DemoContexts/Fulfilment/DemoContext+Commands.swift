@@ -1,5 +1,6 @@
 public import EventSourcery
 public import EventSourceryAMQP
+import Foundation
 
 /// The demo rebuilt on commands: the ``Fulfilment`` process manager in the order context
 /// coordinates; payment and invoice answer commands instead of following the order's events.
@@ -7,7 +8,7 @@ public import EventSourceryAMQP
 /// Wiring, per context process: the order context runs ``fulfilmentHandler(_:)`` in its
 /// `ContextConsumer` (subscribed to `order.OrderPlaced`, `payment.PaymentSucceeded`,
 /// `payment.PaymentFailed`, `invoice.InvoiceIssued`) and a `CommandConsumer` with
-/// ``commandHandlers(context:store:declineAbove:paymentTimeout:contexts:)``; payment and invoice run
+/// ``commandHandlers(context:store:options:paymentTimeout:contexts:)``; payment and invoice run
 /// only a `CommandConsumer`. Each context's topology accepts commands, and the order context
 /// lists `payment` and `invoice` as command targets.
 extension DemoContext {
@@ -28,7 +29,7 @@ extension DemoContext {
 
     /// The fulfilment process manager over the order context's store.
     public static func fulfilment(
-        store: EventStore, paymentTimeout: Duration = .seconds(5), contexts: FulfilmentContexts = .demo
+        store: EventStore, paymentTimeout: Duration = defaultPaymentTimeout, contexts: FulfilmentContexts = .demo
     ) -> ProcessManagerRunner<Fulfilment> {
         ProcessManagerRunner(Fulfilment(paymentTimeout: paymentTimeout, contexts: contexts), store: store, context: contexts.order)
     }
@@ -41,12 +42,12 @@ extension DemoContext {
     /// The command handlers of `context` (the order, payment or invoice context of `contexts`);
     /// none for another name.
     public static func commandHandlers(
-        context: String, store: EventStore, declineAbove: Int = defaultDeclineAbove, paymentTimeout: Duration = .seconds(5),
+        context: String, store: EventStore, options: CommandOptions = CommandOptions(), paymentTimeout: Duration = defaultPaymentTimeout,
         contexts: FulfilmentContexts = .demo
     ) -> [CommandHandler] {
         switch context {
         case contexts.order:
-            let orders = Repository<Order>(store: store)
+            let orders = Repository<Order>(store: store, saveMode: options.publishOrderOutcomes ? .publish : .append)
             return [
                 CommandHandler(SettleOrder.self) { command, received, batch in
                     try await orders.update(command.orderID, metadata: received.envelope.causedMetadata, in: &batch) {
@@ -56,12 +57,18 @@ extension DemoContext {
                 fulfilment(store: store, paymentTimeout: paymentTimeout, contexts: contexts).deadlineHandler,
             ]
         case contexts.payment:
+            // Charges are published for the fulfilment flow; refunds only recorded: no context binds them.
             let payments = Repository<Payment>(store: store, saveMode: .publish)
+            let refunds = Repository<Payment>(store: store, saveMode: .append)
+            let gatewayDownFile = options.gatewayDownFile
             return [
                 CommandHandler.aggregate(ChargePayment.self, Payment.self, repository: payments, id: \.orderID) { command, payment in
-                    payment.charge(amount: command.amount, declineAbove: declineAbove)
+                    if let gatewayDownFile, FileManager.default.fileExists(atPath: gatewayDownFile) {
+                        throw PaymentGatewayUnavailable(orderID: command.orderID)
+                    }
+                    payment.charge(amount: command.amount, declineAbove: options.declineAbove)
                 },
-                CommandHandler.aggregate(RefundPayment.self, Payment.self, repository: payments, id: \.orderID) { command, payment in
+                CommandHandler.aggregate(RefundPayment.self, Payment.self, repository: refunds, id: \.orderID) { command, payment in
                     try payment.refund(reason: command.reason)
                 },
             ]

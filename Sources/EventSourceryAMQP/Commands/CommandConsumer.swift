@@ -22,8 +22,10 @@ public import ServiceLifecycle
 ///    delivery is returned to the queue; the quorum queue's delivery limit then dead-letters it
 ///    to `<context>.dead`, where ``ContextAdmin`` lists and replays it.
 ///
-/// Commands are handled one at a time, in delivery order. On graceful shutdown the consumer
-/// cancels its subscription after the command in hand.
+/// Up to ``concurrency`` commands are handled at the same time (commands carry no order; their
+/// commits share the store's group commit), so a handler whose commands all write one stream
+/// (a counter) runs with a concurrency of 1. On graceful shutdown the consumer cancels its
+/// subscription after the commands in hand.
 public struct CommandConsumer: Service {
     /// The outcome of one delivery.
     public enum Outcome: Sendable, Hashable {
@@ -49,6 +51,8 @@ public struct CommandConsumer: Service {
     public let prefetch: UInt16
     /// Runs of a handler that lost an optimistic-concurrency race before the delivery is requeued.
     public let conflictRetries: Int
+    /// Commands handled at the same time.
+    public let concurrency: Int
     /// Logger.
     public let logger: Logger
     private let registry: CommandRegistry
@@ -57,8 +61,9 @@ public struct CommandConsumer: Service {
     /// topology declared (``ContextDescription/acceptsCommands``).
     public init(
         context: String, store: EventStore, connection: AMQPConnection, handlers: [CommandHandler], prefetch: UInt16 = 50,
-        conflictRetries: Int = 5, logger: Logger = Logger(label: "eventsourcery.commands")
+        conflictRetries: Int = 5, concurrency: Int = 1, logger: Logger = Logger(label: "eventsourcery.commands")
     ) {
+        self.concurrency = max(1, concurrency)
         self.context = context
         self.store = store
         self.connection = connection
@@ -80,12 +85,23 @@ public struct CommandConsumer: Service {
         let publisher = AMQPPublisher(connection: connection, window: 1)
         logger.info("Command consumer started", metadata: ["consumer.commands": "\(handlers.keys.sorted().joined(separator: ","))"])
         try await withGracefulShutdownHandler {
-            for try await delivery in consumer.deliveries {
-                switch await process(delivery, publisher: publisher) {
-                case .requeued: consumer.nack(delivery, requeue: true)
-                case .handled, .rejected, .poison: consumer.ack(delivery)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var inHand = 0
+                for try await delivery in consumer.deliveries {
+                    if inHand == concurrency {
+                        try await group.next()
+                        inHand -= 1
+                    }
+                    group.addTask {
+                        switch await process(delivery, publisher: publisher) {
+                        case .requeued: consumer.nack(delivery, requeue: true)
+                        case .handled, .rejected, .poison: consumer.ack(delivery)
+                        }
+                    }
+                    inHand += 1
+                    if Task.isShuttingDownGracefully { break }
                 }
-                if Task.isShuttingDownGracefully { break }
+                try await group.waitForAll()
             }
         } onGracefulShutdown: {
             Task { await consumer.cancel() }
@@ -152,8 +168,9 @@ public struct CommandConsumer: Service {
             "consumer.reason": "\(poison.code.reason)", "consumer.detail": "\(poison.detail)",
             "amqp.message_id": "\(delivery.properties.messageId ?? "none")",
         ]
-        let outcome =
-            (try? await publisher.publish(poison.deadLetter(delivery, exchange: ContextTopology.deadLetterExchange(for: context))))
+        var message = poison.deadLetter(delivery, exchange: ContextTopology.deadLetterExchange(for: context))
+        message.properties.headers?[DeadLetter.queueHeader] = .string(inboxConsumer)  // replayed to <context>.commands
+        let outcome = (try? await publisher.publish(message))
         guard outcome?.isConfirmed == true else {
             logger.error("Poison command could not be dead-lettered; it is requeued", metadata: metadata)
             return .requeued

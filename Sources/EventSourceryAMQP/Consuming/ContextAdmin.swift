@@ -70,7 +70,8 @@ public struct ContextAdmin: Sendable {
     /// `<context>.partitions`, which puts it in its source stream's partition (a message
     /// without `x-stream-id` goes to `<context>.inbox.0`); its dead copy is acknowledged only
     /// after the broker confirmed the new one. The inbox deduplicates anything that was
-    /// processed in the meantime.
+    /// processed in the meantime. A dead-lettered command (``DeadLetter/isCommand``) goes back
+    /// to the context's command exchange `<context>.commands` with its routing key.
     ///
     /// - Parameters:
     ///   - limit: The most messages to move.
@@ -99,7 +100,10 @@ public struct ContextAdmin: Sendable {
                         || key == EventMessage.deathReasonHeader || key == EventMessage.deathDetailHeader
                         || key == EventMessage.deliveryCountHeader)
                 }
-                let (exchange, routingKey) = replayDestination(hasStream: properties.headers?[EventMessage.Header.streamID] != nil)
+                let (exchange, routingKey) =
+                    DeadLetter(delivery).isCommand
+                    ? (CommandMessage.exchange(for: context), delivery.routingKey)
+                    : replayDestination(hasStream: properties.headers?[EventMessage.Header.streamID] != nil)
                 let message = OutgoingMessage(
                     exchange: exchange, routingKey: routingKey, body: delivery.body, properties: properties, mandatory: true)
                 let outcome = try await publisher.publish(message)

@@ -20,6 +20,16 @@ public struct DeadLetter: Sendable, Hashable {
     public var body: Data
     /// The properties and headers.
     public var properties: AMQPProperties
+    /// The queue it was dead-lettered from (`x-first-death-queue`): an inbox queue, or
+    /// `<context>.commands` for a command.
+    public var queue: String?
+
+    /// Whether it is a command (it died in a command queue `<context>.commands`).
+    public var isCommand: Bool { queue?.hasSuffix(".commands") ?? false }
+
+    /// The header naming the queue a message was dead-lettered from: set by the broker, and by
+    /// the command consumer for the poison commands it dead-letters itself.
+    public static let queueHeader = "x-first-death-queue"
 
     /// Reads a dead-lettered delivery.
     public init(_ delivery: Delivery) {
@@ -30,6 +40,7 @@ public struct DeadLetter: Sendable, Hashable {
         routingKey = delivery.routingKey
         body = delivery.body
         properties = delivery.properties
+        queue = headers[Self.queueHeader]?.stringValue
         detail = headers[EventMessage.deathDetailHeader]?.stringValue
         if let reason = headers[EventMessage.deathReasonHeader]?.stringValue {
             self.reason = reason

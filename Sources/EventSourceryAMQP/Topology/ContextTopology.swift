@@ -42,6 +42,9 @@ public struct ContextTopology: Sendable, Hashable {
     public var queues: [AMQPQueue]
     /// Bindings, in declaration order.
     public var bindings: [AMQPBinding]
+    /// The command exchanges among ``exchanges``: those of the command targets and, when the
+    /// context accepts commands, its own (`<context>.commands`).
+    public var commandExchanges: [String]
 
     /// The single inbox queue of a context: `<context>.inbox`.
     public static func inboxQueue(for context: String) -> String { "\(context).inbox" }
@@ -96,8 +99,9 @@ public struct ContextTopology: Sendable, Hashable {
             bindings += inboxes.map { AMQPBinding(queue: $0, exchange: Self.partitionExchange(for: name), routingKey: "1") }
         }
         bindings.append(AMQPBinding(queue: Self.deadLetterQueue(for: name), exchange: Self.deadLetterExchange(for: name), routingKey: "#"))
-        let commandExchanges = Set(description.commandTargets + (description.acceptsCommands ? [name] : [])).sorted()
-        exchanges += commandExchanges.map { AMQPExchange(name: CommandMessage.exchange(for: $0), kind: .topic, durable: true) }
+        commandExchanges = Set(description.commandTargets + (description.acceptsCommands ? [name] : [])).sorted().map(
+            CommandMessage.exchange(for:))
+        exchanges += commandExchanges.map { AMQPExchange(name: $0, kind: .topic, durable: true) }
         if description.acceptsCommands {
             queues.append(Self.quorumQueue(CommandMessage.queue(for: name), of: description))
             bindings.append(

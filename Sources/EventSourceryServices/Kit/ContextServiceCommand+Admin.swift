@@ -7,17 +7,23 @@ import Logging
 
 extension ContextServiceCommand {
     /// Runs the one admin mode asked for; closes what it opened.
-    func runAdmin(_ settings: ServiceBootstrap.Settings, logger: Logger) async throws {
+    func runAdmin(_ settings: ServiceBootstrap.Settings, modules: ContextHandlers, logger: Logger) async throws {
         if let path = kit.exportDefinitions {
             try export(settings.configuration, to: path, logger: logger)
         } else if kit.listDead || kit.replayDead {
             try await deadLetters(settings, logger: logger)
+        } else if let handler = kit.rerunHandler, let event = kit.event.flatMap(UUID.init(uuidString:)) {
+            try await rerun(handler, event: event, settings, modules: modules, logger: logger)
         } else {
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let store = EventStore(storage: storage, registry: EventRegistry([HandlerFailed.self, EventSkipped.self]), logger: logger)
             try await StoreService.withRunning([storage]) {
                 if kit.listFailures {
                     try await listFailures(store)
+                } else if kit.listSkippedHandlers {
+                    try await listSkippedHandlers(store)
+                } else if kit.listParkedCommands || kit.retryParkedCommands {
+                    try await parkedCommands(storage)
                 } else if kit.storeSizes {
                     try await printSizes(storage)
                 } else {
@@ -37,12 +43,14 @@ extension ContextServiceCommand {
                 let letters = try await admin.deadLetters()
                 print("\(letters.count) dead letter(s) in \(settings.topology.deadLetterQueue)")
                 for letter in letters {
-                    print("\(letter.messageID ?? "-")\t\(letter.routingKey)\t\(letter.reason)\t\(letter.detail ?? "")")
+                    print(
+                        "\(letter.messageID ?? "-")\t\(letter.isCommand ? "command" : "event")\t\(letter.routingKey)\t\(letter.reason)\t\(letter.detail ?? "")"
+                    )
                 }
             } else {
                 let moved = try await admin.replayDeadLetters()
                 print(
-                    "moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueues.joined(separator: ", "))"
+                    "moved \(moved) message(s) from \(settings.topology.deadLetterQueue) to \(settings.topology.inboxQueues.joined(separator: ", ")) (commands to \(CommandMessage.queue(for: context)))"
                 )
             }
         } catch {
@@ -59,6 +67,65 @@ extension ContextServiceCommand {
         for failure in failures {
             print(
                 "\(failure.failedAt)\t\(failure.handler)\t\(failure.eventType)\t\(failure.eventID)\tattempt \(failure.attempt)\t\(failure.error)"
+            )
+        }
+    }
+
+    /// `--list-skipped-handlers`.
+    private func listSkippedHandlers(_ store: EventStore) async throws {
+        let skips = try await ContextAdmin.skippedHandlers(context: context, store: store)
+        print("\(skips.count) skipped handler(s) in skipped-\(context)")
+        for skip in skips {
+            print(
+                "\(skip.skippedAt)\t\(skip.handler)\t\(skip.condition)\t\(skip.eventType)\t\(skip.eventID)\t\(skip.sourceContext)/\(skip.sourceStream)"
+            )
+        }
+        let reruns = try await ContextAdmin.reruns(context: context, store: store)
+        print("\(reruns.count) forced rerun(s)")
+        for rerun in reruns {
+            print("\(rerun.ranAt)\t\(rerun.handler)\t\(rerun.eventID)\t\(rerun.reason)")
+        }
+    }
+
+    /// `--rerun-handler <name> --event <id> --reason <text>`: needs the context's code.
+    private func rerun(
+        _ handler: String, event: UUID, _ settings: ServiceBootstrap.Settings, modules: ContextHandlers, logger: Logger
+    ) async throws {
+        guard let module = modules.module(for: context) else {
+            throw ServiceBootstrap.StartupError(
+                "--rerun-handler runs the context's handler code, which this build does not have for '\(context)'; run it with the context's service",
+                exitCode: 78)
+        }
+        let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
+        let store = EventStore(storage: storage, registry: module.registry, logger: logger)
+        try await StoreService.withRunning([storage]) {
+            let deadlines = module.deadlines.merging((try? settings.configuration.deadlines(context: context)) ?? [:]) { $1 }
+            let consumer = ContextConsumer(
+                connection: AMQPConnection(configuration: settings.connectionConfiguration, logger: logger), store: store,
+                handlers: module.makeEventHandlers(ContextResources(store: store, deadlines: deadlines)),
+                configuration: settings.consumerConfiguration, topology: settings.topology, logger: logger)
+            do {
+                let rerun = try await consumer.rerun(handler: handler, eventID: event, reason: kit.reason ?? "")
+                print("\(handler) ran for \(event); recorded as rerun \(rerun.rerunID) in skipped-\(context)")
+            } catch let error as HandlerRerunError {
+                logger.error("\(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    /// `--list-parked-commands`, `--retry-parked-commands`.
+    private func parkedCommands(_ storage: any EventStorage) async throws {
+        let parked = try await storage.commandOutboxEntries(in: [.parked], limit: Int(Int32.max))
+        if kit.retryParkedCommands {
+            let requeued = try await storage.requeueParkedCommands(parked.map(\.command.id))
+            print("\(requeued) parked command(s) due again; the running relay sends them")
+            return
+        }
+        print("\(parked.count) parked command(s) in \(context)")
+        for entry in parked {
+            print(
+                "\(entry.command.id)\t\(entry.command.typeName)\tto \(entry.command.target)\tattempts \(entry.attempts)\t\(entry.lastError ?? "")"
             )
         }
     }

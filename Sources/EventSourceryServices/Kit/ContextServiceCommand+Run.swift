@@ -16,12 +16,16 @@ extension ContextServiceCommand {
         let module = role.runsConsumer ? try self.module(in: modules) : nil
         let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
         let connection: AMQPConnection
-        var consumed: (store: EventStore, handlers: [EventHandler], projections: [ProjectionService])?
+        var consumed: (store: EventStore, handlers: [EventHandler], commandHandlers: [CommandHandler], projections: [ProjectionService])?
         do {
             if let module {
                 // The code must match the file before anything is declared on the broker.
                 let eventStore = EventStore(storage: storage, registry: module.registry, logger: logger)
-                consumed = (eventStore, try checkedHandlers(module.makeHandlers(eventStore), settings), module.makeProjections(eventStore))
+                let resources = ContextResources(store: eventStore, deadlines: try deadlines(of: module, settings))
+                consumed = (
+                    eventStore, try checkedHandlers(module.makeEventHandlers(resources), settings),
+                    try checkedCommandHandlers(module.makeCommandHandlers(resources), settings), module.makeProjections(eventStore)
+                )
             }
             connection = try await ServiceBootstrap.connect(settings, logger: logger)
         } catch {
@@ -39,11 +43,17 @@ extension ContextServiceCommand {
                     ContextConsumer(
                         connection: connection, store: consumed.store, handlers: consumed.handlers, configuration: configuration,
                         topology: settings.topology, logger: logger))
+                if !consumed.commandHandlers.isEmpty {
+                    workers.append(
+                        CommandConsumer(
+                            context: context, store: consumed.store, connection: connection, handlers: consumed.commandHandlers,
+                            prefetch: configuration.prefetch, concurrency: configuration.concurrency, logger: logger))
+                }
                 workers += consumed.projections as [any Service]
                 probes.append(ServiceBootstrap.inboxProbe(connection, topology: settings.topology))
             }
             if role.runsRelay {
-                try await declareExchange(on: connection)
+                try await declareExchanges(settings.topology, on: connection)
                 let relay = OutboxRelay(
                     storage: storage,
                     publisher: settings.configuration.relay.window.map { AMQPPublisher(connection: connection, window: $0) }
@@ -73,10 +83,14 @@ extension ContextServiceCommand {
         try await ServiceBootstrap.runUntilSignalled(workers, store: storage, connection: connection, observers: observers, logger: logger)
     }
 
-    /// The context's own exchange, where its relay publishes.
-    private func declareExchange(on connection: AMQPConnection) async throws(ServiceBootstrap.StartupError) {
+    /// The exchanges the context's relay publishes to: its own events exchange and the
+    /// command exchanges of its command targets (and its own, for its deadlines).
+    private func declareExchanges(_ topology: ContextTopology, on connection: AMQPConnection) async throws(ServiceBootstrap.StartupError) {
+        let names = Set([EventMessage.exchange(for: context)] + topology.commandExchanges)
         do {
-            try await connection.declare(AMQPExchange(name: EventMessage.exchange(for: context), kind: .topic, durable: true))
+            for exchange in topology.exchanges where names.contains(exchange.name) {
+                try await connection.declare(exchange)
+            }
         } catch {
             throw ServiceBootstrap.StartupError("Cannot declare the exchange of context '\(context)': \(error)", exitCode: 69)
         }
@@ -103,6 +117,46 @@ extension ContextServiceCommand {
                 "Bad configuration: no handler code is built in for context '\(context)'; built in: \(builtIn)", exitCode: 78)
         }
         return module
+    }
+
+    /// The module's deadlines with the file's values (`contexts.<name>.deadlines`) over its
+    /// defaults; a deadline the code does not declare is a configuration error.
+    private func deadlines(
+        of module: ContextModule, _ settings: ServiceBootstrap.Settings
+    ) throws(ServiceBootstrap.StartupError) -> [String:
+        Duration]
+    {
+        let configuration = settings.configuration
+        do {
+            let configured = try configuration.deadlines(context: context)
+            for name in configured.keys.sorted() where module.deadlines[name] == nil {
+                let declared = module.deadlines.keys.sorted().joined(separator: ", ")
+                throw configuration.error(
+                    at: "contexts.\(context).deadlines.\(name)",
+                    "no deadline of that name is built in; the code declares \(declared.isEmpty ? "none" : declared)")
+            }
+            return module.deadlines.merging(configured) { $1 }
+        } catch {
+            throw ServiceBootstrap.StartupError("Bad configuration: \(error)", exitCode: 78)
+        }
+    }
+
+    /// The command handlers, after checking that the file lets the context accept commands
+    /// exactly when the code handles some.
+    private func checkedCommandHandlers(
+        _ handlers: [CommandHandler], _ settings: ServiceBootstrap.Settings
+    ) throws(ServiceBootstrap.StartupError) -> [CommandHandler] {
+        let configuration = settings.configuration
+        let accepts = configuration.contexts[context]?.acceptsCommands ?? false
+        guard accepts == !handlers.isEmpty else {
+            let message =
+                accepts
+                ? "is true, but no command handler is built in for this context"
+                : "is false, but the code handles \(handlers.map(\.typeName).sorted().joined(separator: ", ")); set it to true"
+            throw ServiceBootstrap.StartupError(
+                "Bad configuration: \(configuration.error(at: "contexts.\(context).accepts_commands", message))", exitCode: 78)
+        }
+        return handlers
     }
 
     /// The handlers, after checking that their names and subscriptions match the file.

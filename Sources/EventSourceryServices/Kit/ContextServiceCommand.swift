@@ -31,7 +31,11 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
                 event used up its attempts, with the events waiting behind it); --retry-parked <source>/<stream> \
                 lets the running consumer apply a parked sequence in order (stopping again at the first failure); \
                 --skip-parked <source>/<stream> --reason <text> records the skip of the parked event and lets the \
-                rest of its sequence go on; --store-sizes prints how many rows the context's store keeps.
+                rest of its sequence go on; --store-sizes prints how many rows the context's store keeps; \
+                --list-skipped-handlers lists the handlers a condition skipped (skipped-<context>) and the \
+                forced reruns; --rerun-handler <name> --event <id> --reason <text> forces a skipped handler to run \
+                for that event (a build with the context's code); --list-parked-commands lists the commands the \
+                relay parked; --retry-parked-commands sends them again.
 
                 Exit codes: 0 done, 1 admin command refused, 64 bad arguments, 69 broker or store unavailable, \
                 73 cannot write a file, 78 bad configuration.
@@ -53,7 +57,7 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
         do {
             let settings = try service.loadSettings()
             if kit.isAdmin {
-                try await runAdmin(settings, logger: logger)
+                try await runAdmin(settings, modules: modules, logger: logger)
             } else {
                 try await serve(
                     settings, role: kit.role ?? launch.role, modules: modules, registry: registry, serverName: launch.commandName,

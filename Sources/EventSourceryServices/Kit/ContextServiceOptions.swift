@@ -37,14 +37,32 @@ public struct ContextServiceOptions: ParsableArguments {
     @Option(name: .long, help: "Skip the parked event at the head of <source>/<stream> (needs --reason), and exit.")
     public var skipParked: String?
 
-    @Option(name: .long, help: "Why the event is skipped; recorded with the skip.")
+    @Option(name: .long, help: "Why the event is skipped (--skip-parked) or the handler rerun (--rerun-handler); recorded.")
     public var reason: String?
+
+    @Flag(name: .long, help: "List the handlers skipped by a condition (skipped-<context>) and the forced reruns, and exit.")
+    public var listSkippedHandlers = false
+
+    @Option(name: .long, help: "Force this handler to run for the event it skipped (needs --event and --reason), and exit.")
+    public var rerunHandler: String?
+
+    @Option(name: .long, help: "The id of the event --rerun-handler runs the handler for.")
+    public var event: String?
+
+    @Flag(name: .long, help: "List the commands the relay parked in the context's command outbox, and exit.")
+    public var listParkedCommands = false
+
+    @Flag(name: .long, help: "Make the parked commands due again for the running relay, and exit.")
+    public var retryParkedCommands = false
 
     public init() {}
 
     /// Which admin modes were asked for.
     private var modes: [Bool] {
-        [exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil, storeSizes]
+        [
+            exportDefinitions != nil, listDead, replayDead, listFailures, listParked, retryParked != nil, skipParked != nil, storeSizes,
+            listSkippedHandlers, rerunHandler != nil, listParkedCommands, retryParkedCommands,
+        ]
     }
 
     /// Whether an admin mode was asked for.
@@ -53,11 +71,17 @@ public struct ContextServiceOptions: ParsableArguments {
     public func validate() throws {
         guard modes.filter({ $0 }).count <= 1 else {
             throw ValidationError(
-                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked, --store-sizes"
+                "use at most one of --export-definitions, --list-dead, --replay-dead, --list-failures, --list-parked, --retry-parked, --skip-parked, --store-sizes, --list-skipped-handlers, --rerun-handler, --list-parked-commands, --retry-parked-commands"
             )
         }
         if skipParked != nil, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--skip-parked needs --reason <why the event is skipped>")
+        }
+        if rerunHandler != nil {
+            guard let event, UUID(uuidString: event) != nil else { throw ValidationError("--rerun-handler needs --event <the event's id>") }
+            guard !(reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("--rerun-handler needs --reason <why the handler runs again>")
+            }
         }
         for stream in [retryParked, skipParked].compactMap({ $0 }) where Self.sequence(stream) == nil {
             throw ValidationError("'\(stream)' is not <source context>/<stream id>, such as order/order-42")

@@ -9,7 +9,9 @@ import NIOConcurrencyHelpers
 import TestSupport
 import Testing
 
-/// The demo flow at scale on the 3-node cluster: per context three consumer replicas
+/// The demo flow (coordinated by commands: the order context's fulfilment process manager,
+/// its payment deadline long enough that no order times out) at scale on the 3-node
+/// cluster: per context three consumer replicas
 /// (`demo-service --role consumer`) and two relay replicas (`outbox-publisher`), every store
 /// in a PostgreSQL schema of its own, 2,000 orders placed while replicas are SIGKILLed and
 /// restarted over and over and, twice, the node leading most inbox partitions is killed
@@ -124,7 +126,7 @@ struct ClusterFlowFaultTests {
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
         try DemoConfiguration.yaml(
             brokerURL: clusterURL, directory: directory, broker: ["heartbeat_seconds: 5"], stores: storeURLs,
-            consumer: ["prefetch: 100", "delivery_limit: 20"]
+            consumer: ["prefetch: 100", "delivery_limit: 20"], paymentTimeout: 600  // no order times out while nodes go
         ).write(toFile: configPath, atomically: true, encoding: .utf8)
         let topologies = try ServiceConfiguration.load(path: configPath, environment: [:]).topologies
         let connection = try await TestBroker.freshTopology(topologies, url: clusterURL)
@@ -307,7 +309,9 @@ struct ClusterFlowFaultTests {
         }
         for topology in topologies {
             #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "\(topology.deadLetterQueue)")
-            for queue in topology.inboxQueues { #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)") }
+            for queue in topology.inboxQueues + [CommandMessage.queue(for: topology.context)] {
+                #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
+            }
         }
     }
 }

@@ -7,7 +7,8 @@ import EventSourcerySQLite
 import Foundation
 import Testing
 
-/// Held and parked sequences with a kit build (`demo-service --role consumer`): a consumer
+/// Held and parked sequences with a kit build (`demo-service --role consumer`): the order
+/// context's consumer (its `fulfilment` handler switched off by `--fulfilment-down-file`)
 /// killed while a stream waits for its retry, and the parked-sequence admin flags of
 /// `context-consumer`.
 ///
@@ -27,77 +28,63 @@ struct ConsumerRetryFaultTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-retry-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let paymentStore = TestStore(kind, name: "payment", in: directory)
+        let orderStore = TestStore(kind, name: "order", in: directory)
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-        let gatewayDown = directory.appendingPathComponent("gateway-down").path
-        try """
-        broker:
-          url: \(ContextConsumerFaultTests.vhostURL)
-        contexts:
-          order:
-            store: sqlite:\(directory.path)/order.sqlite
-            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-          payment:
-            store: \(paymentStore.location)
-            publishes: [PaymentSucceeded, PaymentFailed]
-            handlers:
-              charge-order:
-                subscribes: [order.OrderPlaced]
-            consumer:
-              delivery_limit: 1000
-              initial_backoff_ms: 200
-              max_backoff_ms: 500
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fulfilmentDown = directory.appendingPathComponent("fulfilment-down").path
+        try DemoConfiguration.yaml(
+            brokerURL: ContextConsumerFaultTests.vhostURL, directory: directory, stores: ["order": orderStore.location],
+            consumer: ["delivery_limit: 1000", "initial_backoff_ms: 200", "max_backoff_ms: 500"]
+        ).write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        let (connection, topology) = try await ContextConsumerFaultTests.freshPaymentTopology(deliveryLimit: 1000)
+        let (connection, topology) = try await ContextConsumerFaultTests.freshOrderTopology(configPath: configPath)
         // The queues stay: the next suite's `freshTopology` purges them.
         defer { Task { await connection.close() } }
-        let storage = try await paymentStore.open()
+        let storage = try await orderStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
         let publisher = AMQPPublisher(connection: connection)
 
-        // The gateway is down: the first order of the shared stream fails and the rest of the
+        // The fulfilment is down: the first order of the shared stream fails and the rest of the
         // stream waits behind it.
-        #expect(FileManager.default.createFile(atPath: gatewayDown, contents: nil))
+        #expect(FileManager.default.createFile(atPath: fulfilmentDown, contents: nil))
         let environment = ["AMQP_URL": ContextConsumerFaultTests.vhostURL, "LOG_LEVEL": "warning"]
-        let arguments = ["--context", "payment", "--role", "consumer", "--config", configPath, "--gateway-down-file", gatewayDown]
+        let arguments = ["--context", "order", "--role", "consumer", "--config", configPath, "--fulfilment-down-file", fulfilmentDown]
         let first = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let shared = try (1...5).map { try orderPlaced("s\($0)", stream: "order-shared", version: Int64($0)) }
         #expect(try await publisher.publish(shared).allSatisfy(\.isConfirmed))
         let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, try await storage.heldEvents(consumer: "payment", sequence: nil).count < 5 {
+        while ContinuousClock.now < deadline, try await storage.heldEvents(consumer: "order", sequence: nil).count < 5 {
             try await Task.sleep(for: .milliseconds(20))
         }
-        let held = try await storage.heldEvents(consumer: "payment", sequence: nil)
+        let held = try await storage.heldEvents(consumer: "order", sequence: nil)
         #expect(held.map(\.streamVersion) == [1, 2, 3, 4, 5], "the stream waits behind its first event")
-        #expect(held.first?.lastError?.contains("payment gateway is unavailable") == true)
+        #expect(held.first?.lastError?.contains("the fulfilment is unavailable") == true)
         first.signal(SIGKILL)
         let killed = try await first.wait()
         #expect(killed.status == 128 + SIGKILL, "\(killed.standardError)")
 
-        // While no consumer runs: the gateway recovers, the stream goes on, other orders arrive.
-        try FileManager.default.removeItem(atPath: gatewayDown)
+        // While no consumer runs: the fulfilment recovers, the stream goes on, other orders arrive.
+        try FileManager.default.removeItem(atPath: fulfilmentDown)
         let later = try (6...7).map { try orderPlaced("s\($0)", stream: "order-shared", version: Int64($0)) }
         let others = try (1...20).map { try orderPlaced("o\($0)", stream: "order-o\($0)", version: 1) }
         #expect(try await publisher.publish(later + others).allSatisfy(\.isConfirmed))
 
         let second = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let finish = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < finish, try await store.readAllRecorded(limit: 1000).count < 27 {
+        while ContinuousClock.now < finish, try await DemoConfiguration.flowsStarted(store).count < 27 {
             try await Task.sleep(for: .milliseconds(50))
         }
-        while ContinuousClock.now < finish, try await !storage.heldEvents(consumer: "payment", sequence: nil).isEmpty {
+        while ContinuousClock.now < finish, try await !storage.heldEvents(consumer: "order", sequence: nil).isEmpty {
             try await Task.sleep(for: .milliseconds(50))
         }
         second.signal(SIGTERM)
         let stopped = try await second.wait()
         #expect(stopped.status == 0, "\(stopped.standardError)")
 
-        let payments = try await store.readAll(limit: 1000).compactMap { $0.envelope.as(PaymentSucceeded.self)?.orderID }
-        #expect(payments.count == 27, "nothing lost")
+        let payments = try await DemoConfiguration.flowsStarted(store)
+        #expect(payments.count == 27, "nothing lost: one fulfilment flow per order")
         #expect(Set(payments).count == 27, "nothing doubled")
         #expect(payments.filter { $0.hasPrefix("s") } == (1...7).map { "s\($0)" }, "the shared stream applied in stream order")
-        #expect(try await storage.heldEvents(consumer: "payment", sequence: nil).isEmpty)
+        #expect(try await storage.heldEvents(consumer: "order", sequence: nil).isEmpty)
         for queue in topology.inboxQueues + [topology.deadLetterQueue] {
             #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
         }

@@ -8,7 +8,8 @@ import EventSourceryServices
 import Foundation
 import Testing
 
-/// The consumer of a kit build (`demo-service --role consumer`), run as a real process and killed.
+/// The consumer of a kit build (`demo-service --context order --role consumer`: the fulfilment
+/// process manager's event handler), run as a real process and killed.
 ///
 /// The demo handlers know the context names `order` and `payment`, so these tests use the
 /// broker's second vhost `es-test` (set up by `scripts/rabbitmq`) to keep those names apart
@@ -23,38 +24,12 @@ struct ContextConsumerFaultTests {
         return url.string!
     }
 
-    /// A connection to the fault vhost and the payment context's topology, declared with
-    /// `deliveryLimit` and the services' default partitions, its queues empty.
-    static func freshPaymentTopology(deliveryLimit: Int) async throws -> (AMQPConnection, ContextTopology) {
-        let topology = ContextTopology(
-            ContextDescription(
-                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]], deliveryLimit: deliveryLimit,
-                partitions: ServiceConfiguration.defaultPartitions
-            ))
+    /// A connection to the fault vhost and the order context's topology of the file at
+    /// `configPath`, declared, its queues empty.
+    static func freshOrderTopology(configPath: String) async throws -> (AMQPConnection, ContextTopology) {
+        let configuration = try ServiceConfiguration.load(path: configPath, environment: [:])
+        let topology = ContextTopology(try #require(configuration.contextDescription("order")))
         return (try await TestBroker.freshTopology([topology], url: vhostURL), topology)
-    }
-
-    /// `store` is the payment context's store as the file names it (`sqlite:…` or `postgres://…`).
-    private func configuration(store: String, ackBatch: Int, directory: URL) -> String {
-        """
-        broker:
-          url: \(Self.vhostURL)
-        contexts:
-          order:
-            store: sqlite:\(directory.path)/order.sqlite
-            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-          payment:
-            store: \(store)
-            publishes: [PaymentSucceeded, PaymentFailed]
-            handlers:
-              charge-order:
-                subscribes: [order.OrderPlaced]
-            consumer:
-              prefetch: 200
-              delivery_limit: 5
-              ack_batch: \(ackBatch)
-        """
     }
 
     private func orderPlaced(_ index: Int) throws -> OutgoingMessage {
@@ -70,12 +45,14 @@ struct ContextConsumerFaultTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-fault-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let paymentStore = TestStore(kind, name: "payment", in: directory)
+        let orderStore = TestStore(kind, name: "order", in: directory)
         let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-        try configuration(store: paymentStore.location, ackBatch: 50, directory: directory)
-            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        try DemoConfiguration.yaml(
+            brokerURL: Self.vhostURL, directory: directory, stores: ["order": orderStore.location],
+            consumer: ["prefetch: 200", "delivery_limit: 5", "ack_batch: 50"]
+        ).write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        let (connection, topology) = try await Self.freshPaymentTopology(deliveryLimit: 5)
+        let (connection, topology) = try await Self.freshOrderTopology(configPath: configPath)
         defer {
             // The queues stay: the next suite's `freshTopology` purges them.
             Task { await connection.close() }
@@ -85,24 +62,24 @@ struct ContextConsumerFaultTests {
         #expect(outcomes.allSatisfy { $0.isConfirmed })
 
         let environment = ["AMQP_URL": Self.vhostURL, "LOG_LEVEL": "warning"]
-        let arguments = ["--context", "payment", "--role", "consumer", "--config", configPath]
-        let storage = try await paymentStore.open()
+        let arguments = ["--context", "order", "--role", "consumer", "--config", configPath]
+        let storage = try await orderStore.open()
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
 
         let first = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, try await store.readAllRecorded(limit: 10_000).count < 300 {
+        while ContinuousClock.now < deadline, try await DemoConfiguration.flowsStarted(store).count < 300 {
             try await Task.sleep(for: .milliseconds(10))
         }
         first.signal(SIGKILL)
         let killed = try await first.wait()
         #expect(killed.status == 128 + SIGKILL, "\(killed.standardError)")
-        let appendedBeforeKill = try await store.readAllRecorded(limit: 10_000).count
+        let appendedBeforeKill = try await DemoConfiguration.flowsStarted(store).count
         #expect(appendedBeforeKill >= 300 && appendedBeforeKill < count, "the kill came mid-stream")
 
         let second = try ChildProcess.start(BuiltProducts.path("demo-service"), arguments, environment: environment)
         let finish = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < finish, try await store.readAllRecorded(limit: 10_000).count < count {
+        while ContinuousClock.now < finish, try await DemoConfiguration.flowsStarted(store).count < count {
             try await Task.sleep(for: .milliseconds(50))
         }
         try await Task.sleep(for: .milliseconds(500))
@@ -110,11 +87,16 @@ struct ContextConsumerFaultTests {
         let stopped = try await second.wait()
         #expect(stopped.status == 0, "\(stopped.standardError)")
 
+        // Each OrderPlaced started its flow once: FulfilmentAdvanced and the scheduled deadline,
+        // with one ChargePayment and one deadline in the command outbox.
         let events = try await store.readAll(limit: 10_000)
-        #expect(events.count == count)
-        let orders = events.compactMap { $0.envelope.as(PaymentSucceeded.self)?.orderID ?? $0.envelope.as(PaymentFailed.self)?.orderID }
+        #expect(events.count == 2 * count)
+        let orders = try await DemoConfiguration.flowsStarted(store)
         #expect(orders.count == count)
-        #expect(Set(orders).count == count, "exactly one payment event per order")
+        #expect(Set(orders).count == count, "exactly one flow per order")
+        let commands = try await storage.commandOutboxEntries(in: Set(CommandOutboxEntry.State.allCases), limit: 10 * count)
+        #expect(commands.filter { $0.command.typeName == ChargePayment.typeName }.count == count)
+        #expect(commands.filter { $0.command.typeName == DeadlineDue.typeName }.count == count)
         for queue in topology.inboxQueues + [topology.deadLetterQueue] {
             #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
         }
@@ -146,11 +128,16 @@ struct ContextConsumerFaultTests {
                 connection: consuming, store: store, handlers: module.makeHandlers(store),
                 configuration: ContextConsumer.Configuration(context: name), topology: topology, logger: TestBroker.logger
             )
+            let commands = CommandConsumer(
+                context: name, store: store, connection: consuming,
+                handlers: module.makeCommandHandlers(ContextResources(store: store, deadlines: module.deadlines)), logger: TestBroker.logger
+            )
             let relay = OutboxRelay(
                 storage: storage, publisher: AMQPPublisher(connection: publishing),
                 configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50)), logger: TestBroker.logger
             )
             services.append { try await consumer.run() }
+            services.append { try await commands.run() }
             services.append { try await relay.run() }
         }
         defer {
@@ -182,11 +169,14 @@ struct ContextConsumerFaultTests {
         let issued = try await invoice.readAll(limit: 1000).compactMap { $0.envelope.as(InvoiceIssued.self) }
         #expect(issued.count == amounts.filter { $0 <= 1000 }.count)
         #expect(issued.map(\.invoiceNumber).sorted() == Array(1...issued.count))
-        // Causation: OrderCompleted <- InvoiceIssued, in the order's correlation.
-        let completed = try await order.readAll(limit: 1000).filter { $0.envelope.as(OrderCompleted.self) != nil }
+        // Causation: OrderCompleted <- SettleOrder <- InvoiceIssued, in the order's correlation.
+        let orderEvents = try await order.readAll(limit: 10_000)
+        let sent = try await order.storage.commandOutboxEntries(in: [.sent], limit: 10_000)
         let invoiceEvents = try await invoice.readAll(limit: 1000)
-        for event in completed {
-            let cause = invoiceEvents.first { $0.envelope.id == event.envelope.metadata.causationID }
+        for event in orderEvents where event.envelope.as(OrderCompleted.self) != nil {
+            let settle = sent.first { $0.command.id == event.envelope.metadata.causationID }
+            #expect(settle?.command.typeName == SettleOrder.typeName)
+            let cause = invoiceEvents.first { $0.envelope.id == settle?.command.metadata.causationID }
             #expect(cause?.envelope.as(InvoiceIssued.self) != nil)
             #expect(cause?.envelope.metadata.correlationID == event.envelope.metadata.correlationID)
         }

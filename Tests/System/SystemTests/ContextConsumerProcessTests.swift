@@ -30,19 +30,24 @@ struct ContextConsumerProcessTests {
         let contexts = ["order", "payment", "invoice"]
         #expect(
             Set(queues.compactMap { $0["name"] as? String })
-                == Set(contexts.flatMap { ContextTopology.inboxQueues(for: $0, partitions: 4) + ["\($0).dead"] }))
+                == Set(contexts.flatMap { ContextTopology.inboxQueues(for: $0, partitions: 4) + ["\($0).dead", "\($0).commands"] }))
         let paymentInbox = try #require(queues.first { $0["name"] as? String == "payment.inbox.0" })
         #expect((paymentInbox["arguments"] as? [String: Any])?["x-queue-type"] as? String == "quorum")
         #expect((paymentInbox["arguments"] as? [String: Any])?["x-single-active-consumer"] as? Bool == true)
         let bindings = try #require(document["bindings"] as? [[String: Any]])
         #expect(
             bindings.contains {
-                $0["source"] as? String == "order.events" && $0["destination"] as? String == "payment.partitions"
-                    && $0["destination_type"] as? String == "exchange" && $0["routing_key"] as? String == "order.OrderPlaced"
+                $0["source"] as? String == "payment.events" && $0["destination"] as? String == "order.partitions"
+                    && $0["destination_type"] as? String == "exchange" && $0["routing_key"] as? String == "payment.PaymentSucceeded"
             })
         #expect(
             bindings.filter { $0["source"] as? String == "payment.partitions" }.compactMap { $0["destination"] as? String }.sorted()
                 == ContextTopology.inboxQueues(for: "payment", partitions: 4))
+        #expect(
+            bindings.contains {
+                $0["source"] as? String == "payment.commands" && $0["destination"] as? String == "payment.commands"
+                    && $0["routing_key"] as? String == "payment.#"
+            })
     }
 
     @Test func anInvalidSubscriptionIsRejectedNamingTheFileAndEntry() async throws {
@@ -108,7 +113,7 @@ struct ContextConsumerProcessTests {
             consumer, ["--context", fixture.context, "--config", config, "--list-dead"], environment: environment)
         #expect(listed.status == 0, "\(listed.standardError)")
         #expect(listed.standardOutput.contains("1 dead letter(s)"))
-        #expect(listed.standardOutput.contains("\(letter.properties.messageId ?? "?")\t\(letter.routingKey)\tmalformedJSON"))
+        #expect(listed.standardOutput.contains("\(letter.properties.messageId ?? "?")\tevent\t\(letter.routingKey)\tmalformedJSON"))
         #expect(try await fixture.eventually { try await fixture.messageCount(topology.deadLetterQueue) == 1 }, "listing keeps the letters")
 
         let replayed = try await ChildProcess.run(

@@ -3,22 +3,19 @@ import TestSupport
 import DemoContexts
 import EventSourcery
 import EventSourceryAMQP
-import EventSourcerySQLite
 import EventSourceryServices
 import Foundation
 import Testing
 
-/// The full demo flow as real processes: three `outbox-publisher`s and three
-/// `demo-service --role consumer`s (one of each per context, each context with its own SQLite store)
-/// settle 1,000 orders placed directly into the order store.
+/// The coordinated demo flow as real processes (``DemoFlowProcesses``): the order context's
+/// fulfilment process manager sends `ChargePayment` and `IssueInvoice`, payment and invoice
+/// answer commands. Orders are placed directly into the order store.
 ///
-/// The demo contexts use the fixed exchange names `order.events`, `payment.events` and
-/// `invoice.events`, so the suite runs on the broker's vhost `es-test` and, by its name,
-/// alone after the other suites (`scripts/test` runs `*FaultTests` last, without parallelism).
+/// The demo contexts use the fixed exchange names `order.events`, `payment.commands`, …, so the
+/// suite runs on the broker's vhost `es-test` and, by its name, alone after the other suites
+/// (`scripts/test` runs `*FaultTests` last, without parallelism).
 @Suite(.serialized, .timeLimit(.minutes(4)), .requiresBroker)
 struct DemoFlowFaultTests {
-    static let contexts = ["order", "payment", "invoice"]
-    static let orderCount = 1000
     static let declineAbove = DemoContext.defaultDeclineAbove
 
     static var vhostURL: String {
@@ -27,163 +24,165 @@ struct DemoFlowFaultTests {
         return url.string!
     }
 
-    private func configuration(directory: URL) -> String {
-        DemoConfiguration.yaml(brokerURL: Self.vhostURL, directory: directory, consumer: ["prefetch: 100", "delivery_limit: 5"])
-    }
-
     /// The amount of order `index`: 1...1300, so about a quarter is declined.
     static func amount(_ index: Int) -> Int { (index * 37) % 1300 + 1 }
 
-    @Test func thousandOrdersSettleAcrossThreePublishersAndThreeConsumers() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("demo-flow-processes-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-        try configuration(directory: directory).write(toFile: configPath, atomically: true, encoding: .utf8)
-        let topologies = try ServiceConfiguration.load(path: configPath, environment: [:]).topologies
-
-        // A clean vhost: the demo queues go, then the topology is declared before any
-        // process starts, so the first OrderPlaced already finds payment.inbox bound.
-        let connection = try await TestBroker.freshTopology(topologies, url: Self.vhostURL)
-
-        var stores: [String: EventStore] = [:]
-        var storages: [SQLiteEventStorage] = []
-        for context in Self.contexts {
-            let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(context).sqlite").path)
-            storages.append(storage)
-            stores[context] = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
-        }
-        let order = try #require(stores["order"])
-        let payment = try #require(stores["payment"])
-        let invoice = try #require(stores["invoice"])
-
-        let environment = ["AMQP_URL": Self.vhostURL, "LOG_LEVEL": "warning"]
-        var processes: [(name: String, process: ChildProcess)] = []
-        var stopped = false
-        func stopAll() async throws -> [(name: String, result: ChildProcess.Result)] {
-            stopped = true
-            for entry in processes { entry.process.signal(SIGTERM) }
-            var results: [(name: String, result: ChildProcess.Result)] = []
-            for entry in processes { results.append((entry.name, try await entry.process.wait())) }
-            return results
-        }
-        defer {
-            if !stopped {
-                for entry in processes { entry.process.signal(SIGKILL) }
-                for entry in processes { _ = waitpid(entry.process.pid, nil, 0) }
-            }
-            for storage in storages { try? storage.close() }
-            // The queues stay: the next suite's `freshTopology` purges them.
-            Task { await connection.close() }
-        }
-        for context in Self.contexts {
-            let arguments = ["--context", context, "--config", configPath]
-            processes.append(
-                (
-                    "demo-service \(context)",
-                    try ChildProcess.start(
-                        BuiltProducts.path("demo-service"), arguments + ["--role", "consumer", "--decline-above", "\(Self.declineAbove)"],
-                        environment: environment
-                    )
-                ))
-            processes.append(
-                (
-                    "outbox-publisher \(context)",
-                    try ChildProcess.start(
-                        BuiltProducts.path("outbox-publisher"), arguments, environment: environment
-                    )
-                ))
-        }
-
-        let started = ContinuousClock.now
+    private func place(_ indices: Range<Int>, in demo: DemoFlowProcesses) async throws -> [String: EventEnvelope] {
         var placed: [String: EventEnvelope] = [:]
-        for index in 0..<Self.orderCount {
-            placed["o\(index)"] = try await DemoContext.placeOrder("o\(index)", amount: Self.amount(index), in: order)
+        for index in indices {
+            placed["o\(index)"] = try await DemoContext.placeOrder("o\(index)", amount: Self.amount(index), in: demo.store("order"))
         }
-        let placing = ContinuousClock.now - started
+        return placed
+    }
 
-        let deadline = ContinuousClock.now + .seconds(120)
-        var states: [String: DemoContext.OrderState] = [:]
-        func settled() -> Bool {
-            states.count == Self.orderCount && states.values.allSatisfy { $0 == .completed || $0 == .cancelled }
-        }
-        while ContinuousClock.now < deadline {
-            states = try await order.orderStates()
-            if settled() { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let settling = ContinuousClock.now - started
-        // Late PaymentSucceeded deliveries to order's inbox (after the invoice completed the
-        // order) are no-ops; let the inboxes drain before stopping.
-        let drainDeadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < drainDeadline {
-            var pending = 0
-            for queue in topologies.flatMap(\.inboxQueues) { pending += Int(try await connection.queueState(queue).messageCount) }
-            if pending == 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-
-        let results = try await stopAll()
-        for (name, result) in results {
+    private func expectCleanStop(_ demo: DemoFlowProcesses) async throws {
+        try await waitUntil(timeout: .seconds(20)) { try await demo.queuedMessages() == 0 }
+        for (name, result) in try await demo.stopAll() {
             #expect(result.status == 0, "\(name) exited with \(result.status): \(result.standardError.suffix(2000))")
         }
+        #expect(try await demo.deadLetters() == 0, "nothing dead-lettered")
+        #expect(try await demo.queuedMessages() == 0, "every inbox and command queue drained")
+    }
 
-        // Every order completed or cancelled, as the gateway decided.
-        #expect(settled(), "unsettled: \(states.filter { $0.value != .completed && $0.value != .cancelled }.prefix(10))")
-        for index in 0..<Self.orderCount {
-            let expected: DemoContext.OrderState = Self.amount(index) > Self.declineAbove ? .cancelled : .completed
-            #expect(states["o\(index)"] == expected, "order o\(index) of \(Self.amount(index))")
-        }
-        let completedCount = states.values.filter { $0 == .completed }.count
-        let cancelledCount = states.values.filter { $0 == .cancelled }.count
-        #expect(completedCount > 0 && cancelledCount > 0)
-        print(
-            "DemoFlowFaultTests: \(Self.orderCount) orders placed in \(placing), settled after \(settling): \(completedCount) completed, \(cancelledCount) cancelled"
-        )
-
-        let orderEvents = try await order.allEvents()
-        let paymentEvents = try await payment.allEvents()
-        let invoiceEvents = try await invoice.allEvents()
-        let succeeded = paymentEvents.compactMap { $0.envelope.as(PaymentSucceeded.self) }
-        let failed = paymentEvents.compactMap { $0.envelope.as(PaymentFailed.self) }
-        let issued = invoiceEvents.compactMap { $0.envelope.as(InvoiceIssued.self) }
-        #expect(completedCount == issued.count)
-        #expect(completedCount == succeeded.count)
-        #expect(cancelledCount == failed.count)
-        #expect(Set(succeeded.map(\.orderID)).count == succeeded.count, "one payment per order")
-        #expect(Set(issued.map(\.paymentID)).count == issued.count, "one invoice per payment")
-        #expect(issued.map(\.invoiceNumber).sorted() == (0..<issued.count).map { $0 + 1 }, "invoice numbers 1...n without gaps")
-
-        // Causation: every demo event leads back through the stores to an OrderPlaced of the
-        // order store, and carries that order's correlation id.
-        let placedByID = Dictionary(
-            uniqueKeysWithValues: orderEvents.filter { $0.event is OrderPlaced }.map { ($0.envelope.id, $0.envelope) })
-        #expect(placedByID.count == Self.orderCount)
-        #expect(Set(placedByID.keys) == Set(placed.values.map(\.id)))
-        var byID: [UUID: EventEnvelope] = [:]
-        for event in orderEvents + paymentEvents + invoiceEvents { byID[event.envelope.id] = event.envelope }
-        for event in paymentEvents + invoiceEvents + orderEvents where !(event.event is OrderPlaced) && !(event.event is HandlerFailed) {
-            var current = event.envelope
-            var hops = 0
-            while !(current.event is OrderPlaced), hops < 5, let cause = current.metadata.causationID.flatMap({ byID[$0] }) {
-                current = cause
-                hops += 1
+    @Test func fiveHundredOrdersSettleThroughCommandsAcrossProcesses() async throws {
+        let count = 500
+        let demo = try await DemoFlowProcesses(name: "demo-flow-processes", paymentTimeout: 60)
+        do {
+            try demo.start(DemoFlowProcesses.contexts)
+            let started = ContinuousClock.now
+            let placed = try await place(0..<count, in: demo)
+            var states: [String: DemoContext.OrderState] = [:]
+            try await waitUntil(timeout: .seconds(150)) {
+                states = try await demo.store("order").orderStates()
+                return states.count == count && states.values.allSatisfy { $0 == .completed || $0 == .cancelled }
             }
-            guard let origin = placedByID[current.id] else {
-                Issue.record("\(event.envelope.typeName) \(event.envelope.id) in \(event.streamID) does not lead back to an OrderPlaced")
-                continue
-            }
-            #expect(
-                event.envelope.metadata.correlationID == origin.id,
-                "\(event.envelope.typeName) \(event.envelope.id) correlates to its order's flow")
-        }
+            print("DemoFlowFaultTests: \(count) orders settled through commands after \(ContinuousClock.now - started)")
+            try await expectCleanStop(demo)
 
-        // Nothing dead-lettered, nothing left behind.
-        for topology in topologies {
-            #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "\(topology.deadLetterQueue)")
-            for queue in topology.inboxQueues {
-                #expect(try await connection.queueState(queue).messageCount == 0, "\(queue)")
+            for index in 0..<count {
+                #expect(states["o\(index)"] == (Self.amount(index) > Self.declineAbove ? .cancelled : .completed), "order o\(index)")
             }
+            let completed = states.values.filter { $0 == .completed }.count
+            let cancelled = states.values.filter { $0 == .cancelled }.count
+            #expect(completed > 0 && cancelled > 0)
+            let succeeded = try await demo.events(PaymentSucceeded.self, in: "payment")
+            let failed = try await demo.events(PaymentFailed.self, in: "payment")
+            let issued = try await demo.events(InvoiceIssued.self, in: "invoice")
+            #expect(completed == succeeded.count && completed == issued.count)
+            #expect(cancelled == failed.count)
+            #expect(Set(succeeded.map(\.orderID)).count == succeeded.count, "one payment per order")
+            #expect(Set(issued.map(\.paymentID)).count == issued.count, "one invoice per payment")
+            #expect(issued.map(\.invoiceNumber).sorted() == Array(1...issued.count), "invoice numbers 1...n without gaps")
+            let outcomes =
+                try await demo.events(OrderCompleted.self, in: "order").count + demo.events(OrderCancelled.self, in: "order").count
+            #expect(outcomes == count, "each order settled once")
+            #expect(try await demo.firedDeadlines().isEmpty, "no payment timed out")
+            #expect(try await demo.events(CommandRejected.self, in: "order").isEmpty)
+
+            // Causation across events and commands: everything leads back to its OrderPlaced
+            // and carries that order's correlation id.
+            var causes: [UUID: (cause: UUID?, correlation: UUID?, isPlaced: Bool)] = [:]
+            var all: [(id: UUID, name: String, correlation: UUID?)] = []
+            for context in DemoFlowProcesses.contexts {
+                for event in try await demo.events(context) {
+                    let envelope = event.envelope
+                    causes[envelope.id] = (envelope.metadata.causationID, envelope.metadata.correlationID, envelope.event is OrderPlaced)
+                    all.append((envelope.id, envelope.typeName, envelope.metadata.correlationID))
+                }
+                for entry in try await demo.store(context).storage.commandOutboxEntries(in: [.sent, .cancelled], limit: 100_000) {
+                    let command = entry.command
+                    causes[command.id] = (command.metadata.causationID, command.metadata.correlationID, false)
+                    all.append((command.id, command.typeName, command.metadata.correlationID))
+                }
+            }
+            #expect(Set(placed.values.map(\.id)) == Set(causes.filter(\.value.isPlaced).keys))
+            for item in all {
+                var current = item.id
+                var hops = 0
+                while causes[current]?.isPlaced == false, hops < 12, let cause = causes[current]?.cause {
+                    current = cause
+                    hops += 1
+                }
+                #expect(causes[current]?.isPlaced == true, "\(item.name) \(item.id) leads back to an OrderPlaced")
+                #expect(item.correlation == current, "\(item.name) \(item.id) correlates to its order's flow")
+            }
+        } catch {
+            await demo.tearDown()
+            throw error
         }
+        await demo.tearDown()
+    }
+
+    /// Checks the late answers of `orders`, all cancelled by the deadline: each cancelled once,
+    /// its deadline fired once, each successful late charge refunded once, a late failure left alone.
+    private func expectTimedOut(_ orders: [Int], in demo: DemoFlowProcesses) async throws {
+        let ids = Set(orders.map { "o\($0)" })
+        let charged = Set(orders.filter { Self.amount($0) <= Self.declineAbove }.map { "o\($0)" })
+        try await waitUntil(timeout: .seconds(60)) {
+            let refunded = try await demo.events(PaymentRefunded.self, in: "payment").map(\.orderID)
+            let failed = try await demo.events(PaymentFailed.self, in: "payment").map(\.orderID)
+            return Set(refunded) == charged && Set(failed) == ids.subtracting(charged)
+        }
+        try await expectCleanStop(demo)
+
+        let cancelled = try await demo.events(OrderCancelled.self, in: "order")
+        #expect(cancelled.count == ids.count, "each order cancelled exactly once")
+        #expect(Set(cancelled.map(\.orderID)) == ids)
+        #expect(cancelled.allSatisfy { $0.reason == Fulfilment.timeoutReason })
+        #expect(try await demo.events(OrderPaid.self, in: "order").isEmpty, "a late answer does not revive an order")
+        #expect(try await demo.events(OrderCompleted.self, in: "order").isEmpty)
+        #expect(try await demo.firedDeadlines() == Dictionary(uniqueKeysWithValues: ids.map { ($0, 1) }), "each deadline fired once")
+        let refunds = try await demo.events(PaymentRefunded.self, in: "payment").map(\.orderID)
+        #expect(refunds.count == charged.count && Set(refunds) == charged, "each late successful charge refunded exactly once")
+        #expect(try await demo.events(InvoiceIssued.self, in: "invoice").isEmpty, "no invoice for a cancelled order")
+        for order in ids {
+            let stages = try await demo.store("order").load(StreamID(category: Fulfilment.category, id: order))
+                .compactMap { $0.envelope.as(FulfilmentAdvanced.self)?.stage }
+            #expect(stages == (charged.contains(order) ? [.charging, .cancelled, .refunding] : [.charging, .cancelled]), "\(order)")
+        }
+    }
+
+    @Test func aPaymentServiceStoppedPastTheDeadlineCancelsThoseOrdersOnceAndLateChargesAreRefunded() async throws {
+        let demo = try await DemoFlowProcesses(name: "demo-flow-timeout", paymentTimeout: 2)
+        do {
+            try demo.start(["order", "invoice"])
+            let orders = Array(0..<30)
+            _ = try await place(0..<30, in: demo)
+            try await waitUntil(timeout: .seconds(60)) { try await demo.events(OrderCancelled.self, in: "order").count == orders.count }
+            // The payment service comes back after the deadline: it answers every charge late.
+            try demo.start(["payment"])
+            try await expectTimedOut(orders, in: demo)
+        } catch {
+            await demo.tearDown()
+            throw error
+        }
+        await demo.tearDown()
+    }
+
+    @Test func everyProcessKilledAndRestartedWhileDeadlinesArePendingFiresEachOnce() async throws {
+        let demo = try await DemoFlowProcesses(name: "demo-flow-restart", paymentTimeout: 3)
+        do {
+            try demo.start(DemoFlowProcesses.contexts)
+            demo.signal(SIGSTOP, ["payment"])  // running, but answering nothing
+            let orders = Array(0..<30)
+            _ = try await place(0..<30, in: demo)
+            try await waitUntil(timeout: .seconds(60)) {
+                try await DemoConfiguration.flowsStarted(demo.store("order")).count == orders.count
+            }
+            // Every process crashes with the deadlines pending in the order store's outbox.
+            try await demo.kill(DemoFlowProcesses.contexts)
+            try demo.start(["order", "invoice"])
+            // The order context crashes again while its deadlines fire.
+            try await waitUntil(timeout: .seconds(60)) { try await !demo.events(OrderCancelled.self, in: "order").isEmpty }
+            try await demo.kill(["order"])
+            try demo.start(["order"])
+            try await waitUntil(timeout: .seconds(60)) { try await demo.events(OrderCancelled.self, in: "order").count >= orders.count }
+            try demo.start(["payment"])
+            try await expectTimedOut(orders, in: demo)
+        } catch {
+            await demo.tearDown()
+            throw error
+        }
+        await demo.tearDown()
     }
 }

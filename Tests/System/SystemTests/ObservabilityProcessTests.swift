@@ -35,22 +35,10 @@ struct ObservabilityProcessTests {
         #expect(result.status == 0, "\(result.standardError)")
     }
 
-    /// A configuration of the demo's `order` and `payment` contexts on `brokerURL`.
-    private func paymentConfiguration(brokerURL: String, directory: URL) -> String {
-        """
-        broker:
-          url: \(brokerURL)
-        contexts:
-          order:
-            store: sqlite:\(directory.path)/order.sqlite
-            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-          payment:
-            store: sqlite:\(directory.path)/payment.sqlite
-            publishes: [PaymentSucceeded, PaymentFailed]
-            handlers:
-              charge-order:
-                subscribes: [order.OrderPlaced]
-        """
+    /// The demo's configuration on `brokerURL`: the order context's `fulfilment` handler
+    /// consumes `OrderPlaced`.
+    private func orderConfiguration(brokerURL: String, directory: URL) -> String {
+        DemoConfiguration.yaml(brokerURL: brokerURL, directory: directory)
     }
 
     private func orderPlaced(_ index: Int) throws -> OutgoingMessage {
@@ -99,21 +87,18 @@ struct ObservabilityProcessTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("observe-consumer-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let config = try write(paymentConfiguration(brokerURL: Self.vhostURL, directory: directory), in: directory)
+        let config = try write(orderConfiguration(brokerURL: Self.vhostURL, directory: directory), in: directory)
         let topology = ContextTopology(
-            ContextDescription(
-                name: "payment", publishes: ["PaymentSucceeded", "PaymentFailed"],
-                handlers: ["charge-order": [EventSubscription(source: "order", type: "OrderPlaced")]],
-                partitions: ServiceConfiguration.defaultPartitions))
+            try #require(try ServiceConfiguration.load(path: config, environment: [:]).contextDescription("order")))
         let connection = try await TestBroker.freshTopology([topology], url: Self.vhostURL)
         defer { Task { await connection.close() } }
         let port = try HTTPScrape.freePort()
         let consumer = try ChildProcess.start(
             BuiltProducts.path("demo-service"),
-            ["--context", "payment", "--role", "consumer", "--config", config, "--http-port", "\(port)"],
+            ["--context", "order", "--role", "consumer", "--config", config, "--http-port", "\(port)"],
             environment: ["AMQP_URL": Self.vhostURL])
         let http = HTTPScrape(port: port)
-        let labels = #"context="payment""#
+        let labels = #"context="order""#
 
         try await waitUntil(timeout: .seconds(60)) { await http.readiness()?.status == 200 }
         #expect(await http.readiness()?.body.contains(#""consumer":"ok""#) == true)
@@ -132,14 +117,14 @@ struct ObservabilityProcessTests {
         #expect(await http.metric(MetricName.consumerDuplicatesSkipped, labels) == 1)
         #expect(await http.metric(MetricName.consumerDeadLettered, labels) == 1)
         #expect(await http.metric(MetricName.consumerHandlerFailures, labels) == 0)
-        #expect(await http.metric(MetricName.consumerHandlerDuration + "_count", #"context="payment",handler="charge-order""#) == 30)
+        #expect(await http.metric(MetricName.consumerHandlerDuration + "_count", #"context="order",handler="fulfilment""#) == 30)
         try await waitUntil(timeout: .seconds(10)) {
-            await http.metric(MetricName.queueMessages, #"context="payment",queue="payment.dead""#) == 1
+            await http.metric(MetricName.queueMessages, #"context="order",queue="order.dead""#) == 1
         }
         var received = 0.0
         for queue in topology.inboxQueues {
-            #expect(await http.metric(MetricName.queueConsumers, #"context="payment",queue=""# + queue + #"""#) == 1, "\(queue)")
-            received += await http.metric(MetricName.consumerPartitionDeliveries, #"context="payment",queue=""# + queue + #"""#) ?? 0
+            #expect(await http.metric(MetricName.queueConsumers, #"context="order",queue=""# + queue + #"""#) == 1, "\(queue)")
+            received += await http.metric(MetricName.consumerPartitionDeliveries, #"context="order",queue=""# + queue + #"""#) ?? 0
         }
         #expect(received == 32, "every delivery counted against the partition it came from")
         try await stop(consumer)
@@ -162,12 +147,12 @@ struct ObservabilityProcessTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("observe-broker-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let config = try write(paymentConfiguration(brokerURL: PrivateBroker.url, directory: directory), in: directory)
+        let config = try write(orderConfiguration(brokerURL: PrivateBroker.url, directory: directory), in: directory)
         let environment = ["AMQP_URL": PrivateBroker.url]
         let ports = [try HTTPScrape.freePort(), try HTTPScrape.freePort()]
         let processes = try zip([("outbox-publisher", "relay"), ("demo-service", "consumer")], ports).map { process, port in
             try ChildProcess.start(
-                BuiltProducts.path(process.0), ["--context", "payment", "--role", process.1, "--config", config, "--http-port", "\(port)"],
+                BuiltProducts.path(process.0), ["--context", "order", "--role", process.1, "--config", config, "--http-port", "\(port)"],
                 environment: environment)
         }
         let endpoints = ports.map(HTTPScrape.init(port:))

@@ -8,8 +8,8 @@ import EventSourceryServices
 import Foundation
 import Testing
 
-/// Three consumer replicas (`demo-service --role consumer`) of the payment context share its four inbox partitions
-/// and its PostgreSQL store; replicas are SIGKILLed while events flow, one is restarted and
+/// Three consumer replicas (`demo-service --role consumer`) of the order context share its four inbox partitions
+/// and its PostgreSQL store (its `fulfilment` handler starts a flow per `OrderPlaced`); replicas are SIGKILLed while events flow, one is restarted and
 /// one stopped gracefully.
 /// Every event is applied exactly once and each source stream's events in stream order,
 /// asserted from the store.
@@ -21,29 +21,15 @@ struct PartitionReplicaFaultTests {
     static let streams = 40
     static let versions = 25
 
-    private func configuration(orderStore: String, paymentStore: String) -> String {
-        """
-        broker:
-          url: \(DemoFlowFaultTests.vhostURL)
-        contexts:
-          order:
-            store: \(orderStore)
-            publishes: [OrderPlaced, OrderPaid, OrderCancelled, OrderCompleted]
-          payment:
-            store: \(paymentStore)
-            publishes: [PaymentSucceeded, PaymentFailed]
-            handlers:
-              charge-order:
-                subscribes: [order.OrderPlaced]
-            consumer:
-              prefetch: 50
-              partitions: 4
-        """
+    private func configuration(orderStore: String, directory: URL) -> String {
+        DemoConfiguration.yaml(
+            brokerURL: DemoFlowFaultTests.vhostURL, directory: directory, stores: ["order": orderStore],
+            consumer: ["prefetch: 50", "partitions: 4"])
     }
 
     /// `OrderPlaced` of the order `s<stream>v<version>`, as version `version` of the source
-    /// stream `order-s<stream>`: every event of a stream charges an order of its own, so the
-    /// payment store shows the order in which a stream's events were applied.
+    /// stream `order-s<stream>`: every event of a stream starts a fulfilment flow of its own, so
+    /// the order store shows the order in which a stream's events were applied.
     private func messages(versions: ClosedRange<Int>) throws -> [OutgoingMessage] {
         try versions.flatMap { version in
             try (0..<Self.streams).map { stream in
@@ -56,46 +42,32 @@ struct PartitionReplicaFaultTests {
         }
     }
 
-    /// The order ids charged in the payment store, in commit order.
+    /// The order ids whose flow the fulfilment handler started, in commit order.
     private func charged(_ store: EventStore) async throws -> [String] {
-        var orders: [String] = []
-        var position: Int64 = 0
-        while true {
-            let page = try await store.readAll(after: position, limit: 5000)
-            for event in page {
-                switch event.event {
-                case let succeeded as PaymentSucceeded: orders.append(succeeded.orderID)
-                case let failed as PaymentFailed: orders.append(failed.orderID)
-                default: break
-                }
-            }
-            guard let last = page.last else { return orders }
-            position = last.position
-        }
+        try await DemoConfiguration.flowsStarted(store)
     }
 
-    /// The payment context's replicas of one test, on a fresh schema and topology.
+    /// The order context's replicas of one test, on a fresh schema and topology.
     final class Replicas {
         let directory: URL
         let storage: PostgresEventStorage
-        let payment: EventStore
+        let order: EventStore
         let configPath: String
         let connection: AMQPConnection
         let topology: ContextTopology
         var processes: [ChildProcess] = []
 
-        init(configuration: (_ orderStore: String, _ paymentStore: String) -> String) async throws {
+        init(configuration: (_ orderStore: String, _ directory: URL) -> String) async throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("partition-replicas-\(UUID())")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let schema = TestDatabase.freshSchemaName()
             storage = try await TestDatabase.connect(try TestDatabase.configuration(schema: schema))
-            payment = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
+            order = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
             configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-            try configuration("sqlite:" + directory.appendingPathComponent("order.sqlite").path, TestDatabase.url + "?schema=\(schema)")
-                .write(toFile: configPath, atomically: true, encoding: .utf8)
+            try configuration(TestDatabase.url + "?schema=\(schema)", directory).write(toFile: configPath, atomically: true, encoding: .utf8)
             let topologies = try ServiceConfiguration.load(path: configPath, environment: [:]).topologies
             connection = try await TestBroker.freshTopology(topologies, url: DemoFlowFaultTests.vhostURL)
-            topology = try #require(topologies.first { $0.context == "payment" })
+            topology = try #require(topologies.first { $0.context == "order" })
         }
 
         /// Starts one more replica and waits until it is ready: subscribed to every partition,
@@ -105,7 +77,7 @@ struct PartitionReplicaFaultTests {
             processes.append(
                 try ChildProcess.start(
                     BuiltProducts.path("demo-service"),
-                    ["--context", "payment", "--role", "consumer", "--config", configPath, "--http-port", "\(port)"],
+                    ["--context", "order", "--role", "consumer", "--config", configPath, "--http-port", "\(port)"],
                     environment: ["AMQP_URL": DemoFlowFaultTests.vhostURL, "LOG_LEVEL": "warning"]))
             try await waitUntil(timeout: .seconds(60)) { await HTTPScrape(port: port).readiness()?.status == 200 }
         }
@@ -123,7 +95,7 @@ struct PartitionReplicaFaultTests {
 
     /// Runs `body` with a fresh set of replicas (none started yet), then tears it down.
     private func withReplicas(_ body: (Replicas) async throws -> Void) async throws {
-        let replicas = try await Replicas { configuration(orderStore: $0, paymentStore: $1) }
+        let replicas = try await Replicas { configuration(orderStore: $0, directory: $1) }
         do {
             try await body(replicas)
         } catch {
@@ -141,18 +113,18 @@ struct PartitionReplicaFaultTests {
 
     @Test func replicasKilledWhileEventsFlowLeaveEveryStreamAppliedInOrderExactlyOnce() async throws {
         try await withReplicas { replicas in
-            let (payment, connection, topology) = (replicas.payment, replicas.connection, replicas.topology)
+            let (order, connection, topology) = (replicas.order, replicas.connection, replicas.topology)
             #expect(topology.inboxQueues.count == 4)
             for _ in 0..<3 { try await replicas.start() }
 
             // Replicas go while deliveries are in flight; one comes back.
             try await publish(1...10, on: connection)
-            try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count >= 100 }
+            try await waitUntil(timeout: .seconds(60)) { try await charged(order).count >= 100 }
             replicas.processes[0].signal(SIGKILL)
             try await publish(11...18, on: connection)
             try await replicas.start()
-            try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count >= 500 }
-            let chargedBeforeSecondKill = try await charged(payment).count
+            try await waitUntil(timeout: .seconds(60)) { try await charged(order).count >= 500 }
+            let chargedBeforeSecondKill = try await charged(order).count
             replicas.processes[1].signal(SIGKILL)
             try await publish(19...Self.versions, on: connection)
             // A graceful stop hands its partitions over too: what it had not started goes back
@@ -163,9 +135,9 @@ struct PartitionReplicaFaultTests {
             #expect(stopped.status == 0, "\(stopped.standardError)")
 
             let total = Self.streams * Self.versions
-            try await waitUntil(timeout: .seconds(90)) { try await charged(payment).count >= total }
+            try await waitUntil(timeout: .seconds(90)) { try await charged(order).count >= total }
             #expect(chargedBeforeSecondKill < total, "the second kill happened while events flowed")
-            let orders = try await charged(payment)
+            let orders = try await charged(order)
             #expect(orders.count == total, "every event charged once")
             #expect(Set(orders).count == total)
             let position = Dictionary(uniqueKeysWithValues: orders.enumerated().map { ($1, $0) })
@@ -173,8 +145,8 @@ struct PartitionReplicaFaultTests {
                 let applied = (1...Self.versions).compactMap { position["s\(stream)v\($0)"] }
                 #expect(applied == applied.sorted(), "order-s\(stream) applied in stream order")
             }
-            #expect(try await replicas.storage.heldEvents(consumer: "payment", sequence: nil).isEmpty, "nothing held or parked")
-            #expect(try await payment.streamVersion(HandlerFailed.stream(for: "payment")) == 0, "no handler failure")
+            #expect(try await replicas.storage.heldEvents(consumer: "order", sequence: nil).isEmpty, "nothing held or parked")
+            #expect(try await order.streamVersion(HandlerFailed.stream(for: "order")) == 0, "no handler failure")
             #expect(try await connection.queueState(topology.deadLetterQueue).messageCount == 0, "nothing dead-lettered")
             for queue in topology.inboxQueues {
                 #expect(try await connection.queueState(queue).messageCount == 0, "\(queue) drained")
@@ -188,18 +160,18 @@ struct PartitionReplicaFaultTests {
     /// hand-over (aim < 5 s), measured, not asserted.
     @Test func theWaitingReplicaTakesOverTheKilledOnesPartitions() async throws {
         try await withReplicas { replicas in
-            let (payment, connection) = (replicas.payment, replicas.connection)
+            let (order, connection) = (replicas.order, replicas.connection)
             try await replicas.start()
             try await replicas.start()
             try await publish(1...1, on: connection)
-            try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count == Self.streams }
+            try await waitUntil(timeout: .seconds(60)) { try await charged(order).count == Self.streams }
 
             let killedAt = ContinuousClock.now
             replicas.processes[0].signal(SIGKILL)
             try await publish(2...2, on: connection)
-            try await waitUntil(timeout: .seconds(60)) { try await charged(payment).count == 2 * Self.streams }
+            try await waitUntil(timeout: .seconds(60)) { try await charged(order).count == 2 * Self.streams }
             let handOver = ContinuousClock.now - killedAt
-            #expect(Set(try await charged(payment)).count == 2 * Self.streams)
+            #expect(Set(try await charged(order)).count == 2 * Self.streams)
             print("PartitionReplicaFaultTests: partitions handed over and \(Self.streams) events applied \(handOver) after the SIGKILL")
         }
     }

@@ -103,14 +103,23 @@ struct ConsumerConfigurationTests {
     @Test func theShippedConfigurationIsValid() throws {
         let path = TestRepository.root.appendingPathComponent("config/eventsourcery.yaml").path
         let configuration = try ServiceConfiguration.load(path: path, environment: [:])
+        // The coordinated flow: only the order context's fulfilment subscribes to events;
+        // every context accepts commands, and the order context sends to payment and invoice.
         #expect(
             configuration.contextDescription("order")?.subscriptions.map(\.routingKey) == [
-                "invoice.InvoiceIssued", "payment.PaymentFailed", "payment.PaymentSucceeded",
+                "invoice.InvoiceIssued", "order.OrderPlaced", "payment.PaymentFailed", "payment.PaymentSucceeded",
             ])
-        #expect(configuration.contextDescription("payment")?.subscriptions.map(\.routingKey) == ["order.OrderPlaced"])
-        #expect(configuration.contextDescription("invoice")?.subscriptions.map(\.routingKey) == ["payment.PaymentSucceeded"])
+        #expect(configuration.contextDescription("payment")?.subscriptions.isEmpty == true)
+        #expect(configuration.contextDescription("invoice")?.subscriptions.isEmpty == true)
+        #expect(configuration.contexts.values.filter(\.acceptsCommands).count == 3)
+        #expect(configuration.contextDescription("order")?.commandTargets == ["payment", "invoice"])
+        let deadlines = try configuration.deadlines(context: "order")
+        #expect(deadlines == ["payment-timeout": .seconds(5)])
         #expect(configuration.topologies.count == 3)
-        #expect(configuration.contexts["invoice"]?.consumer.batchSize == 1, "one invoice number after another")
+        #expect(
+            configuration.topologies.first { $0.context == "order" }?.commandExchanges == [
+                "invoice.commands", "order.commands", "payment.commands",
+            ])
     }
 
     @Test func rejectsASubscriptionToAnUnknownContext() throws {

@@ -37,7 +37,7 @@ struct PartitionedTopologyTests {
                     "x-single-active-consumer": .bool(true),
                 ])
         }
-        #expect(topology.queues.last?.arguments == [:])
+        #expect(topology.queues.last?.arguments == ["x-queue-type": "quorum"], "the dead-letter queue")
     }
 
     @Test func subscriptionsFeedTheHashExchangeWhichFeedsEveryPartitionWithEqualWeight() {
