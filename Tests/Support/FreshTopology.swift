@@ -4,7 +4,8 @@ import Testing
 
 public extension TestBroker {
     /// Declares the queues of `topologies` on the broker at `url` and empties them, returning
-    /// the connection that declared them.
+    /// the connection that declared them. The bindings into a partitioned inbox are declared
+    /// anew (its hash exchange deleted first), so none of an earlier topology is left.
     ///
     /// The queues are purged, not deleted: deleting a quorum queue completes asynchronously,
     /// and a declaration of the same name while the old one still shuts down fails — a 404
@@ -17,6 +18,11 @@ public extension TestBroker {
         while true {
             let connection = try await connect { $0 = try! AMQPConnection.Configuration(url: url) }
             do {
+                for topology in topologies where topology.isPartitioned {
+                    // Bindings of an earlier run's topology (a subscription since dropped) go
+                    // with the exchange they lead to.
+                    try await connection.deleteExchange(topology.partitionExchange)
+                }
                 for topology in topologies {
                     // Declared by itself first: `declare(on:)` keeps a classic dead-letter queue
                     // of an earlier version, which a test must not inherit (406 → deleted).

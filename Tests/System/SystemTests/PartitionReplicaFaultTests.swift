@@ -64,7 +64,8 @@ struct PartitionReplicaFaultTests {
             storage = try await TestDatabase.connect(try TestDatabase.configuration(schema: schema))
             order = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
             configPath = directory.appendingPathComponent("eventsourcery.yaml").path
-            try configuration(TestDatabase.url + "?schema=\(schema)", directory).write(toFile: configPath, atomically: true, encoding: .utf8)
+            try configuration(TestDatabase.url + "?schema=\(schema)", directory).write(
+                toFile: configPath, atomically: true, encoding: .utf8)
             let topologies = try ServiceConfiguration.load(path: configPath, environment: [:]).topologies
             connection = try await TestBroker.freshTopology(topologies, url: DemoFlowFaultTests.vhostURL)
             topology = try #require(topologies.first { $0.context == "order" })
