@@ -5,11 +5,12 @@ import EventSourceryAMQP
 import EventSourcerySQLite
 import Foundation
 import Metrics
+import Synchronization
 import Tracing
 
-/// Relay and consumer throughput with metrics (Prometheus) and tracing (a span-creating,
-/// W3C-propagating tracer) on, beside both off, in the same run: the modes alternate, each
-/// round draining a fresh pre-filled outbox through the relay into a consumer's inbox and
+/// Relay and consumer throughput with metrics (Prometheus), then metrics and tracing (a
+/// span-creating, W3C-propagating tracer) on, beside both off, in the same run: the modes
+/// rotate, each run draining a fresh pre-filled outbox through the relay into a consumer's inbox and
 /// then consuming it (one append per event through the inbox).
 struct ObservabilityBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,7 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
     @Option(help: "Events per run.")
     var events = 20_000
 
-    @Option(help: "Rounds; each runs both modes, the order alternating.")
+    @Option(help: "Rounds; each runs every mode (off, metrics, metrics + tracing), starting with another one.")
     var rounds = 3
 
     @Option(help: "Entries the relay claims per round.")
@@ -35,7 +36,8 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
     /// One mode of a run.
     private struct Mode {
         var name: String
-        var observed: Bool
+        var metrics: Bool
+        var tracing: Bool
     }
 
     func run() async throws {
@@ -65,15 +67,19 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
             "observability benchmark: \(events) events per run, \(rounds) rounds, relay batch \(batchSize), consumer \(concurrency) lanes")
         BenchmarkTable.header()
 
-        let off = Mode(name: "off", observed: false)
-        let on = Mode(name: "metrics + tracing", observed: true)
+        let off = Mode(name: "off", metrics: false, tracing: false)
+        let modes = [
+            off, Mode(name: "metrics", metrics: true, tracing: false), Mode(name: "metrics + tracing", metrics: true, tracing: true),
+        ]
         var rates: [String: (relay: [Double], consumer: [Double])] = [:]
         let tracer = BenchTracer()
         for round in 0..<rounds {
-            for mode in round % 2 == 0 ? [off, on] : [on, off] {
-                metrics.set(mode.observed)
-                let modeTracer: any Tracer = mode.observed ? tracer : NoOpTracer()
-                let path = directory.appendingPathComponent("round-\(round)-\(mode.observed).sqlite").path
+            // Each round starts with another mode, so that none always runs first.
+            for step in 0..<modes.count {
+                let mode = modes[(round + step) % modes.count]
+                metrics.set(mode.metrics)
+                let modeTracer: any Tracer = mode.tracing ? tracer : NoOpTracer()
+                let path = directory.appendingPathComponent("round-\(round)-\(step).sqlite").path
                 let relay = try await relayRun(source: source, path: path, tracer: modeTracer, connection: connection)
                 BenchmarkTable.line("relay, \(mode.name)", events: events, elapsed: relay.elapsed, cpu: relay.cpu, latencies: [])
                 let consumer = try await consumeRun(
@@ -84,15 +90,15 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
             }
         }
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        let (offRates, onRates) = (rates[off.name] ?? ([], []), rates[on.name] ?? ([], []))
-        print(
-            String(
-                format: "relay: median %.0f events/s off, %.0f on: %.3f×", median(offRates.relay), median(onRates.relay),
-                median(onRates.relay) / median(offRates.relay)))
-        print(
-            String(
-                format: "consumer: median %.0f events/s off, %.0f on: %.3f×", median(offRates.consumer), median(onRates.consumer),
-                median(onRates.consumer) / median(offRates.consumer)))
+        let base = rates[off.name] ?? ([], [])
+        for mode in modes.dropFirst() {
+            let measured = rates[mode.name] ?? ([], [])
+            print(
+                String(
+                    format: "%@: relay median %.0f events/s vs %.0f off (%.3f×); consumer median %.0f vs %.0f off (%.3f×)", mode.name,
+                    median(measured.relay), median(base.relay), median(measured.relay) / median(base.relay), median(measured.consumer),
+                    median(base.consumer), median(measured.consumer) / median(base.consumer)))
+        }
         print("spans ended with tracing on: \(tracer.ended.load(ordering: .relaxed))")
     }
 
