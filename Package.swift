@@ -15,6 +15,9 @@ let swiftSettings: [SwiftSetting] = [
 /// does not see, so the unit tier would report false races.
 let locks: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 
+/// Spans through swift-distributed-tracing: a no-op until the application bootstraps a tracer.
+let tracing: Target.Dependency = .product(name: "Tracing", package: "swift-distributed-tracing")
+
 let package = Package(
     name: "EventSourcery",
     platforms: [.macOS(.v15)],
@@ -47,12 +50,13 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
     ],
     targets: [
         // MARK: Event sourcing core
         .target(
             name: "EventSourcery",
-            dependencies: [locks, .product(name: "Logging", package: "swift-log")],
+            dependencies: [locks, tracing, .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -104,6 +108,7 @@ let package = Package(
             name: "EventSourceryAMQP",
             dependencies: [
                 locks,
+                tracing,
                 "EventSourcery",
                 "EventSourceryRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
@@ -250,6 +255,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 locks,
+                tracing,
                 "EventSourcery", "EventSourceryRabbitMQ", "EventSourceryAMQP", "EventSourceryPostgres", "EventSourcerySQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -273,7 +279,7 @@ let package = Package(
             name: "EventSourceryAMQPTests",
             dependencies: [
                 "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "EventSourceryServices",
-                "EventSourceryTesting", "DemoContexts", "TestSupport",
+                "EventSourceryTesting", "DemoContexts", "TestSupport", tracing,
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -283,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "OrderAPITests",
             dependencies: [
-                "EventSourcery", "EventSourcerySQLite", "DemoContexts", "OrderAPI",
+                "EventSourcery", "EventSourcerySQLite", "DemoContexts", "OrderAPI", "TestSupport", tracing,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
@@ -329,7 +335,7 @@ let package = Package(
             dependencies: [
                 locks,
                 "EventSourcery", "EventSourceryAMQP", "EventSourceryRabbitMQ", "TestSupport", "EventSourcerySQLite",
-                "EventSourceryServices", "DemoContexts",
+                "EventSourceryServices", "DemoContexts", tracing,
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -56,9 +56,13 @@ public struct OrderRoutes: Sendable {
         ("/orders/{id}", [(.get, .order), (.head, .order)]),
     ]
 
-    /// Adds the routes to `router`, and a middleware that answers every failure (an unknown
-    /// path or method, a body too large) with the JSON error body.
+    /// Adds the routes to `router`, a middleware that answers every failure (an unknown
+    /// path or method, a body too large) with the JSON error body, and one that runs each
+    /// request in a server span of the bootstrapped tracer, a child of the request's
+    /// `traceparent` when it has one (the start of a new trace otherwise): the events a
+    /// request appends carry that trace on through the outbox.
     public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.add(middleware: TracingMiddleware())
         router.add(middleware: ErrorBodyMiddleware())
         for route in Self.routes {
             for (method, endpoint) in route.methods {

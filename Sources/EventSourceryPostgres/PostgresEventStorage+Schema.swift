@@ -188,6 +188,15 @@ extension PostgresEventStorage {
                 "CREATE INDEX command_outbox_due ON {schema}.command_outbox (due_at, seq) WHERE state = 'pending'",
             ]
         ),
+        Migration(
+            version: 5,
+            name: "events by correlation id",
+            statements: [
+                // A flow's events (flow-trace, `readFlow(correlationID:)`) through an index
+                // instead of a scan of the whole store.
+                "CREATE INDEX events_correlation ON {schema}.events (correlation_id, position)"
+            ]
+        ),
     ]
 
     /// `append_events`: appends a batch's events to their streams in one statement.

@@ -526,6 +526,18 @@ public final class PostgresEventStorage: EventStorage, Service {
         )
     }
 
+    public func readFlow(correlationID: UUID) async throws -> [RecordedEvent] {
+        try await events(
+            """
+            SELECT \(unescaped: Self.eventColumns) FROM \(unescaped: schema).events e
+            WHERE (e.correlation_id = \(correlationID) OR (e.event_id = \(correlationID) AND e.correlation_id IS NULL))
+                AND e.position < \(unescaped: Self.visibleLimit)
+            ORDER BY e.position
+            """,
+            "read a flow"
+        )
+    }
+
     /// The last position a reader can see: below the oldest transaction still running.
     public func headPosition() async throws -> Int64 {
         let rows = try await rows(

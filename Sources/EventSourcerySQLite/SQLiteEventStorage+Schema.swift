@@ -143,6 +143,11 @@ extension SQLiteEventStorage {
                     CREATE INDEX command_outbox_due ON command_outbox (due_at, seq) WHERE state = 'pending';
                     """)
         }
+        migrator.registerMigration("v5: events by correlation id") { db in
+            // A flow's events (flow-trace, `readFlow(correlationID:)`) through an index
+            // instead of a scan of the whole store.
+            try db.execute(sql: "CREATE INDEX events_correlation ON events (correlation_id, position)")
+        }
         return migrator
     }
 }

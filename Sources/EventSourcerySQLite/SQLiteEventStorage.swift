@@ -452,6 +452,20 @@ public final class SQLiteEventStorage: EventStorage {
         }
     }
 
+    public func readFlow(correlationID: UUID) async throws -> [RecordedEvent] {
+        try await read { db in
+            // Two index seeks (`events_correlation`, the unique `event_id`), not a scan.
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT \(Self.eventColumns) FROM events WHERE correlation_id = ?
+                    UNION ALL
+                    SELECT \(Self.eventColumns) FROM events WHERE event_id = ? AND correlation_id IS NULL
+                    ORDER BY 1
+                    """)
+            return try Self.fetchRecordedEvents(statement, arguments: [correlationID, correlationID])
+        }
+    }
+
     public func headPosition() async throws -> Int64 {
         try await read { db in
             try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(position) FROM events")) ?? 0

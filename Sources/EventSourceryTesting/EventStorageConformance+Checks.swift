@@ -195,6 +195,34 @@ extension EventStorageConformance {
             #expect(badLimit?.code == .invalidArgument)
         }
 
+        func flowsAreReadByCorrelationID() async throws {
+            // Two flows interleaved over streams, an unrelated event, and a flow's first event
+            // stored without a correlation id (its id names the flow).
+            let start = EventEnvelope(F.Deposited(amount: 1))
+            let flow = try #require(start.metadata.correlationID)
+            let other = UUID()
+            var bare = EventEnvelope(F.Deposited(amount: 100))
+            bare.metadata.correlationID = nil
+            try await store.append([start], to: "account-1")
+            try await store.append(deposits([5], metadata: EventMetadata(correlationID: other)), to: "account-2")
+            try await store.append(deposits([2], metadata: EventMetadata(correlationID: flow, causationID: start.id)), to: "account-2")
+            try await store.append([bare], to: "account-3")
+            try await store.append(deposits([101], metadata: EventMetadata(correlationID: bare.id)), to: "account-3")
+            try await store.append(deposits([3], metadata: EventMetadata(correlationID: flow)), to: "account-3")
+            _ = try await visiblePositions(atLeast: 6)
+
+            let read = try await storage.readFlow(correlationID: flow)
+            #expect(read.map(\.streamID) == ["account-1", "account-2", "account-3"])
+            #expect(read.map(\.position) == read.map(\.position).sorted())
+            #expect(read.first?.event.id == start.id)
+            #expect(read.allSatisfy { $0.event.metadata.correlationID == flow })
+            let bareFlow = try await storage.readFlow(correlationID: bare.id)
+            #expect(bareFlow.map(\.streamVersion) == [1, 2])
+            #expect(bareFlow.first?.event.id == bare.id)
+            #expect(try await storage.readFlow(correlationID: other).count == 1)
+            #expect(try await storage.readFlow(correlationID: UUID()).isEmpty)
+        }
+
         func loadUpToVersion() async throws {
             try await store.append(deposits([1, 2, 3, 4, 5]), to: "account-1")
             let upTo3 = try await store.load("account-1", upToVersion: 3)

@@ -20,6 +20,7 @@ public struct EventStorageConformance: Sendable {
         case batchIsAtomicAcrossStreams
         case duplicateEventIDIsRejected
         case globalOrderAcrossStreams
+        case flowsAreReadByCorrelationID
         case loadUpToVersion
         case loadAsOfPointInTime
         case streamExistenceAndVersion
@@ -78,6 +79,7 @@ public struct EventStorageConformance: Sendable {
         case .batchIsAtomicAcrossStreams: try await checks.batchIsAtomicAcrossStreams()
         case .duplicateEventIDIsRejected: try await checks.duplicateEventIDIsRejected()
         case .globalOrderAcrossStreams: try await checks.globalOrderAcrossStreams()
+        case .flowsAreReadByCorrelationID: try await checks.flowsAreReadByCorrelationID()
         case .loadUpToVersion: try await checks.loadUpToVersion()
         case .loadAsOfPointInTime: try await checks.loadAsOfPointInTime()
         case .streamExistenceAndVersion: try await checks.streamExistenceAndVersion()

@@ -143,6 +143,12 @@ public final class InMemoryEventStorage: EventStorage {
         }
     }
 
+    public func readFlow(correlationID: UUID) async throws -> [RecordedEvent] {
+        state.withLockedValue { state in
+            state.events.filter { $0.event.metadata.correlationID.map { $0 == correlationID } ?? ($0.event.id == correlationID) }
+        }
+    }
+
     public func headPosition() async throws -> Int64 {
         state.withLockedValue { Int64($0.events.count) }
     }

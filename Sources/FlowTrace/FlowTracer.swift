@@ -9,20 +9,17 @@ public import Foundation
 ///
 /// ## Cost
 ///
-/// The stores have no index by correlation id, so a trace reads **every event of every
-/// store** once, in pages of ``Configuration/pageSize`` through
-/// ``EventStorage/readAll(after:limit:)``, and keeps only the flow's events. It cannot stop
-/// early: a late retry or a failure record of the flow may sit anywhere after its start. The
-/// time is linear in the size of the stores and the memory is one page plus the flow. That is right for demo-sized and
-/// test stores and for occasional diagnosis; for large production stores, keep a projection
-/// that indexes events by correlation id instead. Each store is read up to the head position
-/// it had when its scan started, so a trace terminates even while services keep writing.
+/// Each store reads the flow's events through its index on the correlation id
+/// (``EventStorage/readFlow(correlationID:)``): the time and memory follow the size of the
+/// flow, not of the stores, so tracing one order in a store of millions of events reads only
+/// that order's events.
 ///
 /// Commands are part of the flow too: each store's command outbox (pending, sent and parked
 /// entries; cancelled deadlines are left out) is read for the flow's commands, each shown in
 /// the context it was sent to. A command hangs under the sender's event committed with it
 /// (the event of the sender's store with the same cause), so its arrow starts at the sender;
-/// without one, under its recorded cause.
+/// without one, under its recorded cause. The command outbox has no index by correlation id
+/// yet: it is read whole, so its size (bounded by the outbox retention) adds to a trace's cost.
 ///
 /// The stores are read one after the other through their ordinary read APIs; SQLite stores
 /// may be in use by running services (WAL mode lets readers run beside the writer).
@@ -41,7 +38,7 @@ public struct FlowTracer: Sendable {
         }
     }
 
-    /// Where flows start and how stores are read.
+    /// Where flows start and which events mark failures.
     public struct Configuration: Sendable, Hashable {
         /// The event type names that record failed attempts: `HandlerFailed`.
         public static let defaultFailureEventTypes: Set<String> = ["HandlerFailed"]
@@ -50,8 +47,6 @@ public struct FlowTracer: Sendable {
         public var entryContext: String = "order"
         /// The category of the entry streams, `<category>-<id>`. Default `order`.
         public var entryCategory: String = "order"
-        /// Events read per `readAll` call. Default 1000.
-        public var pageSize: Int = 1000
         /// The event type names whose steps are marked as failures. Default `HandlerFailed`.
         public var failureEventTypes: Set<String> = Self.defaultFailureEventTypes
 
@@ -59,19 +54,17 @@ public struct FlowTracer: Sendable {
         public init(
             entryContext: String = "order",
             entryCategory: String = "order",
-            pageSize: Int = 1000,
             failureEventTypes: Set<String> = Self.defaultFailureEventTypes
         ) {
             self.entryContext = entryContext
             self.entryCategory = entryCategory
-            self.pageSize = pageSize
             self.failureEventTypes = failureEventTypes
         }
     }
 
     /// The stores, in the order their lifelines are preferred when events tie.
     public var stores: [ContextStore]
-    /// The entry streams, page size and failure types.
+    /// The entry streams and failure types.
     public var configuration: Configuration
 
     /// Creates a tracer over `stores`.
@@ -143,28 +136,17 @@ public struct FlowTracer: Sendable {
 
     /// Reads every event of the flow `correlationID` from all stores, in store order.
     ///
-    /// - Returns: the flow's events and how many events were read.
+    /// - Returns: the flow's events and how many events were read (the same number: each
+    ///   store reads only the flow's events).
     public func events(correlationID: UUID) async throws -> (events: [FlowTrace.SourceEvent], scanned: Int) {
         guard !stores.isEmpty else {
             throw FlowTraceError(.invalidArgument, message: "A trace needs at least one context store.")
         }
-        guard configuration.pageSize > 0 else {
-            throw FlowTraceError(.invalidArgument, message: "The page size must be positive, got \(configuration.pageSize).")
-        }
         var found: [FlowTrace.SourceEvent] = []
-        var scanned = 0
         for store in stores {
             let storeStart = found.count
-            let head = try await store.storage.headPosition()
-            var after: Int64 = 0
-            while after < head {
-                let page = try await store.storage.readAll(after: after, limit: configuration.pageSize)
-                guard let last = page.last else { break }
-                scanned += page.count
-                for recorded in page where recorded.position <= head && Self.belongs(recorded.event, to: correlationID) {
-                    found.append(FlowTrace.SourceEvent(context: store.context, recorded: recorded))
-                }
-                after = last.position
+            for recorded in try await store.storage.readFlow(correlationID: correlationID) {
+                found.append(FlowTrace.SourceEvent(context: store.context, recorded: recorded))
             }
             for entry in try await store.storage.commandOutboxEntries(in: [.pending, .sent, .parked], limit: Int(Int32.max))
             where Self.belongs(entry.command, to: correlationID) {
@@ -174,7 +156,7 @@ public struct FlowTracer: Sendable {
                 found.append(try FlowTrace.SourceEvent(command: command))
             }
         }
-        return (found, scanned)
+        return (found, found.count)
     }
 
     private func trace(correlationID: UUID, entry: String?) async throws -> FlowTrace {
@@ -191,12 +173,6 @@ public struct FlowTracer: Sendable {
             correlationID: correlationID, events: events, contextOrder: stores.map(\.context),
             failureEventTypes: configuration.failureEventTypes, scannedEventCount: scanned, entry: entry
         )
-    }
-
-    /// Whether `event` is part of the flow: it carries the correlation id, or it has none and
-    /// is the flow's first event.
-    static func belongs(_ event: EncodedEvent, to correlationID: UUID) -> Bool {
-        event.metadata.correlationID.map { $0 == correlationID } ?? (event.id == correlationID)
     }
 
     /// Whether `command` is part of the flow: it carries the correlation id.

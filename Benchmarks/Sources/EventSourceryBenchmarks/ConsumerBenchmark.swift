@@ -399,29 +399,6 @@ extension ConsumerBenchmark {
     }
 }
 
-/// The number of events the benchmark's handler has handled, and a wait for the last one
-/// (without polling, which would cost the consumer measured CPU).
-private final class HandledCount: Sendable {
-    let value = Atomic<Int>(0)
-    private let target: Int
-    private let reached: AsyncStream<Void>
-    private let reach: AsyncStream<Void>.Continuation
-
-    init(target: Int) {
-        self.target = target
-        (reached, reach) = AsyncStream.makeStream()
-    }
-
-    func add() {
-        if value.add(1, ordering: .relaxed).newValue == target { reach.finish() }
-    }
-
-    /// Returns once `target` events were handled.
-    func waitForTarget() async {
-        for await _ in reached {}
-    }
-}
-
 /// An event of the benchmark's source context, with a JSON body of about 200 bytes.
 struct QueuedItem: Event {
     var index: Int

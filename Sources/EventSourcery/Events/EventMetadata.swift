@@ -5,7 +5,8 @@ public import Foundation
 /// The *correlation id* names the whole flow an event belongs to (usually the id of
 /// the first event of the flow); the *causation id* names the event or command that
 /// directly caused it. ``traceContext`` holds free-form propagation fields such as a
-/// W3C `traceparent`.
+/// W3C `traceparent`: with a tracer bootstrapped, the context of the span that produced the
+/// event (``EventStore/tracer``, ``TracePropagation``).
 public struct EventMetadata: Codable, Hashable, Sendable {
     /// The id of the flow this event belongs to.
     public var correlationID: UUID?

@@ -50,6 +50,13 @@ public protocol EventStorage: Sendable {
     /// the store is empty.
     func headPosition() async throws -> Int64
 
+    /// The events of the flow `correlationID`, in global order: those whose correlation id it
+    /// is, and the event whose id it is when that event has no correlation id (the start of
+    /// a flow written without one). Backends read them through an index on the correlation
+    /// id, so the cost follows the size of the flow, not of the store; like
+    /// ``readAll(after:limit:)`` they return only what gap-safe reading may see.
+    func readFlow(correlationID: UUID) async throws -> [RecordedEvent]
+
     // MARK: Snapshots
 
     /// The latest snapshot of `stream`.

@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+public import Tracing
 
 /// The event store: append, publish, load and read events as Swift values.
 ///
@@ -22,18 +23,24 @@ public struct EventStore: Sendable {
     public let subscriptions: EventSubscriptions
     /// The logger used for subscriber failures.
     public var logger: Logger
+    /// The tracer of the append spans; by default the one the application bootstrapped
+    /// (`InstrumentationSystem.bootstrap`) before creating the store, else the no-op tracer,
+    /// with which the store starts no span at all.
+    public var tracer: any Tracer
 
     /// Creates a store over `storage`.
     public init(
         storage: any EventStorage,
         registry: EventRegistry,
         subscriptions: EventSubscriptions = EventSubscriptions(),
-        logger: Logger = Logger(label: "eventsourcery.store")
+        logger: Logger = Logger(label: "eventsourcery.store"),
+        tracer: any Tracer = InstrumentationSystem.tracer
     ) {
         self.storage = storage
         self.registry = registry
         self.subscriptions = subscriptions
         self.logger = logger
+        self.tracer = tracer
     }
 
     // MARK: Writing
@@ -72,14 +79,16 @@ public struct EventStore: Sendable {
     ///   (use ``processOnce(consumer:eventID:_:)`` for inbox work).
     @discardableResult
     public func commit(_ batch: WriteBatch) async throws -> [StoredEvent] {
-        switch try await storage.commit(batch) {
-        case .committed(let recorded):
-            return await notify(recorded, appendedFrom: batch)
-        case .alreadyProcessed:
-            throw EventStoreError(
-                .duplicateEventID,
-                message: "The inbox entry \(batch.inboxEntry.map { "\($0.consumer)/\($0.eventID)" } ?? "") already exists."
-            )
+        try await traced(batch) { batch in
+            switch try await storage.commit(batch) {
+            case .committed(let recorded):
+                return await notify(recorded, appendedFrom: batch)
+            case .alreadyProcessed:
+                throw EventStoreError(
+                    .duplicateEventID,
+                    message: "The inbox entry \(batch.inboxEntry.map { "\($0.consumer)/\($0.eventID)" } ?? "") already exists."
+                )
+            }
         }
     }
 
@@ -94,15 +103,20 @@ public struct EventStore: Sendable {
     ///   (nothing written), or the batch's error (``EventStoreError`` `concurrencyConflict`,
     ///   `duplicateEventID`, `storageUnavailable`, ...).
     public func commitEach(_ batches: [WriteBatch]) async -> [Result<InboxOutcome, any Error>] {
+        var batches = batches
+        let spans = batches.indices.map { startAppendSpan(&batches[$0]) }
         var results: [Result<InboxOutcome, any Error>] = []
         results.reserveCapacity(batches.count)
-        for (batch, result) in zip(batches, await storage.commitEach(batches)) {
+        for ((batch, span), result) in zip(zip(batches, spans), await storage.commitEach(batches)) {
             switch result {
             case .success(.committed(let recorded)):
+                endAppendSpan(span)
                 results.append(.success(.processed(await notify(recorded, appendedFrom: batch))))
             case .success(.alreadyProcessed):
+                endAppendSpan(span)
                 results.append(.success(.alreadyProcessed))
             case .failure(let error):
+                endAppendSpan(span, error: error)
                 results.append(.failure(error))
             }
         }
@@ -134,11 +148,13 @@ public struct EventStore: Sendable {
         var batch = WriteBatch()
         try await body(&batch)
         batch.inboxEntry = InboxEntry(consumer: consumer, eventID: eventID)
-        switch try await storage.commit(batch) {
-        case .committed(let recorded):
-            return .processed(await notify(recorded, appendedFrom: batch))
-        case .alreadyProcessed:
-            return .alreadyProcessed
+        return try await traced(batch) { batch in
+            switch try await storage.commit(batch) {
+            case .committed(let recorded):
+                return .processed(await notify(recorded, appendedFrom: batch))
+            case .alreadyProcessed:
+                return .alreadyProcessed
+            }
         }
     }
 

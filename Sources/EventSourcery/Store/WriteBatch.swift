@@ -67,20 +67,50 @@ public struct WriteBatch: Sendable {
     /// appended, so that a plain `EventEnvelope(x)` continues the consumed event's flow.
     public mutating func inheritCausation(from cause: EventEnvelope, except earlier: Set<UUID> = []) {
         let caused = EventMetadata.causedBy(cause)
-        func inherited(_ metadata: EventMetadata, id: UUID) -> EventMetadata {
-            var metadata = metadata
+        updateMetadata { metadata, id in
+            guard metadata.causationID == nil, !earlier.contains(id) else { return }
             metadata.causationID = caused.causationID
             if metadata.correlationID == nil || metadata.correlationID == id { metadata.correlationID = caused.correlationID }
             if metadata.traceContext.isEmpty { metadata.traceContext = caused.traceContext }
-            return metadata
         }
+    }
+
+    /// Sets the trace context of the events of this batch, except those whose ids are in
+    /// `earlier`, to `fields` (nothing changes when `fields` is empty). A consumer calls it with
+    /// the context of a handler's span for what the handler appended, so that the next hop's
+    /// spans are children of that handler run.
+    public mutating func setTraceContext(_ fields: [String: String], except earlier: Set<UUID> = []) {
+        guard !fields.isEmpty else { return }
+        updateMetadata { metadata, id in
+            if !earlier.contains(id) { metadata.traceContext = fields }
+        }
+    }
+
+    /// Gives `fields` as trace context to the events of this batch that carry none.
+    mutating func fillTraceContext(_ fields: [String: String]) {
+        guard !fields.isEmpty else { return }
+        updateMetadata { metadata, _ in
+            if metadata.traceContext.isEmpty { metadata.traceContext = fields }
+        }
+    }
+
+    /// The trace context of the first event of the batch that carries one; empty when none does.
+    var firstTraceContext: [String: String] {
+        for append in appends {
+            if let event = append.events.first(where: { !$0.metadata.traceContext.isEmpty }) { return event.metadata.traceContext }
+        }
+        return [:]
+    }
+
+    /// Applies `update` to the metadata of every event of the batch (and of its envelope).
+    private mutating func updateMetadata(_ update: (inout EventMetadata, UUID) -> Void) {
         for appendIndex in appends.indices {
             for eventIndex in appends[appendIndex].events.indices {
-                let event = appends[appendIndex].events[eventIndex]
-                guard event.metadata.causationID == nil, !earlier.contains(event.id) else { continue }
-                appends[appendIndex].events[eventIndex].metadata = inherited(event.metadata, id: event.id)
-                if let envelope = appends[appendIndex].envelopes?[eventIndex] {
-                    appends[appendIndex].envelopes?[eventIndex]?.metadata = inherited(envelope.metadata, id: envelope.id)
+                let id = appends[appendIndex].events[eventIndex].id
+                update(&appends[appendIndex].events[eventIndex].metadata, id)
+                if var envelope = appends[appendIndex].envelopes?[eventIndex] {
+                    update(&envelope.metadata, id)
+                    appends[appendIndex].envelopes?[eventIndex] = envelope
                 }
             }
         }

@@ -2,6 +2,7 @@ import EventSourceryRabbitMQ
 import EventSourcery
 import Foundation
 import Logging
+import Tracing
 
 extension ContextConsumer {
     /// One handler to run for one delivery of a batch.
@@ -11,6 +12,8 @@ extension ContextConsumer {
         var input: HandlerInput
         var handler: EventHandler
         var inboxEntry: InboxEntry
+        /// The context of the delivery's consumer span, the parent of the handler's span.
+        var trace: ServiceContext?
     }
 
     /// What one delivery of a batch came to so far.
@@ -47,6 +50,7 @@ extension ContextConsumer {
         var tallies = Array(repeating: Tally(), count: deliveries.count)
         var incoming: [IncomingEvent?] = Array(repeating: nil, count: deliveries.count)
         var runs: [HandlerRun] = []
+        let spans = deliveries.map { tracing.startProcessing($0, context: configuration.context) }
         for (index, delivery) in deliveries.enumerated() {
             let decoded: (incoming: IncomingEvent, input: HandlerInput)
             do throws(PoisonMessage) {
@@ -68,7 +72,7 @@ extension ContextConsumer {
                 tallies[index].decided = decided
                 continue
             }
-            runs += self.runs(for: decoded.input, tally: index)
+            runs += self.runs(for: decoded.input, tally: index, trace: spans[index]?.context)
         }
         if !runs.isEmpty { await run(runs, tallies: &tallies) }
 
@@ -83,15 +87,16 @@ extension ContextConsumer {
                 outcomes.append(tally.processed)
             }
         }
+        for (span, outcome) in zip(spans, outcomes) { tracing.endProcessing(span, outcome: outcome) }
         return outcomes
     }
 
     /// The handler runs of one event: one per handler subscribed to its source and type.
-    fileprivate func runs(for input: HandlerInput, tally: Int) -> [HandlerRun] {
+    fileprivate func runs(for input: HandlerInput, tally: Int, trace: ServiceContext? = nil) -> [HandlerRun] {
         handlers.filter { $0.handles(source: input.sourceContext, type: input.envelope.typeName) }.map { handler in
             HandlerRun(
                 delivery: tally, input: input, handler: handler,
-                inboxEntry: InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id))
+                inboxEntry: InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id), trace: trace)
         }
     }
 
@@ -123,7 +128,7 @@ extension ContextConsumer {
             }
             var batch = WriteBatch()
             do {
-                let skipReason = try await stage(run.handler, run.input, into: &batch)
+                let skipReason = try await stage(run, into: &batch)
                 batch.inboxEntry = run.inboxEntry
                 batches.append(batch)
                 staged.append((run, skipReason))
@@ -147,7 +152,7 @@ extension ContextConsumer {
                 var skipReason: String?
                 let outcome = try await retryingConflicts {
                     try await store.processOnce(consumer: run.inboxEntry.consumer, eventID: run.inboxEntry.eventID) { batch in
-                        skipReason = try await stage(run.handler, run.input, into: &batch)
+                        skipReason = try await stage(run, into: &batch)
                     }
                 }
                 count(outcome, of: run, skipReason: skipReason, in: &tallies[run.delivery])
@@ -158,11 +163,13 @@ extension ContextConsumer {
     }
 
     /// Checks the handler's conditions, in order, inside its inbox work and lets it add its
-    /// writes to `batch`; the events it appends without a cause get the consumed event as
-    /// their cause (``WriteBatch/inheritCausation(from:except:)``). Returns the name of the
-    /// first condition that does not hold (the handler is skipped: only a ``HandlerSkipped``
-    /// record is written), or `nil` when it ran.
-    private func stage(_ handler: EventHandler, _ input: HandlerInput, into batch: inout WriteBatch) async throws -> String? {
+    /// writes to `batch`, in the handler's span; the events it appends without a cause get the
+    /// consumed event as their cause (``WriteBatch/inheritCausation(from:except:)``) and all of
+    /// them the handler span's trace context. Returns the name of the first condition that
+    /// does not hold (the handler is skipped: only a ``HandlerSkipped`` record is written), or
+    /// `nil` when it ran.
+    private func stage(_ run: HandlerRun, into batch: inout WriteBatch) async throws -> String? {
+        let (handler, input) = (run.handler, run.input)
         for condition in handler.conditions {
             if try await !condition.isSatisfied(input) {
                 let skipped = try HandlerSkipped(handler: handler.name, condition: condition.name, input: input)
@@ -173,8 +180,9 @@ extension ContextConsumer {
         }
         let start = ContinuousClock.now
         let earlier = batch.eventIDs
-        try await handler.handle(input, &batch)
+        let trace = try await tracing.handling(handler.name, input, parent: run.trace) { try await handler.handle(input, &batch) }
         batch.inheritCausation(from: input.envelope, except: earlier)
+        batch.setTraceContext(trace, except: earlier)
         metrics.recordHandler(handler.name, since: start)
         return nil
     }

@@ -70,6 +70,12 @@ public import ServiceLifecycle
 /// consumer had not started go back to the queue, ahead of newer messages even when another
 /// replica takes the partition over.
 ///
+/// **Tracing.** With a tracer bootstrapped (the store's ``EventStore/tracer``), each delivery
+/// is processed in a consumer span `process <source>.events`, a child of the message's
+/// `traceparent`; each handler run in a span `handle <handler>` under it; and the events a
+/// handler appends carry that handler span's context, so their append span and the next
+/// hop's spans descend from it.
+///
 /// Use a connection of its own for the consumer: publishing (poison messages) runs on the
 /// same connection and is rare.
 public struct ContextConsumer: Service {
@@ -87,6 +93,8 @@ public struct ContextConsumer: Service {
     public let logger: Logger
     /// Counters and handler timers (``MetricName``).
     let metrics: ConsumerMetrics
+    /// The consumer and handler spans, with the store's tracer.
+    let tracing: MessageTracing
 
     /// Creates a consumer. Call ``run()`` with the connection open (or running as a service).
     ///
@@ -117,6 +125,7 @@ public struct ContextConsumer: Service {
         logger[metadataKey: "consumer.context"] = "\(configuration.context)"
         self.logger = logger
         self.metrics = ConsumerMetrics(context: configuration.context, handlers: handlers.map(\.name))
+        self.tracing = MessageTracing(tracer: store.tracer)
     }
 
     /// Consumes until graceful shutdown or cancellation.

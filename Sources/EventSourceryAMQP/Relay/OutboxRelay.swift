@@ -3,6 +3,7 @@ public import EventSourcery
 import Foundation
 public import Logging
 public import ServiceLifecycle
+public import Tracing
 
 /// Publishes a store's outbox to RabbitMQ and marks entries published only after the
 /// broker confirmed them.
@@ -46,6 +47,10 @@ public import ServiceLifecycle
 /// Commands carry no stream order. Since the receiver's inbox is keyed by the command id, a
 /// command sent twice (a lost confirm, a relay restarted after publishing) takes effect once.
 ///
+/// **Tracing.** With a tracer bootstrapped, each event's message is published in a producer
+/// span `publish <context>.events`, a child of the trace context stored with the event (the
+/// span that appended it), and that span's context travels in the `traceparent` header.
+///
 /// **Shutdown.** On graceful shutdown the relay stops claiming, waits for the confirms of
 /// the wave in flight, marks them, hands back the rest of the batch, and returns.
 public struct OutboxRelay: Service {
@@ -59,11 +64,16 @@ public struct OutboxRelay: Service {
     public let logger: Logger
     /// Counters and the confirm timer (``MetricName``).
     let metrics: RelayMetrics
+    /// The publish spans.
+    let tracing: MessageTracing
 
     /// Creates a relay. Call ``run()`` (or ``runOnce()``) with the publisher's connection running.
+    ///
+    /// - Parameter tracer: The tracer of the publish spans; by default the one the application
+    ///   bootstrapped before creating the relay.
     public init(
         storage: any EventStorage, publisher: AMQPPublisher, configuration: Configuration,
-        logger: Logger = Logger(label: "eventsourcery.relay")
+        logger: Logger = Logger(label: "eventsourcery.relay"), tracer: any Tracer = InstrumentationSystem.tracer
     ) {
         self.storage = storage
         self.publisher = publisher
@@ -72,6 +82,7 @@ public struct OutboxRelay: Service {
         logger[metadataKey: "outbox.context"] = "\(configuration.context)"
         self.logger = logger
         self.metrics = RelayMetrics(context: configuration.context)
+        self.tracing = MessageTracing(tracer: tracer)
     }
 
     /// Relays until graceful shutdown or cancellation, sleeping while nothing is due.
@@ -152,14 +163,17 @@ public struct OutboxRelay: Service {
         let statistics = try await whileRenewingLeases(of: entries.map(\.id)) {
             var settlement = RelaySettlement(entries, retry: configuration.retry)
             while case let wave = settlement.nextWave(), !wave.isEmpty {
-                let messages = wave.map { EventMessage.outgoing($0.event, context: configuration.context) }
+                let (messages, spans) = tracing.publish(wave.map(\.event), context: configuration.context)
                 let start = ContinuousClock.now
+                let outcomes: [PublishOutcome]
                 do {
-                    settlement.record(try await publisher.publish(messages))
+                    outcomes = try await publisher.publish(messages)
                     metrics.recordConfirm(since: start)
                 } catch let error as AMQPError {
-                    settlement.record(Array(repeating: .notConfirmed(error), count: wave.count))
+                    outcomes = Array(repeating: .notConfirmed(error), count: wave.count)
                 }
+                settlement.record(outcomes)
+                tracing.endPublish(spans, outcomes: outcomes)
                 // Stopping: the wave in flight is settled; the rest of the batch is handed back.
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
             }

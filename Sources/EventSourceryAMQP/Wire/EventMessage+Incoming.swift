@@ -148,12 +148,13 @@ extension EventMessage {
             causationID = parsed
         }
         // Only the contract's headers become metadata; of the trace context, a valid W3C
-        // traceparent. Anything else a publisher adds stays on the message.
+        // traceparent and, with it, a tracestate. Anything else a publisher adds stays on the message.
         var traceContext: [String: String] = [:]
         var invalidTraceParent: String?
         if let traceParent = headers[Header.traceParent] {
             if let text = traceParent.stringValue, isW3CTraceParent(text) {
                 traceContext[Header.traceParent] = text
+                if let traceState = headers[Header.traceState]?.stringValue { traceContext[Header.traceState] = traceState }
             } else {
                 invalidTraceParent = String(describe(traceParent).prefix(120))
             }

@@ -20,7 +20,8 @@ import Foundation
 /// | `x-stream-version` | the event's version in its stream (integer ≥ 1) |
 /// | `x-schema-version` | the event's schema version (integer ≥ 1; 1 when absent) |
 /// | `x-causation-id` | the causation id (UUID string), when there is one |
-/// | `traceparent` | the W3C trace context, when there is one |
+/// | `traceparent` | the W3C trace context, when there is one: the relay's publish span when a tracer is bootstrapped, else the context stored with the event |
+/// | `tracestate` | the W3C vendor trace state, when the tracer sets one |
 ///
 /// A consumer reads exactly these: the source context is the exchange's, and the routing
 /// key must match it and the type. A wrongly typed or out-of-range `x-` header makes the
@@ -43,10 +44,17 @@ public enum EventMessage {
         public static let causationID = "x-causation-id"
         public static let schemaVersion = "x-schema-version"
         public static let traceParent = "traceparent"
+        public static let traceState = "tracestate"
     }
 
+    /// The headers that carry the trace context.
+    public static let traceHeaders = [Header.traceParent, Header.traceState]
+
     /// The message that carries `event`, published by `context`.
-    public static func outgoing(_ event: RecordedEvent, context: String) -> OutgoingMessage {
+    ///
+    /// - Parameter traceContext: The trace context for the headers (the publish span's); by
+    ///   default the one stored with the event.
+    public static func outgoing(_ event: RecordedEvent, context: String, traceContext: [String: String]? = nil) -> OutgoingMessage {
         var headers: AMQPTable = [
             Header.streamID: .string(event.streamID.rawValue),
             Header.streamVersion: .int64(event.streamVersion),
@@ -55,8 +63,9 @@ public enum EventMessage {
         if let causation = event.event.metadata.causationID {
             headers[Header.causationID] = .string(causation.uuidString.lowercased())
         }
-        if let traceParent = event.event.metadata.traceContext[Header.traceParent] {
-            headers[Header.traceParent] = .string(traceParent)
+        let trace = traceContext ?? event.event.metadata.traceContext
+        for key in traceHeaders {
+            if let value = trace[key] { headers[key] = .string(value) }
         }
         let properties = AMQPProperties(
             contentType: contentType,

@@ -68,9 +68,6 @@ struct FlowTraceCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Leave out the payload summaries of the table.")
     var noDetails = false
 
-    @Option(name: .long, help: "Events read per store query.")
-    var pageSize = 1000
-
     static let defaultConfig = "config/eventsourcery.yaml"
 
     func validate() throws {
@@ -80,7 +77,6 @@ struct FlowTraceCommand: AsyncParsableCommand {
         if let correlation, UUID(uuidString: correlation) == nil {
             throw ValidationError("--correlation: '\(correlation)' is not a UUID")
         }
-        guard pageSize > 0 else { throw ValidationError("--page-size must be positive") }
         for entry in context {
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex, entry.index(after: equals) != entry.endIndex else {
                 throw ValidationError("--context: '\(entry)' is not name=store (for example payment=sqlite:.run/stores/payment.sqlite)")
@@ -104,7 +100,7 @@ struct FlowTraceCommand: AsyncParsableCommand {
         do {
             let tracer = FlowTracer(
                 stores: stores,
-                configuration: FlowTracer.Configuration(entryContext: entryContext, entryCategory: entryCategory, pageSize: pageSize)
+                configuration: FlowTracer.Configuration(entryContext: entryContext, entryCategory: entryCategory)
             )
             let trace: FlowTrace
             if let order {

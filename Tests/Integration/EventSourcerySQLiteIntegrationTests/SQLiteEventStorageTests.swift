@@ -318,8 +318,22 @@ struct SQLiteEventStorageTests {
             let queue = try DatabaseQueue(path: path)
             let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
             #expect(
-                migrations == ["v1: events, outbox, inbox, snapshots, checkpoints", "v2: held events", "v4: command outbox"],
+                migrations == [
+                    "v1: events, outbox, inbox, snapshots, checkpoints", "v2: held events", "v4: command outbox",
+                    "v5: events by correlation id",
+                ],
                 "each migration once")
+            // A flow is read through the correlation index, not by scanning the events.
+            let plan = try await queue.read { db in
+                try Row.fetchAll(
+                    db, sql: "EXPLAIN QUERY PLAN SELECT position FROM events WHERE correlation_id = ? ORDER BY position",
+                    arguments: [UUID()]
+                )
+                .map { row -> String in row["detail"] }
+            }
+            #expect(
+                plan.contains { $0.contains("USING COVERING INDEX events_correlation") || $0.contains("USING INDEX events_correlation") },
+                "\(plan)")
             try queue.close()
         }
     }
