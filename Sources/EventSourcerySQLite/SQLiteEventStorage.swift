@@ -52,8 +52,16 @@ public final class SQLiteEventStorage: EventStorage {
 
     /// The open database, `nil` once closed.
     private let pool: NIOLockedValueBox<DatabasePool?>
-    /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``.
-    let outboxChanged = ChangeSignal()
+    /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``: commits through this
+    /// storage, and the ``commitWatcher``.
+    let outboxChanged: ChangeSignal
+    /// Reports writes to the write-ahead log by any process (see
+    /// `SQLiteEventStorage+Waiting.swift`); started by the first wait.
+    let commitWatcher: FileChangeWatcher
+    /// How many writes to the write-ahead log the ``commitWatcher`` reported.
+    let commitNotifications: NIOLockedValueBox<UInt64>
+    /// Where the first claim since the last wait found the change signal.
+    let outboxClaimMark = NIOLockedValueBox<OutboxMark?>(nil)
     /// Batches waiting for the writer (see `SQLiteEventStorage+GroupCommit.swift`).
     let commitQueue = NIOLockedValueBox(CommitQueue())
 
@@ -78,6 +86,13 @@ public final class SQLiteEventStorage: EventStorage {
         try configuration.validate()
         self.configuration = configuration
         let path = configuration.path
+        let (changed, notifications) = (ChangeSignal(), NIOLockedValueBox<UInt64>(0))
+        self.outboxChanged = changed
+        self.commitNotifications = notifications
+        self.commitWatcher = FileChangeWatcher(path: path + "-wal") {
+            notifications.withLockedValue { $0 += 1 }
+            changed.signal()
+        }
         var grdb = GRDB.Configuration()
         grdb.label = "EventSourcery.SQLite"
         grdb.readonly = configuration.isReadOnly
@@ -184,6 +199,7 @@ public final class SQLiteEventStorage: EventStorage {
                 defer { pool = nil }; return pool
             })
         else { return }
+        commitWatcher.stop()
         do {
             try pool.close()
         } catch {
