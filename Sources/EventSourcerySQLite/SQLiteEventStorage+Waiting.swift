@@ -6,10 +6,12 @@ import NIOConcurrencyHelpers
 /// processes on the same file are reported by `inotify` on the write-ahead log, with a poll
 /// of the log's modification time as the fallback.
 extension SQLiteEventStorage {
-    /// The change signal's generation and the notification count when a claim started.
+    /// The change signal's generation, the notification count and the write-ahead log's
+    /// modification stamp when a claim started.
     struct OutboxMark: Sendable {
         var generation: UInt64
         var notifications: UInt64
+        var logStamp: [Double]?
     }
 
     /// Returns when an append with outbox entries (or a command) commits or parked entries
@@ -29,8 +31,9 @@ extension SQLiteEventStorage {
     /// wake-up only costs the relay one empty claim.
     ///
     /// A change made after the relay's last claim started and before this wait is not
-    /// missed: the claim marks the change signal's generation and the wait returns at once
-    /// when it moved.
+    /// missed: the claim marks the change signal's generation and the log's modification
+    /// stamp; the wait returns at once when the generation moved, and within one poll
+    /// interval when only the stamp did.
     public func waitForOutboxChange(timeout: Duration) async {
         _ = await waitForOutboxChangeReason(timeout: timeout)
     }
@@ -39,8 +42,6 @@ extension SQLiteEventStorage {
     package func waitForOutboxChangeReason(timeout: Duration) async -> OutboxWake {
         watchOtherProcesses()
         let deadline = ContinuousClock.now + timeout
-        let log = configuration.path + "-wal"
-        let stamp = Self.modificationStamp(of: log)
         let mark =
             outboxClaimMark.withLockedValue { mark in
                 defer { mark = nil }
@@ -56,7 +57,7 @@ extension SQLiteEventStorage {
             let wake = OutboxWake.after(
                 signalled: signalled,
                 notified: commitNotifications.withLockedValue { $0 } != mark.notifications,
-                logChanged: !signalled && Self.modificationStamp(of: log) != stamp,
+                logChanged: !signalled && Self.modificationStamp(of: logPath) != mark.logStamp,
                 timeLeft: deadline > ContinuousClock.now
             )
             if let wake { return wake }
@@ -87,7 +88,13 @@ extension SQLiteEventStorage {
         // The generation first: the watcher counts before it signals, so a notification
         // seen in the generation is also seen in the count.
         let generation = outboxChanged.generation
-        return OutboxMark(generation: generation, notifications: commitNotifications.withLockedValue { $0 })
+        return OutboxMark(
+            generation: generation, notifications: commitNotifications.withLockedValue { $0 },
+            logStamp: Self.modificationStamp(of: logPath))
+    }
+
+    private var logPath: String {
+        configuration.path + "-wal"
     }
 
     /// The modification time and size of a file, or `nil` when it does not exist.

@@ -2,11 +2,11 @@ import EventSourcery
 import Testing
 
 @Suite struct FileChangeEventsTests {
-    /// One `struct inotify_event` record as the kernel writes it: the name NUL-padded to
-    /// `padding` bytes.
+    /// One `struct inotify_event` record as the kernel writes it: the name NUL-padded to a
+    /// multiple of `padding` bytes.
     private func record(mask: UInt32, name: String = "", padding: Int = 16) -> [UInt8] {
         var bytes: [UInt8] = []
-        let length = name.isEmpty ? 0 : padding
+        let length = name.isEmpty ? 0 : (name.utf8.count / padding + 1) * padding
         for word in [UInt32(1), mask, 0, UInt32(length)] {
             withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) }
         }
