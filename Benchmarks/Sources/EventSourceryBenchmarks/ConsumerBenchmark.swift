@@ -202,6 +202,8 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     /// Publishes `messages` (confirmed) so they land in `queues`, and waits until these hold
     /// them all together.
     private func fill(_ queues: [String], with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
+        // Deliveries a previous run left unacknowledged come back when its connection closes.
+        for queue in queues { _ = try await connection.purgeQueue(queue) }
         let publisher = AMQPPublisher(connection: connection, window: 1000)
         for chunk in stride(from: 0, to: messages.count, by: 1000) {
             let outcomes = try await publisher.publish(Array(messages[chunk..<min(chunk + 1000, messages.count)]))
