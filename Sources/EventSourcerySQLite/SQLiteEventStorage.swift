@@ -96,9 +96,7 @@ public final class SQLiteEventStorage: EventStorage {
         var grdb = GRDB.Configuration()
         grdb.label = "EventSourcery.SQLite"
         grdb.readonly = configuration.isReadOnly
-        grdb.busyMode = .timeout(
-            TimeInterval(configuration.busyTimeout.components.seconds)
-                + TimeInterval(configuration.busyTimeout.components.attoseconds) / 1e18)
+        grdb.busyMode = .callback(Self.busyRetry(timeout: configuration.busyTimeout))
         grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
         grdb.foreignKeysEnabled = false
         let synchronous = configuration.synchronous.rawValue
@@ -155,6 +153,26 @@ public final class SQLiteEventStorage: EventStorage {
             return pool
         }
         self.pool = NIOLockedValueBox(pool)
+    }
+
+    /// The pause between two tries to take a lock another connection holds.
+    static let busyRetryPause: Duration = .microseconds(500)
+
+    /// Retries a busy lock every ``busyRetryPause`` until `timeout` worth of pauses passed.
+    ///
+    /// SQLite's own busy timeout sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries: a relay
+    /// woken by another process's first write to the log (see
+    /// `SQLiteEventStorage+Waiting.swift`) would sleep several milliseconds past the end of
+    /// that commit. Short pauses take the lock within half a millisecond of its release. The
+    /// callback runs on the connection's own thread (never the cooperative pool).
+    static func busyRetry(timeout: Duration) -> Database.BusyCallback {
+        let tries = Int(timeout / busyRetryPause)
+        let pause = useconds_t(busyRetryPause.components.attoseconds / 1_000_000_000_000)
+        return { numberOfTries in
+            guard numberOfTries < tries else { return false }
+            usleep(pause)
+            return true
+        }
     }
 
     /// Runs `open` (open the pool, migrate) again when it lost a race with another process
