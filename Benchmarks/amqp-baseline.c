@@ -15,7 +15,7 @@
  * cpu_us_per_message=<client CPU time per message in the timed section>".
  * Credentials are guest/guest on vhost "/" (the private test node only allows loopback).
  */
-#include <sys/time.h>
+#include "baseline.h"
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
@@ -24,26 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void) {
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-static void die_on_reply(amqp_rpc_reply_t reply, const char *context) {
-    if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
-    fprintf(stderr, "amqp-baseline: %s failed (reply type %d, library error %s)\n", context,
-            reply.reply_type, amqp_error_string2(reply.library_error));
-    exit(1);
-}
 
 static amqp_connection_state_t open_connection(const char *host, int port) {
     amqp_connection_state_t conn = amqp_new_connection();

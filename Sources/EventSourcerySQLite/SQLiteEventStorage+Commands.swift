@@ -41,6 +41,7 @@ extension SQLiteEventStorage {
 
     public func claimCommands(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [CommandOutboxEntry] {
         guard limit > 0 else { return [] }
+        markOutboxClaim()
         let query = """
             SELECT \(Self.commandColumns) FROM command_outbox INDEXED BY command_outbox_due
             WHERE state = 'pending' AND due_at <= ?1

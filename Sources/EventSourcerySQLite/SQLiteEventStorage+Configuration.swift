@@ -49,6 +49,18 @@ extension SQLiteEventStorage {
         /// value costs disk space and a longer recovery after a crash.
         public var walAutocheckpointPages = 10_000
 
+        /// Whether relays waiting on this storage are woken by commits of other processes on
+        /// the same file as they happen: on Linux an `inotify` watch on the write-ahead log,
+        /// read on a thread of its own, started by the first
+        /// ``SQLiteEventStorage/waitForOutboxChange(timeout:)``. Defaults to `true`; without
+        /// it (or without inotify) only ``crossProcessPollInterval`` finds those commits.
+        public var watchesOtherProcesses = true
+
+        /// How often a relay waiting on this storage checks the write-ahead log's
+        /// modification time for commits of other processes: the fallback when
+        /// ``watchesOtherProcesses`` reports nothing. Defaults to 20 ms.
+        public var crossProcessPollInterval: Duration = .milliseconds(20)
+
         /// Creates a configuration with the durable defaults for the database at `path`.
         /// ``SQLiteEventStorage/init(configuration:)`` checks it with ``validate()``.
         public init(path: String) {
@@ -56,7 +68,8 @@ extension SQLiteEventStorage {
         }
 
         /// Checks every field: a path, a busy timeout of zero or more, at least one reader, a
-        /// positive page cache and a WAL checkpoint threshold of zero (never) or more pages.
+        /// positive page cache, a WAL checkpoint threshold of zero (never) or more pages and a
+        /// positive cross-process poll interval.
         ///
         /// - Throws: ``EventStoreError`` ``EventStoreError/Code/invalidArgument`` naming the
         ///   ``EventStoreError/field``.
@@ -69,6 +82,9 @@ extension SQLiteEventStorage {
             guard pageCacheKiB > 0 else { throw .invalidField("pageCacheKiB", "must be positive, got \(pageCacheKiB)") }
             guard walAutocheckpointPages >= 0 else {
                 throw .invalidField("walAutocheckpointPages", "must not be negative, got \(walAutocheckpointPages)")
+            }
+            guard crossProcessPollInterval > .zero else {
+                throw .invalidField("crossProcessPollInterval", "must be positive, got \(crossProcessPollInterval)")
             }
         }
     }

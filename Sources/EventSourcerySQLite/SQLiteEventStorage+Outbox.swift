@@ -10,6 +10,7 @@ extension SQLiteEventStorage {
 
     public func claimOutboxEntries(limit: Int, now: Date, leaseDuration: TimeInterval) async throws -> [OutboxEntry] {
         guard limit > 0 else { return [] }
+        markOutboxClaim()
         let arguments: StatementArguments = [now.storedSeconds, limit]
         guard leaseDuration > 0 else {
             // A zero lease claims nothing, so listing needs no write lock.
@@ -119,37 +120,6 @@ extension SQLiteEventStorage {
                     """)
             return try Self.fetchEntries(statement, arguments: [limit])
         }
-    }
-
-    /// Returns when an append with outbox entries commits or parked entries are requeued
-    /// through this storage, when another process writes to the same database file, or
-    /// after `timeout`.
-    ///
-    /// Writes through this storage wake the waiter at once. Commits by other processes (an
-    /// API process appending while the relay runs in its own) are noticed by the write-ahead
-    /// log's modification time, checked every ``crossProcessCheckInterval`` with one file-status
-    /// call and no database query; a spurious wake-up only costs the relay one empty claim.
-    public func waitForOutboxChange(timeout: Duration) async {
-        let deadline = ContinuousClock.now + timeout
-        let log = configuration.path + "-wal"
-        let stamp = Self.modificationStamp(of: log)
-        while !Task.isCancelled {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return }
-            if await outboxChanged.wait(timeout: min(remaining, Self.crossProcessCheckInterval)) { return }
-            if Self.modificationStamp(of: log) != stamp { return }
-        }
-    }
-
-    /// How often ``waitForOutboxChange(timeout:)`` looks for commits by other processes.
-    static let crossProcessCheckInterval: Duration = .milliseconds(20)
-
-    /// The modification time and size of a file, or `nil` when it does not exist.
-    private static func modificationStamp(of path: String) -> [Double]? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSinceReferenceDate ?? 0
-        let size = (attributes[.size] as? NSNumber)?.doubleValue ?? 0
-        return [modified, size]
     }
 
     public func requeueParked(_ entryIDs: [Int64]) async throws -> Int {

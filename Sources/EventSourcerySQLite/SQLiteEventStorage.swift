@@ -52,8 +52,16 @@ public final class SQLiteEventStorage: EventStorage {
 
     /// The open database, `nil` once closed.
     private let pool: NIOLockedValueBox<DatabasePool?>
-    /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``.
-    let outboxChanged = ChangeSignal()
+    /// Wakes relays waiting in ``waitForOutboxChange(timeout:)``: commits through this
+    /// storage, and the ``commitWatcher``.
+    let outboxChanged: ChangeSignal
+    /// Reports writes to the write-ahead log by any process (see
+    /// `SQLiteEventStorage+Waiting.swift`); started by the first wait.
+    let commitWatcher: FileChangeWatcher
+    /// How many writes to the write-ahead log the ``commitWatcher`` reported.
+    let commitNotifications: NIOLockedValueBox<UInt64>
+    /// Where the first claim since the last wait found the change signal.
+    let outboxClaimMark = NIOLockedValueBox<OutboxMark?>(nil)
     /// Batches waiting for the writer (see `SQLiteEventStorage+GroupCommit.swift`).
     let commitQueue = NIOLockedValueBox(CommitQueue())
 
@@ -78,12 +86,17 @@ public final class SQLiteEventStorage: EventStorage {
         try configuration.validate()
         self.configuration = configuration
         let path = configuration.path
+        let (changed, notifications) = (ChangeSignal(), NIOLockedValueBox<UInt64>(0))
+        self.outboxChanged = changed
+        self.commitNotifications = notifications
+        self.commitWatcher = FileChangeWatcher(path: path + "-wal") {
+            notifications.withLockedValue { $0 += 1 }
+            changed.signal()
+        }
         var grdb = GRDB.Configuration()
         grdb.label = "EventSourcery.SQLite"
         grdb.readonly = configuration.isReadOnly
-        grdb.busyMode = .timeout(
-            TimeInterval(configuration.busyTimeout.components.seconds)
-                + TimeInterval(configuration.busyTimeout.components.attoseconds) / 1e18)
+        grdb.busyMode = .callback(Self.busyRetry(timeout: configuration.busyTimeout))
         grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
         grdb.foreignKeysEnabled = false
         let synchronous = configuration.synchronous.rawValue
@@ -142,6 +155,26 @@ public final class SQLiteEventStorage: EventStorage {
         self.pool = NIOLockedValueBox(pool)
     }
 
+    /// The pause between two tries to take a lock another connection holds.
+    static let busyRetryPause: Duration = .microseconds(500)
+
+    /// Retries a busy lock every ``busyRetryPause`` until `timeout` worth of pauses passed.
+    ///
+    /// SQLite's own busy timeout sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries: a relay
+    /// woken by another process's first write to the log (see
+    /// `SQLiteEventStorage+Waiting.swift`) would sleep several milliseconds past the end of
+    /// that commit. Short pauses take the lock within half a millisecond of its release. The
+    /// callback runs on the connection's own thread (never the cooperative pool).
+    static func busyRetry(timeout: Duration) -> Database.BusyCallback {
+        let tries = Int(timeout / busyRetryPause)
+        let pause = useconds_t(busyRetryPause.components.attoseconds / 1_000_000_000_000)
+        return { numberOfTries in
+            guard numberOfTries < tries else { return false }
+            usleep(pause)
+            return true
+        }
+    }
+
     /// Runs `open` (open the pool, migrate) again when it lost a race with another process
     /// opening the same new file: both find it unmigrated and one `CREATE TABLE` fails
     /// ("already exists", its migration rolled back), or switching a new file to WAL answers
@@ -184,6 +217,7 @@ public final class SQLiteEventStorage: EventStorage {
                 defer { pool = nil }; return pool
             })
         else { return }
+        commitWatcher.stop()
         do {
             try pool.close()
         } catch {

@@ -55,6 +55,12 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds the flow latency run lasts.")
     var seconds = 10
 
+    @Flag(
+        help:
+            "Also run the flow latency with each relay on a storage of its own on its context's file, as in a process of its own: woken by inotify on the write-ahead log, and by the 20 ms poll alone."
+    )
+    var crossProcess = false
+
     @Flag(help: "Skip the throughput runs.")
     var skipThroughput = false
 
@@ -64,12 +70,24 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     )
     var skipLatency = false
 
+    @Option(
+        help:
+            "Path of the compiled C baseline of the consumer's work (Benchmarks/consumer-baseline.c, built by scripts/bench-amqp); without it the C run is skipped."
+    )
+    var baseline: String?
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
     func run() async throws {
         if !skipThroughput { try await throughput() }
-        if !skipLatency { try await flowLatency() }
+        if !skipLatency {
+            try await flowLatency(.shared)
+            if crossProcess {
+                try await flowLatency(.watched)
+                try await flowLatency(.polled)
+            }
+        }
     }
 
     private func throughput() async throws {
@@ -115,6 +133,17 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         BenchmarkTable.line(
             "raw consume + ack each (prefetch \(prefetch))", events: events, elapsed: raw.elapsed, cpu: raw.cpu, latencies: [])
         let rawRate = Double(events) / raw.elapsed.seconds
+        var cRate: Double?
+        if let baseline {
+            try await fill(topology.inboxQueue, with: messages, on: connection)
+            let c = try runBaseline(
+                baseline, queue: topology.inboxQueue, consumer: "\(context).append-one",
+                store: directory.appendingPathComponent("store-c.sqlite").path)
+            BenchmarkTable.line(
+                "C baseline: same work, batch \(batchSize[0]), ack 1", events: events, elapsed: .seconds(Double(events) / c.rate),
+                cpu: c.cpu.map { .microseconds($0 * Double(events)) }, latencies: [])
+            cRate = c.rate
+        }
 
         var runs = concurrency.flatMap { lanes in batchSize.map { (lanes: lanes, batch: $0, ack: 1) } }
         if ackBatch > 1, let first = runs.first { runs.append((first.lanes, first.batch, ackBatch)) }
@@ -126,7 +155,9 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             )
             let name = "ContextConsumer: \(run.lanes) lanes, batch \(run.batch), ack \(run.ack)"
             BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
-            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", Double(events) / measured.elapsed.seconds / rawRate * 100))
+            let rate = Double(events) / measured.elapsed.seconds
+            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", rate / rawRate * 100))
+            if let cRate { print("  \(name) / C baseline of the same work: " + String(format: "%.2f×", rate / cRate)) }
         }
         for count in replicas {
             let measured = try await replicaRun(count, suffix: suffix, directory: directory)
@@ -149,6 +180,20 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         }
     }
 
+    /// Runs the C baseline of the consumer's work on `queue` into a fresh store at `path`
+    /// (created through ``SQLiteEventStorage`` so the schema is the store's), with the
+    /// prefetch, streams and first batch size of the Swift runs.
+    private func runBaseline(_ path: String, queue: String, consumer: String, store: String) throws -> (rate: Double, cpu: Double?) {
+        try SQLiteEventStorage(path: store).close()
+        let broker = try AMQPConnection.Configuration(url: amqpURL)
+        return try CBaseline.run(
+            path,
+            arguments: [
+                broker.host, "\(broker.port)", broker.vhost, queue, "\(events)", "\(prefetch)", "\(batchSize[0])", store, consumer,
+                "\(streams)",
+            ])
+    }
+
     /// Publishes `messages` (confirmed) so they land in `queue`, and waits until it holds them all.
     private func fill(_ queue: String, with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
         try await fill([queue], with: messages, on: connection)
@@ -157,6 +202,8 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     /// Publishes `messages` (confirmed) so they land in `queues`, and waits until these hold
     /// them all together.
     private func fill(_ queues: [String], with messages: [OutgoingMessage], on connection: AMQPConnection) async throws {
+        // Deliveries a previous run left unacknowledged come back when its connection closes.
+        for queue in queues { _ = try await connection.purgeQueue(queue) }
         let publisher = AMQPPublisher(connection: connection, window: 1000)
         for chunk in stride(from: 0, to: messages.count, by: 1000) {
             let outcomes = try await publisher.publish(Array(messages[chunk..<min(chunk + 1000, messages.count)]))
@@ -292,10 +339,20 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 }
 
 extension ConsumerBenchmark {
+    /// Which storage the relays of the flow latency run read, and how they learn of commits.
+    fileprivate enum RelayStorage: String {
+        /// The consumers' storages: a commit signals the relay in-process.
+        case shared = "relays on the consumers' storages"
+        /// A storage of their own on the same file, as in another process, woken by inotify.
+        case watched = "relays on storages of their own, inotify"
+        /// A storage of their own on the same file, woken by the 20 ms poll only.
+        case polled = "relays on storages of their own, 20 ms poll"
+    }
+
     /// Places orders at ``rate`` per second for ``seconds`` into the demo order store while the
     /// demo contexts' relays and consumers run as tasks, and measures from each `OrderPlaced`
     /// commit to the `OrderCompleted` commit, as seen by polling the order store every 1 ms.
-    fileprivate func flowLatency() async throws {
+    fileprivate func flowLatency(_ relayStorage: RelayStorage) async throws {
         let contexts = ["order", "payment", "invoice"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "bench-flow-\(UUID().uuidString.prefix(6).lowercased())")
@@ -316,8 +373,13 @@ extension ConsumerBenchmark {
         var services: [@Sendable () async throws -> Void] = []
         for name in contexts {
             guard let module = modules.module(for: name) else { throw ValidationError("no demo context \(name)") }
-            let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("\(name).sqlite").path)
+            let path = directory.appendingPathComponent("\(name).sqlite").path
+            let storage = try SQLiteEventStorage(path: path)
             storages.append(storage)
+            var relayConfiguration = SQLiteEventStorage.Configuration(path: path)
+            relayConfiguration.watchesOtherProcesses = relayStorage == .watched
+            let relayStore = relayStorage == .shared ? storage : try SQLiteEventStorage(configuration: relayConfiguration)
+            if relayStore !== storage { storages.append(relayStore) }
             let store = EventStore(storage: storage, registry: module.registry)
             stores[name] = store
             let handlers = module.makeHandlers(store)
@@ -335,7 +397,7 @@ extension ConsumerBenchmark {
                 handlers: module.makeCommandHandlers(ContextResources(store: store, deadlines: module.deadlines)))
             services.append { try await commands.run() }
             let relay = OutboxRelay(
-                storage: storage, publisher: AMQPPublisher(connection: publishing),
+                storage: relayStore, publisher: AMQPPublisher(connection: publishing),
                 configuration: OutboxRelay.Configuration(context: name, idlePollInterval: .milliseconds(50))
             )
             services.append { try await consumer.run() }
@@ -360,7 +422,7 @@ extension ConsumerBenchmark {
             }
         }
         print(
-            "flow latency: \(total) orders at \(rate)/s, the order context's fulfilment coordinating payment and invoice with commands (relays and consumers in-process, SQLite stores)"
+            "flow latency: \(total) orders at \(rate)/s, the order context's fulfilment coordinating payment and invoice with commands (relays and consumers in-process, SQLite stores, \(relayStorage.rawValue))"
         )
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(rate, 1)))
         let start = ContinuousClock.now
@@ -392,7 +454,8 @@ extension ConsumerBenchmark {
         let latencies = completed.withLock { done in done.compactMap { id, time in commits[id].map { time - $0 } } }
         BenchmarkTable.header()
         BenchmarkTable.line(
-            "OrderPlaced → OrderCompleted commit at \(rate)/s", events: latencies.count, elapsed: elapsed, cpu: used, latencies: latencies)
+            "OrderPlaced → OrderCompleted at \(rate)/s, \(relayStorage)", events: latencies.count, elapsed: elapsed, cpu: used,
+            latencies: latencies)
         if latencies.count < total {
             print("  \(total - latencies.count) orders did not complete within 30 s")
         }

@@ -28,4 +28,14 @@ import Testing
         waiter.cancel()
         #expect(await waiter.value == false)
     }
+
+    @Test func aSignalBeforeTheWaitIsSeenThroughTheGeneration() async {
+        let signal = ChangeSignal()
+        let seen = signal.generation
+        signal.signal()
+        #expect(signal.generation == seen + 1)
+        // A long timeout: only the remembered generation can end this wait.
+        #expect(await signal.wait(since: seen, timeout: .seconds(60)) == true)
+        #expect(await signal.wait(since: signal.generation, timeout: .milliseconds(20)) == false)
+    }
 }

@@ -1,15 +1,22 @@
 import ArgumentParser
 import Foundation
 
-/// The C baseline of the AMQP benchmarks (`Benchmarks/amqp-baseline.c`): rabbitmq-c used
-/// directly, run as a child process in the same benchmark run.
+/// The C baselines of the benchmarks (`Benchmarks/amqp-baseline.c`: rabbitmq-c used
+/// directly; `Benchmarks/consumer-baseline.c`: the context consumer's work in C), run as a
+/// child process in the same benchmark run.
 enum CBaseline {
     /// Runs `amqp-baseline <mode> <host> <port> <queue> <count> <parameter>` and returns its
     /// messages/s and, when printed, its CPU time per message in µs.
     static func run(
         _ path: String, host: String, port: Int, mode: String, queue: String, count: Int, parameter: Int
     ) throws -> (rate: Double, cpu: Double?) {
-        let output = try spawn(path, [mode, host, "\(port)", queue, "\(count)", "\(parameter)"])
+        try run(path, arguments: [mode, host, "\(port)", queue, "\(count)", "\(parameter)"])
+    }
+
+    /// Runs a baseline with `arguments` and returns the messages/s and, when printed, the CPU
+    /// time per message in µs of its output line (`rate=… cpu_us_per_message=…`).
+    static func run(_ path: String, arguments: [String]) throws -> (rate: Double, cpu: Double?) {
+        let output = try spawn(path, arguments)
         let fields = output.split(whereSeparator: \.isWhitespace)
         guard let field = fields.first(where: { $0.hasPrefix("rate=") }), let rate = Double(field.dropFirst(5)) else {
             throw ValidationError("unexpected output from the C baseline: \(output)")
