@@ -1,5 +1,6 @@
 public import EventSourceryAMQP
 public import EventSourceryRabbitMQ
+public import Logging
 
 extension ServiceBootstrap.Settings {
     /// The topology of this context.
@@ -9,23 +10,59 @@ extension ServiceBootstrap.Settings {
 }
 
 extension ServiceBootstrap {
+    /// How often a declaration that failed for a passing reason is tried in all: with the
+    /// backoff of ``ReconnectBackoff`` (up to 5 s apart), about a minute and a half.
+    static let declarationAttempts = 20
+
     /// Declares the context's topology (exchanges, inbox, dead-letter queue).
+    ///
+    /// With `broker.wait_for_broker` (the default) a failure that passes by itself — a queue
+    /// whose node is down or still starting (404, or 541 `cluster_not_formed`), or the
+    /// connection lost meanwhile (it recovers on its own) — is retried with backoff, up to
+    /// ``declarationAttempts`` attempts, so a replica restarted while a cluster node is down
+    /// waits for it instead of exiting.
     ///
     /// - Throws: ``StartupError`` with exit code 78 when the broker refuses a declaration
     ///   because a queue or exchange exists with other arguments (reply 406): the message
     ///   names the argument, the entry that sets it, and how to migrate; 69 for other failures.
-    public static func declareTopology(_ settings: Settings, on connection: AMQPConnection) async throws(StartupError) {
-        do {
-            try await settings.topology.declare(on: connection)
-        } catch let error as AMQPError where error.code == .preconditionFailed {
-            throw StartupError(message: settings.topologyMismatch(error), exitCode: 78)
-        } catch let error as AMQPError where settings.topology.isPartitioned && "\(error)".contains("x-consistent-hash") {
-            throw StartupError(
-                message:
-                    "Cannot declare the topology of context '\(settings.contextName)': the broker does not know the exchange type x-consistent-hash of its inbox partitions (\(error)). Enable the plugin on every node (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange), or set contexts.\(settings.contextName).consumer.partitions to 1 for a single inbox.",
-                exitCode: 69)
-        } catch {
-            throw StartupError(message: "Cannot declare the topology of context '\(settings.contextName)': \(error)", exitCode: 69)
+    public static func declareTopology(_ settings: Settings, on connection: AMQPConnection, logger: Logger) async throws(StartupError) {
+        let backoff = ReconnectBackoff()
+        var attempt = 0
+        while true {
+            do {
+                try await settings.topology.declare(on: connection)
+                return
+            } catch let error as AMQPError where error.code == .preconditionFailed {
+                throw StartupError(message: settings.topologyMismatch(error), exitCode: 78)
+            } catch let error as AMQPError where settings.topology.isPartitioned && "\(error)".contains("x-consistent-hash") {
+                throw StartupError(
+                    message:
+                        "Cannot declare the topology of context '\(settings.contextName)': the broker does not know the exchange type x-consistent-hash of its inbox partitions (\(error)). Enable the plugin on every node (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange), or set contexts.\(settings.contextName).consumer.partitions to 1 for a single inbox.",
+                    exitCode: 69)
+            } catch {
+                attempt += 1
+                guard settings.configuration.broker.waitForBroker, attempt < declarationAttempts, Self.passes(error), !Task.isCancelled
+                else {
+                    throw StartupError(message: "Cannot declare the topology of context '\(settings.contextName)': \(error)", exitCode: 69)
+                }
+                let delay = backoff.delay(forAttempt: attempt)
+                logger.warning(
+                    "Cannot declare the topology yet; retrying",
+                    metadata: ["error": "\(error)", "amqp.retry_in": "\(delay)", "attempt": "\(attempt)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Whether a declaration failed for a reason that passes by itself: a queue's node down
+    /// or starting (404 `… is down or inaccessible`, 541 `cluster_not_formed`), the
+    /// connection lost or a reply late.
+    static func passes(_ error: any Error) -> Bool {
+        guard let error = error as? AMQPError else { return false }
+        switch error.code {
+        case .notFound, .connectionClosed, .timeout: return true
+        case .channelClosed: return error.replyCode == 541
+        default: return false
         }
     }
 }

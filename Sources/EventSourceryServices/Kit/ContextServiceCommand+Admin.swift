@@ -37,7 +37,7 @@ extension ContextServiceCommand {
     private func deadLetters(_ settings: ServiceBootstrap.Settings, logger: Logger) async throws {
         let connection = try await ServiceBootstrap.connect(settings, logger: logger)
         do {
-            try await ServiceBootstrap.declareTopology(settings, on: connection)
+            try await ServiceBootstrap.declareTopology(settings, on: connection, logger: logger)
             let admin = ContextAdmin(context: context, connection: connection, partitions: settings.consumerConfiguration.partitions)
             if kit.listDead {
                 let letters = try await admin.deadLetters()

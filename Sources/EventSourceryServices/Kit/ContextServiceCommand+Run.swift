@@ -36,7 +36,7 @@ extension ContextServiceCommand {
         var probes: [HealthProbe] = []
         do {
             if let consumed {
-                try await ServiceBootstrap.declareTopology(settings, on: connection)
+                try await ServiceBootstrap.declareTopology(settings, on: connection, logger: logger)
                 var configuration = settings.consumerConfiguration
                 configuration.declaresTopology = false  // declared above, where a mismatch is a configuration error
                 workers.append(
