@@ -91,35 +91,11 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     }
 
     private func throughput() async throws {
-        let suffix = UUID().uuidString.prefix(6).lowercased()
-        let context = "bench-consumer-\(suffix)"
-        let source = "bench-source-\(suffix)"
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-
-        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
-        try await connection.connect()
-        let subscription = EventSubscription(source: source, type: QueuedItem.typeName)
-        let topology = ContextTopology(
-            ContextDescription(
-                name: context,
-                handlers: ["append-one": [subscription]],
-                deliveryLimit: 5
-            ))
-        try await topology.declare(on: connection)
-        defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                for exchange in [
-                    EventMessage.exchange(for: context), EventMessage.exchange(for: source),
-                    ContextTopology.deadLetterExchange(for: context),
-                ] {
-                    try? await connection.deleteExchange(exchange)
-                }
-                await connection.close()
-            }
-        }
+        let bench = try await BenchContext(prefix: "bench-consumer", amqpURL: amqpURL)
+        defer { Task { await bench.tearDown() } }
+        let (suffix, context, source, directory, connection, subscription, topology) = (
+            bench.suffix, bench.context, bench.source, bench.directory, bench.connection, bench.subscription, bench.topology
+        )
 
         let messages = try messages(from: source)
         print(

@@ -43,26 +43,11 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
     func run() async throws {
         let metrics = SwitchingMetricsFactory()
         MetricsSystem.bootstrap(metrics)
-        let suffix = UUID().uuidString.prefix(6).lowercased()
-        let source = "bench-obs-source-\(suffix)"
-        let context = "bench-obs-\(suffix)"
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(context)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let connection = AMQPConnection(configuration: try AMQPConnection.Configuration(url: amqpURL))
-        try await connection.connect()
-        let subscription = EventSubscription(source: source, type: QueuedItem.typeName)
-        let topology = ContextTopology(ContextDescription(name: context, handlers: ["append-one": [subscription]], deliveryLimit: 5))
-        try await connection.declare(AMQPExchange(name: EventMessage.exchange(for: source), kind: .topic))
-        try await topology.declare(on: connection)
-        defer {
-            Task {
-                for queue in topology.queues { _ = try? await connection.deleteQueue(queue.name) }
-                for exchange in topology.exchanges { try? await connection.deleteExchange(exchange.name) }
-                try? await connection.deleteExchange(EventMessage.exchange(for: source))
-                await connection.close()
-            }
-        }
+        let bench = try await BenchContext(prefix: "bench-obs", amqpURL: amqpURL)
+        defer { Task { await bench.tearDown() } }
+        let (source, directory, connection, subscription, topology) = (
+            bench.source, bench.directory, bench.connection, bench.subscription, bench.topology
+        )
         print(
             "observability benchmark: \(events) events per run, \(rounds) rounds, relay batch \(batchSize), consumer \(concurrency) lanes")
         BenchmarkTable.header()

@@ -53,86 +53,89 @@ import Testing
                 "contexts.order.deadlines.shipping-timeout: no deadline of that name is built in; the code declares payment-timeout"))
     }
 
-    @Test func parkedCommandsAreListedAndRetried() async throws {
+    /// Runs `body` with the demo configuration in a fresh folder and the order context's
+    /// SQLite store opened, then closes it and removes the folder.
+    private func withOrderStore(
+        _ body: (_ config: String, _ storage: SQLiteEventStorage, _ store: EventStore) async throws -> Void
+    )
+        async throws
+    {
         let directory = try directory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = try demoConfiguration(in: directory)
         let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("order.sqlite").path)
         defer { try? storage.close() }
         let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
-        var batch = WriteBatch()
-        let id = UUID.timeOrdered()
-        try batch.send(ChargePayment(orderID: "42", amount: 10), to: "payment", id: id)
-        _ = try await store.commit(batch)
-        let claimed = try await storage.claimCommands(limit: 10, now: Date(), leaseDuration: 30)
-        #expect(claimed.map(\.command.id) == [id])
-        _ = try await storage.recordFailedCommandAttempt(id, error: "unroutable", nextAttemptAt: Date(), attemptLimit: 1)
+        try await body(config, storage, store)
+    }
 
-        let consumer = BuiltProducts.path("context-consumer")
-        let listed = try await ChildProcess.run(
-            consumer, ["--context", "order", "--config", config, "--list-parked-commands"], environment: ["AMQP_URL": ""])
-        #expect(listed.status == 0, "\(listed.standardError)")
-        #expect(listed.standardOutput.contains("1 parked command(s) in order"))
-        #expect(listed.standardOutput.contains("\(id)\tChargePayment\tto payment\tattempts 1\tunroutable"))
+    @Test func parkedCommandsAreListedAndRetried() async throws {
+        try await withOrderStore { config, storage, store in
+            var batch = WriteBatch()
+            let id = UUID.timeOrdered()
+            try batch.send(ChargePayment(orderID: "42", amount: 10), to: "payment", id: id)
+            _ = try await store.commit(batch)
+            let claimed = try await storage.claimCommands(limit: 10, now: Date(), leaseDuration: 30)
+            #expect(claimed.map(\.command.id) == [id])
+            _ = try await storage.recordFailedCommandAttempt(id, error: "unroutable", nextAttemptAt: Date(), attemptLimit: 1)
 
-        let retried = try await ChildProcess.run(
-            consumer, ["--context", "order", "--config", config, "--retry-parked-commands"], environment: ["AMQP_URL": ""])
-        #expect(retried.status == 0, "\(retried.standardError)")
-        #expect(retried.standardOutput.contains("1 parked command(s) due again"))
-        #expect(try await storage.commandOutboxEntries(in: [.parked], limit: 10).isEmpty)
-        #expect(try await storage.commandOutboxEntries(in: [.pending], limit: 10).map(\.command.id) == [id])
+            let consumer = BuiltProducts.path("context-consumer")
+            let listed = try await ChildProcess.run(
+                consumer, ["--context", "order", "--config", config, "--list-parked-commands"], environment: ["AMQP_URL": ""])
+            #expect(listed.status == 0, "\(listed.standardError)")
+            #expect(listed.standardOutput.contains("1 parked command(s) in order"))
+            #expect(listed.standardOutput.contains("\(id)\tChargePayment\tto payment\tattempts 1\tunroutable"))
+
+            let retried = try await ChildProcess.run(
+                consumer, ["--context", "order", "--config", config, "--retry-parked-commands"], environment: ["AMQP_URL": ""])
+            #expect(retried.status == 0, "\(retried.standardError)")
+            #expect(retried.standardOutput.contains("1 parked command(s) due again"))
+            #expect(try await storage.commandOutboxEntries(in: [.parked], limit: 10).isEmpty)
+            #expect(try await storage.commandOutboxEntries(in: [.pending], limit: 10).map(\.command.id) == [id])
+        }
     }
 
     @Test func skippedHandlersAreListedAndARerunNeedsTheCodeAndARecordedSkip() async throws {
-        let directory = try directory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let config = try demoConfiguration(in: directory)
-        let storage = try SQLiteEventStorage(path: directory.appendingPathComponent("order.sqlite").path)
-        defer { try? storage.close() }
-        let store = EventStore(storage: storage, registry: EventRegistry(DemoContext.eventTypes))
-        let placed = EventEnvelope(OrderPlaced(orderID: "7", amount: 5))
-        let input = HandlerInput(envelope: placed, sourceContext: "order", streamID: "order-7", streamVersion: 1)
-        var batch = WriteBatch()
-        try batch.append(
-            [EventEnvelope(try HandlerSkipped(handler: "fulfilment", condition: "in-stock", input: input))],
-            to: HandlerSkipped.stream(for: "order"))
-        _ = try await store.commit(batch)
+        try await withOrderStore { config, storage, store in
+            let placed = EventEnvelope(OrderPlaced(orderID: "7", amount: 5))
+            let input = HandlerInput(envelope: placed, sourceContext: "order", streamID: "order-7", streamVersion: 1)
+            var batch = WriteBatch()
+            try batch.append(
+                [EventEnvelope(try HandlerSkipped(handler: "fulfilment", condition: "in-stock", input: input))],
+                to: HandlerSkipped.stream(for: "order"))
+            _ = try await store.commit(batch)
 
-        let listed = try await ChildProcess.run(
-            BuiltProducts.path("context-consumer"), ["--context", "order", "--config", config, "--list-skipped-handlers"],
-            environment: ["AMQP_URL": ""])
-        #expect(listed.status == 0, "\(listed.standardError)")
-        #expect(listed.standardOutput.contains("1 skipped handler(s) in skipped-order"))
-        #expect(listed.standardOutput.contains("\tfulfilment\tin-stock\tOrderPlaced\t\(placed.id)\torder/order-7"))
-        #expect(listed.standardOutput.contains("0 forced rerun(s)"))
+            let listed = try await ChildProcess.run(
+                BuiltProducts.path("context-consumer"), ["--context", "order", "--config", config, "--list-skipped-handlers"],
+                environment: ["AMQP_URL": ""])
+            #expect(listed.status == 0, "\(listed.standardError)")
+            #expect(listed.standardOutput.contains("1 skipped handler(s) in skipped-order"))
+            #expect(listed.standardOutput.contains("\tfulfilment\tin-stock\tOrderPlaced\t\(placed.id)\torder/order-7"))
+            #expect(listed.standardOutput.contains("0 forced rerun(s)"))
 
-        let generic = try await ChildProcess.run(
-            BuiltProducts.path("context-consumer"),
-            [
-                "--context", "order", "--config", config, "--rerun-handler", "fulfilment", "--event", "\(placed.id)", "--reason",
-                "restocked",
-            ],
-            environment: ["AMQP_URL": ""])
-        #expect(generic.status == 78, "the generic build has no handler code: \(generic.standardError)")
+            /// `--rerun-handler fulfilment` for `event` through `executable`.
+            func rerun(_ executable: String, event: UUID) async throws -> ChildProcess.Result {
+                try await ChildProcess.run(
+                    BuiltProducts.path(executable),
+                    [
+                        "--context", "order", "--config", config, "--rerun-handler", "fulfilment", "--event", "\(event)", "--reason",
+                        "restocked",
+                    ],
+                    environment: ["AMQP_URL": ""])
+            }
+            let generic = try await rerun("context-consumer", event: placed.id)
+            #expect(generic.status == 78, "the generic build has no handler code: \(generic.standardError)")
 
-        let unknown = try await ChildProcess.run(
-            BuiltProducts.path("demo-service"),
-            ["--context", "order", "--config", config, "--rerun-handler", "fulfilment", "--event", "\(UUID())", "--reason", "restocked"],
-            environment: ["AMQP_URL": ""])
-        #expect(unknown.status == 1, "no skip recorded for that event: \(unknown.standardError)")
+            let unknown = try await rerun("demo-service", event: UUID())
+            #expect(unknown.status == 1, "no skip recorded for that event: \(unknown.standardError)")
 
-        // The demo's fulfilment runs for the skipped OrderPlaced: its flow starts.
-        let rerun = try await ChildProcess.run(
-            BuiltProducts.path("demo-service"),
-            [
-                "--context", "order", "--config", config, "--rerun-handler", "fulfilment", "--event", "\(placed.id)", "--reason",
-                "restocked",
-            ],
-            environment: ["AMQP_URL": ""])
-        #expect(rerun.status == 0, "\(rerun.standardError)")
-        #expect(rerun.standardOutput.contains("fulfilment ran for \(placed.id)"))
-        #expect(try await DemoConfiguration.flowsStarted(store) == ["7"])
-        let reruns = try await ContextAdmin.reruns(context: "order", store: store)
-        #expect(reruns.map(\.reason) == ["restocked"])
+            // The demo's fulfilment runs for the skipped OrderPlaced: its flow starts.
+            let forced = try await rerun("demo-service", event: placed.id)
+            #expect(forced.status == 0, "\(forced.standardError)")
+            #expect(forced.standardOutput.contains("fulfilment ran for \(placed.id)"))
+            #expect(try await DemoConfiguration.flowsStarted(store) == ["7"])
+            let reruns = try await ContextAdmin.reruns(context: "order", store: store)
+            #expect(reruns.map(\.reason) == ["restocked"])
+        }
     }
 }

@@ -46,8 +46,7 @@ struct DemoFlowFaultTests {
 
     @Test func fiveHundredOrdersSettleThroughCommandsAcrossProcesses() async throws {
         let count = 500
-        let demo = try await DemoFlowProcesses(name: "demo-flow-processes", paymentTimeout: 60)
-        do {
+        try await DemoFlowProcesses.with(name: "demo-flow-processes", paymentTimeout: 60) { demo in
             try demo.start(DemoFlowProcesses.contexts)
             let started = ContinuousClock.now
             let placed = try await place(0..<count, in: demo)
@@ -106,11 +105,7 @@ struct DemoFlowFaultTests {
                 #expect(causes[current]?.isPlaced == true, "\(item.name) \(item.id) leads back to an OrderPlaced")
                 #expect(item.correlation == current, "\(item.name) \(item.id) correlates to its order's flow")
             }
-        } catch {
-            await demo.tearDown()
-            throw error
         }
-        await demo.tearDown()
     }
 
     /// Checks the late answers of `orders`, all cancelled by the deadline: each cancelled once,
@@ -143,8 +138,7 @@ struct DemoFlowFaultTests {
     }
 
     @Test func aPaymentServiceStoppedPastTheDeadlineCancelsThoseOrdersOnceAndLateChargesAreRefunded() async throws {
-        let demo = try await DemoFlowProcesses(name: "demo-flow-timeout", paymentTimeout: 2)
-        do {
+        try await DemoFlowProcesses.with(name: "demo-flow-timeout", paymentTimeout: 2) { demo in
             try demo.start(["order", "invoice"])
             let orders = Array(0..<30)
             _ = try await place(0..<30, in: demo)
@@ -152,16 +146,11 @@ struct DemoFlowFaultTests {
             // The payment service comes back after the deadline: it answers every charge late.
             try demo.start(["payment"])
             try await expectTimedOut(orders, in: demo)
-        } catch {
-            await demo.tearDown()
-            throw error
         }
-        await demo.tearDown()
     }
 
     @Test func everyProcessKilledAndRestartedWhileDeadlinesArePendingFiresEachOnce() async throws {
-        let demo = try await DemoFlowProcesses(name: "demo-flow-restart", paymentTimeout: 3)
-        do {
+        try await DemoFlowProcesses.with(name: "demo-flow-restart", paymentTimeout: 3) { demo in
             try demo.start(DemoFlowProcesses.contexts)
             demo.signal(SIGSTOP, ["payment"])  // running, but answering nothing
             let orders = Array(0..<30)
@@ -179,10 +168,6 @@ struct DemoFlowFaultTests {
             try await waitUntil(timeout: .seconds(60)) { try await demo.events(OrderCancelled.self, in: "order").count >= orders.count }
             try demo.start(["payment"])
             try await expectTimedOut(orders, in: demo)
-        } catch {
-            await demo.tearDown()
-            throw error
         }
-        await demo.tearDown()
     }
 }

@@ -96,6 +96,19 @@ final class DemoFlowProcesses {
         return results
     }
 
+    /// Runs `body` with a fresh demo flow (``init(name:paymentTimeout:)``), then tears it
+    /// down, also when `body` throws.
+    static func with(name: String, paymentTimeout: Double, _ body: (DemoFlowProcesses) async throws -> Void) async throws {
+        let demo = try await DemoFlowProcesses(name: name, paymentTimeout: paymentTimeout)
+        do {
+            try await body(demo)
+        } catch {
+            await demo.tearDown()
+            throw error
+        }
+        await demo.tearDown()
+    }
+
     /// Kills what still runs, closes the stores and deletes the folder. The queues stay: the
     /// next suite's `freshTopology` purges them.
     func tearDown() async {
