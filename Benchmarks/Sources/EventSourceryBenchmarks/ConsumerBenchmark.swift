@@ -281,7 +281,7 @@ struct ConsumerBenchmark: AsyncParsableCommand {
         }
         let connections = opened
         let storage: any EventStorage
-        let closeStorage: () async -> Void
+        let closeStorage: @Sendable () async -> Void
         switch kind {
         case .sqlite:
             var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
