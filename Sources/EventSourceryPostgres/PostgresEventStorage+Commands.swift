@@ -21,8 +21,8 @@ extension PostgresEventStorage {
     )
 
     /// Inserts the batch's commands and cancels the pending ones it cancels, inside the
-    /// batch's transaction; wakes the relays when it added commands.
-    func writeCommands(_ batch: WriteBatch, on connection: PostgresConnection) async throws {
+    /// batch's transaction; when `notifying`, notifies the relays when it added commands.
+    func writeCommands(_ batch: WriteBatch, on connection: PostgresConnection, notifying: Bool) async throws {
         let schema = self.schema
         let logger = self.logger
         if !batch.commands.isEmpty {
@@ -48,8 +48,10 @@ extension PostgresEventStorage {
                     """,
                     logger: logger)
             }
-            try await connection.query(
-                "SELECT pg_notify(\(configuration.notificationChannel), \(configuration.schema))", logger: logger)
+            if notifying {
+                try await connection.query(
+                    "SELECT pg_notify(\(configuration.notificationChannel), \(configuration.schema))", logger: logger)
+            }
         }
         if !batch.cancelledCommands.isEmpty {
             try await connection.query(

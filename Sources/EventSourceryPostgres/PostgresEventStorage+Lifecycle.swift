@@ -5,8 +5,9 @@ import ServiceLifecycle
 import NIOConcurrencyHelpers
 
 extension PostgresEventStorage {
-    /// Runs the connection pool (when ``connect(configuration:logger:)`` created it) and the
-    /// listener for outbox notifications until graceful shutdown, cancellation or
+    /// Runs the connection pool (when ``connect(configuration:logger:)`` created it), the
+    /// listener for outbox notifications and the sender of the notifications of this storage's
+    /// commits (see "Notices after commit" in docs/POSTGRESQL.md) until graceful shutdown, cancellation or
     /// ``shutdown()``, then shuts the storage down: later calls fail with
     /// `storageUnavailable`. Run it as the first service of a `ServiceGroup`, so that it stops
     /// last, or around your work with ``withRunning(_:)``.
@@ -18,6 +19,7 @@ extension PostgresEventStorage {
                 throw EventStoreError(.storageUnavailable, message: "The PostgreSQL event storage runs already or was shut down.")
             }
             state.isRunning = true
+            state.sendsNotices = true
         }
         let client = self.client
         let ownsClient = self.ownsClient
@@ -26,6 +28,7 @@ extension PostgresEventStorage {
                 group.addTask { await client.run() }
             }
             group.addTask { await self.listenForOutboxChanges() }
+            group.addTask { await self.sendNotices() }
             await cancelWhenGracefulShutdown { await self.waitForStopRequest() }
             group.cancelAll()
         }
@@ -114,6 +117,7 @@ extension PostgresEventStorage {
             state.isShutDown = true
             if state.isRunning { state.isFinished = true }
             state.isListening = false
+            state.sendsNotices = false
             defer {
                 state.subscribers = [:]
                 state.listeningWaiters = []
@@ -181,7 +185,7 @@ extension PostgresEventStorage {
         for waiter in waiters { waiter.resume(throwing: error) }
     }
 
-    private func outboxDidChange() {
+    func outboxDidChange() {
         outboxChanged.signal()
         for subscriber in lifecycle.withLockedValue({ Array($0.subscribers.values) }) { subscriber.yield() }
     }

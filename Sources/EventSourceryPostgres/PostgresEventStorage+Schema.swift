@@ -34,6 +34,10 @@ extension PostgresEventStorage {
     /// batch in one statement.
     ///
     /// `v3` creates `held_events`: the events consumers hold back for retries (``HeldEvent``).
+    ///
+    /// `v6` replaces `append_events` by ``appendFunctionNotifyingWhenAsked``, which notifies
+    /// only when given a channel, so that appends can leave the notification to after their
+    /// commit.
     static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -197,6 +201,11 @@ extension PostgresEventStorage {
                 "CREATE INDEX events_correlation ON {schema}.events (correlation_id, position)"
             ]
         ),
+        Migration(
+            version: 6,
+            name: "notify after commit",
+            statements: [appendFunctionNotifyingWhenAsked]
+        ),
     ]
 
     /// `append_events`: appends a batch's events to their streams in one statement.
@@ -211,10 +220,24 @@ extension PostgresEventStorage {
     /// that appended to the stream and committed first; retrying in a new transaction
     /// succeeds). Positions are `transaction id × 2^20 + n`, n counting this transaction's
     /// events. Then it inserts the events and, where `publishes[j]`, their outbox rows,
-    /// updates the streams and notifies `channel` when anything was published. Returns each
-    /// event's position and stream version, in order.
-    static let appendFunction = """
-        CREATE FUNCTION {schema}.append_events(
+    /// updates the streams and notifies `in_channel` when anything was published (since
+    /// migration 6: only when `in_channel` is not null, see ``appendFunctionNotifyingWhenAsked``).
+    /// Returns each event's position and stream version, in order.
+    static let appendFunction = appendFunctionText(create: "CREATE FUNCTION", notifyWhen: "true = ANY (in_publishes)")
+
+    /// `append_events` as migration 6 replaces it: the same, except that it notifies only when
+    /// `in_channel` is not null. Commits made while ``PostgresEventStorage/run()`` runs pass
+    /// null and leave the notification to the storage's notice sender, which sends it after
+    /// the commit in a transaction of its own: a transaction that notifies holds PostgreSQL's
+    /// notification lock (one per server) from its pre-commit through its commit record's
+    /// flush, so appends that notified could not commit in parallel (see docs/POSTGRESQL.md).
+    static let appendFunctionNotifyingWhenAsked = appendFunctionText(
+        create: "CREATE OR REPLACE FUNCTION", notifyWhen: "in_channel IS NOT NULL AND true = ANY (in_publishes)")
+
+    /// The text of `append_events`, created with `create` and notifying when `notifyWhen` holds.
+    private static func appendFunctionText(create: String, notifyWhen: String) -> String {
+        """
+        \(create) {schema}.append_events(
             in_streams text[], in_expected bigint[], in_counts integer[],
             in_event_ids uuid[], in_type_names text[], in_schema_versions integer[], in_created_ats timestamptz[],
             in_correlation_ids text[], in_causation_ids text[], in_trace_contexts text[], in_payloads text[],
@@ -272,13 +295,14 @@ extension PostgresEventStorage {
                 AS x (p, s, v, id, t, sv, ca, co, cs, tc, pl);
             INSERT INTO {schema}.outbox (id, stream_id)
             SELECT p, s FROM unnest(positions, event_streams, in_publishes) AS x (p, s, published) WHERE published;
-            IF true = ANY (in_publishes) THEN
+            IF \(notifyWhen) THEN
                 PERFORM pg_notify(in_channel, in_notice);
             END IF;
             RETURN QUERY SELECT * FROM unnest(positions, versions);
         END
         $fn$
         """
+    }
 
     /// Creates the schema when missing and applies the migrations it lacks.
     ///

@@ -62,7 +62,10 @@ import NIOConcurrencyHelpers
 /// ## Outbox
 ///
 /// See ``claimOutboxEntries(limit:now:leaseDuration:)`` for how competing relays share
-/// the outbox, and ``outboxNotifications()`` for waking a relay on commit.
+/// the outbox, and ``outboxNotifications()`` for waking a relay on commit. While ``run()``
+/// runs, a commit notifies the listeners after it committed, by the storage's notice sender,
+/// not inside its transaction: a transaction that notifies holds PostgreSQL's notification
+/// lock through its commit's disk flush, which would make appends commit one at a time.
 ///
 /// ## Errors
 ///
@@ -89,6 +92,9 @@ public final class PostgresEventStorage: EventStorage, Service {
         /// Whether ``run()`` returned.
         var isFinished = false
         var isShutDown = false
+        /// Whether ``run()`` runs the notice sender: commits then notify after they commit,
+        /// not inside their transaction.
+        var sendsNotices = false
         /// Whether the listener of ``run()`` has `LISTEN` in place.
         var isListening = false
         /// Callers of ``outboxNotifications()`` waiting for `LISTEN` to be in place.
@@ -107,6 +113,8 @@ public final class PostgresEventStorage: EventStorage, Service {
     let lifecycle: NIOLockedValueBox<Lifecycle>
     /// Signalled by the shared notification listener.
     let outboxChanged = ChangeSignal()
+    /// Signalled by commits that want the notice sender of ``run()`` to notify the listeners.
+    let noticeRequests = ChangeSignal()
 
     /// Connects to PostgreSQL, migrates the schema (unless
     /// ``Configuration/migratesSchema`` is off) and creates the connection pool, which
@@ -233,21 +241,28 @@ public final class PostgresEventStorage: EventStorage, Service {
     private static let orderRetries = 20
 
     public func commit(_ batch: WriteBatch) async throws -> CommitOutcome {
+        let notifiesAfterCommit = batch.wakesRelays && defersNotices
         var attempt = 1
         while true {
             do {
+                let outcome: CommitOutcome
                 if batch.isOnlyAppends {
                     // One statement, no BEGIN or COMMIT: the function call is its own transaction.
                     do {
-                        return .committed(try await client.withConnection { try await appendEvents(batch, on: $0) })
+                        outcome = .committed(
+                            try await client.withConnection { try await appendEvents(batch, on: $0, notifying: !notifiesAfterCommit) })
                     } catch {
                         throw failure(error, operation: "commit a batch")
                     }
+                } else {
+                    outcome = try await inTransaction(
+                        "commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }
+                    ) { connection in
+                        try await write(batch, on: connection, notifying: !notifiesAfterCommit)
+                    }
                 }
-                return try await inTransaction("commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }) {
-                    connection in
-                    try await write(batch, on: connection)
-                }
+                if notifiesAfterCommit, case .committed = outcome { committedWithoutNotice() }
+                return outcome
             } catch let error as EventStoreError where error.isTransactionOrderConflict && attempt < Self.orderRetries {
                 attempt += 1
             }
@@ -264,14 +279,15 @@ public final class PostgresEventStorage: EventStorage, Service {
             do { return [.success(try await commit(batches[0]))] } catch { return [.failure(error)] }
         }
         let logger = self.logger
+        let notifiesAfterCommit = defersNotices
         do {
-            return try await inTransaction("commit batches") { connection in
+            let results = try await inTransaction("commit batches") { connection in
                 var results: [Result<CommitOutcome, any Error>] = []
                 results.reserveCapacity(batches.count)
                 for batch in batches {
                     try await connection.query("SAVEPOINT batch", logger: logger)
                     do {
-                        let outcome = try await write(batch, on: connection)
+                        let outcome = try await write(batch, on: connection, notifying: !notifiesAfterCommit)
                         let keeps = if case .committed = outcome { true } else { false }
                         try await connection.query(keeps ? "RELEASE SAVEPOINT batch" : "ROLLBACK TO SAVEPOINT batch", logger: logger)
                         results.append(.success(outcome))
@@ -282,6 +298,11 @@ public final class PostgresEventStorage: EventStorage, Service {
                 }
                 return results
             }
+            let woke = zip(batches, results).contains { batch, result in
+                if batch.wakesRelays, case .success(.committed) = result { true } else { false }
+            }
+            if notifiesAfterCommit && woke { committedWithoutNotice() }
+            return results
         } catch {
             return batches.map { _ in .failure(error) }
         }
@@ -289,8 +310,10 @@ public final class PostgresEventStorage: EventStorage, Service {
 
     /// Writes one batch inside the current transaction: its inbox entry first
     /// (``CommitOutcome/alreadyProcessed`` when it exists), checkpoint, snapshots, then its
-    /// events.
-    func write(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> CommitOutcome {
+    /// events and commands; `notifying`: whether the transaction notifies the listeners when
+    /// it adds outbox or command rows (otherwise the caller does after the commit, see
+    /// ``committedWithoutNotice()``).
+    func write(_ batch: WriteBatch, on connection: PostgresConnection, notifying: Bool) async throws -> CommitOutcome {
         let schema = self.schema
         let logger = self.logger
         if let inbox = batch.inboxEntry {
@@ -328,15 +351,16 @@ public final class PostgresEventStorage: EventStorage, Service {
         }
         // Commands after the events: `append_events` takes its stream locks before the
         // transaction gets an id.
-        let recorded = try await appendEvents(batch, on: connection)
-        try await writeCommands(batch, on: connection)
+        let recorded = try await appendEvents(batch, on: connection, notifying: notifying)
+        try await writeCommands(batch, on: connection, notifying: notifying)
         return .committed(recorded)
     }
 
     /// Appends the batch's events with one call of `append_events` (see
     /// ``PostgresEventStorage`` for the order it gives and
-    /// ``PostgresEventStorage/appendFunction`` for what it does).
-    private func appendEvents(_ batch: WriteBatch, on connection: PostgresConnection) async throws -> [RecordedEvent] {
+    /// ``PostgresEventStorage/appendFunction`` for what it does); `notifying`: whether the
+    /// function notifies the listeners when it adds outbox rows.
+    private func appendEvents(_ batch: WriteBatch, on connection: PostgresConnection, notifying: Bool) async throws -> [RecordedEvent] {
         let appends = batch.appends.filter { !$0.events.isEmpty || $0.expectedVersion != .any }
         guard !appends.isEmpty else { return [] }
         var input = AppendInput()
@@ -377,7 +401,7 @@ public final class PostgresEventStorage: EventStorage, Service {
                     \(input.eventIDs)::uuid[], \(input.typeNames)::text[], \(input.schemaVersions)::integer[],
                     \(input.createdAts)::timestamptz[], \(input.correlationIDs)::text[], \(input.causationIDs)::text[],
                     \(input.traceContexts)::text[], \(input.payloads)::text[], \(input.publishes)::boolean[],
-                    \(configuration.notificationChannel), \(configuration.schema))
+                    \(notifying ? configuration.notificationChannel : nil)::text, \(configuration.schema))
                 """,
                 logger: logger
             ).decode((Int64, Int64).self) {

@@ -4,6 +4,7 @@ import DemoContexts
 import EventSourcery
 import EventSourceryAMQP
 import EventSourceryServices
+import EventSourceryPostgres
 import EventSourcerySQLite
 import Foundation
 import Synchronization
@@ -76,6 +77,16 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     )
     var baseline: String?
 
+    @Option(
+        help:
+            "The stores of the consumer runs, each beside the others: sqlite (a file per run) or postgres (a fresh schema per run at POSTGRES_URL); repeat the option to compare."
+    )
+    var store: [BenchStore] = [.sqlite]
+
+    @Option(help: "The database of --store postgres; defaults to POSTGRES_URL or the private cluster of scripts/postgres.")
+    var postgresURL =
+        ProcessInfo.processInfo.environment["POSTGRES_URL"] ?? "postgres://eventsourcery:eventsourcery@127.0.0.1:5433/eventsourcery"
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
@@ -123,17 +134,19 @@ struct ConsumerBenchmark: AsyncParsableCommand {
 
         var runs = concurrency.flatMap { lanes in batchSize.map { (lanes: lanes, batch: $0, ack: 1) } }
         if ackBatch > 1, let first = runs.first { runs.append((first.lanes, first.batch, ackBatch)) }
-        for run in runs {
-            try await fill(topology.inboxQueue, with: messages, on: connection)
-            let measured = try await consume(
-                topology: topology, subscription: subscription, lanes: run.lanes, batchSize: run.batch, ackBatch: run.ack,
-                store: directory.appendingPathComponent("store-\(run.lanes)-\(run.batch)-\(run.ack).sqlite").path
-            )
-            let name = "ContextConsumer: \(run.lanes) lanes, batch \(run.batch), ack \(run.ack)"
-            BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
-            let rate = Double(events) / measured.elapsed.seconds
-            print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", rate / rawRate * 100))
-            if let cRate { print("  \(name) / C baseline of the same work: " + String(format: "%.2f×", rate / cRate)) }
+        for kind in store {
+            for run in runs {
+                try await fill(topology.inboxQueue, with: messages, on: connection)
+                let measured = try await consume(
+                    topology: topology, subscription: subscription, lanes: run.lanes, batchSize: run.batch, ackBatch: run.ack,
+                    store: directory.appendingPathComponent("store-\(run.lanes)-\(run.batch)-\(run.ack).sqlite").path, kind: kind
+                )
+                let name = "ContextConsumer (\(kind)): \(run.lanes) lanes, batch \(run.batch), ack \(run.ack)"
+                BenchmarkTable.line(name, events: events, elapsed: measured.elapsed, cpu: measured.cpu, latencies: [])
+                let rate = Double(events) / measured.elapsed.seconds
+                print("  \(name) / raw consume+ack: " + String(format: "%.1f%%", rate / rawRate * 100))
+                if let cRate { print("  \(name) / C baseline of the same work: " + String(format: "%.2f×", rate / cRate)) }
+            }
         }
         for count in replicas {
             let measured = try await replicaRun(count, suffix: suffix, directory: directory)
@@ -254,11 +267,11 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     }
 
     /// Runs `replicas` ``ContextConsumer``s (each on its own connection) whose one handler
-    /// appends one event per delivery to one fresh SQLite store, until every event is
-    /// committed and acknowledged.
+    /// appends one event per delivery to one fresh store (a SQLite file at `path`, or a fresh
+    /// PostgreSQL schema), until every event is committed and acknowledged.
     private func consume(
         topology: ContextTopology, subscription: EventSubscription, lanes: Int, batchSize: Int, ackBatch: Int, store path: String,
-        synchronous: SQLiteEventStorage.SynchronousMode = .full, replicas: Int = 1
+        kind: BenchStore = .sqlite, synchronous: SQLiteEventStorage.SynchronousMode = .full, replicas: Int = 1
     ) async throws -> (elapsed: Duration, cpu: Duration) {
         var opened: [AMQPConnection] = []
         for _ in 0..<replicas {
@@ -267,12 +280,26 @@ struct ConsumerBenchmark: AsyncParsableCommand {
             opened.append(connection)
         }
         let connections = opened
-        var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
-        storageConfiguration.synchronous = synchronous
-        let storage = try SQLiteEventStorage(configuration: storageConfiguration)
+        let storage: any EventStorage
+        let closeStorage: @Sendable () async -> Void
+        switch kind {
+        case .sqlite:
+            var storageConfiguration = SQLiteEventStorage.Configuration(path: path)
+            storageConfiguration.synchronous = synchronous
+            let sqlite = try SQLiteEventStorage(configuration: storageConfiguration)
+            (storage, closeStorage) = (sqlite, { try? sqlite.close() })
+        case .postgres:
+            var configuration = try PostgresEventStorage.Configuration(url: postgresURL)
+            configuration.schema = PostgresBenchmark.freshSchemaName()
+            configuration.maximumConnections = lanes * replicas + 2
+            let postgres = try await PostgresBenchmark.running(configuration)
+            (storage, closeStorage) = (postgres, { await PostgresBenchmark.shutDownAndDrop(postgres) })
+        }
         defer {
-            try? storage.close()
-            Task { for connection in connections { await connection.close() } }
+            Task {
+                await closeStorage()
+                for connection in connections { await connection.close() }
+            }
         }
         let store = EventStore(storage: storage, registry: EventRegistry([QueuedItem.self, QueuedItemHandled.self, HandlerFailed.self]))
         let handled = HandledCount(target: events)
@@ -455,4 +482,11 @@ struct QueuedItem: Event {
 /// The one event the benchmark's handler appends per consumed event.
 struct QueuedItemHandled: Event {
     var index: Int
+}
+
+/// The store of a consumer benchmark run.
+enum BenchStore: String, ExpressibleByArgument, CustomStringConvertible {
+    case sqlite, postgres
+
+    var description: String { rawValue }
 }

@@ -52,6 +52,9 @@ struct PostgresBenchmark: AsyncParsableCommand {
             try await pgbench(base, clients: concurrency)
         }
         try await scenario(base) { storage in
+            try await noticeLatency(storage, samples: 500)
+        }
+        try await scenario(base) { storage in
             try await appends(storage, name: "append 100/tx, publish, 1 writer", transactions: batchAppends, size: 100, concurrency: 1)
             try await readAll(storage, name: "readAll, pages of 1000")
         }
@@ -145,6 +148,27 @@ struct PostgresBenchmark: AsyncParsableCommand {
         BenchmarkTable.line(name, events: transactions * size, elapsed: ContinuousClock.now - started, latencies: latencies.withLock { $0 })
     }
 
+    /// From the start of a publishing commit until the listener of another storage on the
+    /// schema (a relay in another process) is woken, one commit at a time.
+    private func noticeLatency(_ storage: PostgresEventStorage, samples: Int) async throws {
+        let listener = try await Self.running(storage.configuration)
+        var wakeUps = try await listener.outboxNotifications().makeAsyncIterator()
+        var latencies: [Duration] = []
+        let started = ContinuousClock.now
+        for index in 0..<samples {
+            var batch = WriteBatch()
+            batch.append(encoded: [Self.event(index)], to: try StreamID("bench-\(index % 100)"), expectedVersion: .any, publishes: true)
+            let start = ContinuousClock.now
+            _ = try await storage.commit(batch)
+            _ = await wakeUps.next()
+            latencies.append(ContinuousClock.now - start)
+        }
+        let elapsed = ContinuousClock.now - started
+        await listener.shutdown()
+        BenchmarkTable.line(
+            "publish 1/tx, another storage's listener woken (p = commit + wake)", events: samples, elapsed: elapsed, latencies: latencies)
+    }
+
     private func readAll(_ storage: PostgresEventStorage, name: String) async throws {
         var latencies: [Duration] = []
         var position: Int64 = 0
@@ -230,7 +254,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
         var configuration = base
         configuration.schema = "pgbench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         let schema = configuration.schema
-        try await execute(
+        try await Self.execute(
             configuration,
             [
                 "CREATE SCHEMA \(schema)",
@@ -268,7 +292,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
             return data
         }
         let elapsed = ContinuousClock.now - started
-        try await dropSchema(configuration)
+        try await Self.dropSchema(configuration)
         let text = String(decoding: try run.get(), as: UTF8.self)
         let transactions =
             text.split(separator: "\n").first { $0.hasPrefix("number of transactions actually processed") }
@@ -282,7 +306,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
     // MARK: Helpers
 
     /// Runs `statements` on one connection of `configuration`'s database.
-    private func execute(_ configuration: PostgresEventStorage.Configuration, _ statements: [String]) async throws {
+    private static func execute(_ configuration: PostgresEventStorage.Configuration, _ statements: [String]) async throws {
         let connection = try await PostgresConnection.connect(
             configuration: connectionConfiguration(configuration), id: 1, logger: Self.quietLogger)
         for statement in statements {
@@ -291,7 +315,7 @@ struct PostgresBenchmark: AsyncParsableCommand {
         try await connection.close()
     }
 
-    private func connectionConfiguration(_ configuration: PostgresEventStorage.Configuration) -> PostgresConnection.Configuration {
+    private static func connectionConfiguration(_ configuration: PostgresEventStorage.Configuration) -> PostgresConnection.Configuration {
         var connectionConfiguration = PostgresConnection.Configuration(
             host: configuration.host, port: configuration.port, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: .disable
@@ -314,30 +338,44 @@ struct PostgresBenchmark: AsyncParsableCommand {
     }
 
     /// Connects a storage and runs it (``PostgresEventStorage/run()``) until its `shutdown()`.
-    private static func running(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
+    /// Returns once it runs and listens, so that every measured commit leaves its notice to
+    /// the storage's notice sender, as in a service.
+    static func running(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
         let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: quietLogger)
         Task { try? await storage.run() }
+        while (try? await storage.outboxNotifications()) == nil { try await Task.sleep(for: .milliseconds(1)) }
         return storage
+    }
+
+    /// A fresh schema name `es_bench_<random>`.
+    static func freshSchemaName() -> String {
+        "es_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+    }
+
+    /// Shuts `storage` down and drops its schema.
+    static func shutDownAndDrop(_ storage: PostgresEventStorage) async {
+        await storage.shutdown()
+        try? await dropSchema(storage.configuration)
     }
 
     /// Runs `body` with a storage on a fresh schema and drops the schema afterwards.
     private func scenario(_ base: PostgresEventStorage.Configuration, _ body: (PostgresEventStorage) async throws -> Void) async throws {
         var configuration = base
-        configuration.schema = "es_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        configuration.schema = Self.freshSchemaName()
         configuration.maximumConnections = max(writers.max() ?? 1, 4)
         let storage = try await Self.running(configuration)
         do {
             try await body(storage)
         } catch {
             await storage.shutdown()
-            try await dropSchema(configuration)
+            try await Self.dropSchema(configuration)
             throw error
         }
         await storage.shutdown()
-        try await dropSchema(configuration)
+        try await Self.dropSchema(configuration)
     }
 
-    private func dropSchema(_ configuration: PostgresEventStorage.Configuration) async throws {
+    private static func dropSchema(_ configuration: PostgresEventStorage.Configuration) async throws {
         let schema = "\"" + configuration.schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         try await execute(configuration, ["DROP SCHEMA IF EXISTS \(schema) CASCADE"])
     }

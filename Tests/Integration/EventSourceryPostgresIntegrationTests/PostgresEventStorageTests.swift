@@ -4,6 +4,7 @@ import EventSourcery
 import EventSourceryTesting
 import Foundation
 import NIOConcurrencyHelpers
+import PostgresNIO
 import Testing
 
 private typealias F = ConformanceFixtures
@@ -130,11 +131,13 @@ struct PostgresConcurrencyTests {
                         for index in 0..<batchesPerWriter {
                             var batch = WriteBatch()
                             try batch.publish(deposits([index, index]), to: try StreamID("account-\((writer + index) % 5)"))
+                            // As a running storage commits: the notice after the commit.
                             _ = try await storage.inTransaction("append slowly") { connection in
-                                let outcome = try await storage.write(batch, on: connection)
+                                let outcome = try await storage.write(batch, on: connection, notifying: false)
                                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...15)))
                                 return outcome
                             }
+                            storage.committedWithoutNotice()
                         }
                         return []
                     }
@@ -280,6 +283,70 @@ struct PostgresNotificationTests {
             try await EventStore(storage: writer, registry: F.registry).publish(deposits([1]), to: "account-1")
             #expect(await yields(wakeUps, within: .seconds(5)), "the publish's commit woke the listener")
             await writer.shutdown()
+        }
+    }
+
+    /// `append_events` (migration 6) notifies only when given a channel: appends made while
+    /// the storage runs pass none and leave the notice to the storage's sender, after the commit.
+    @Test func appendEventsNotifiesOnlyWhenGivenAChannel() async throws {
+        try await TestDatabase.withStorage { storage in
+            let schema = PostgresEventStorage.quotedIdentifier(storage.configuration.schema)
+            func append(notifying channel: String?) async throws {
+                _ = try await storage.client.query(
+                    """
+                    SELECT * FROM \(unescaped: schema).append_events(
+                        ARRAY['account-1'], ARRAY[-1]::bigint[], ARRAY[1], ARRAY[\(UUID())], ARRAY['Deposited'], ARRAY[1],
+                        ARRAY[now()], ARRAY[''], ARRAY[''], ARRAY['{}'], ARRAY['{"amount": 1}'], ARRAY[true],
+                        \(channel)::text, \(storage.configuration.schema))
+                    """,
+                    logger: TestDatabase.logger
+                ).collect()
+            }
+            let unnotified = try await storage.outboxNotifications()
+            try await append(notifying: nil)
+            #expect(await yields(unnotified, within: .milliseconds(300)) == false)
+            #expect(try await storage.outboxCounts().pending == 1, "the outbox row is there all the same")
+
+            let notified = try await storage.outboxNotifications()
+            try await append(notifying: storage.configuration.notificationChannel)
+            #expect(await yields(notified, within: .seconds(5)))
+        }
+    }
+
+    /// Every burst of concurrent publishes through a running storage (notices sent after the
+    /// commits, coalesced) wakes the listener of another storage.
+    @Test func concurrentPublishesWakeAnotherStoragesListener() async throws {
+        try await TestDatabase.withStorage { storage in
+            let writer = try await TestDatabase.replicas(of: storage, count: 1, poolSize: 4)[0]
+            let store = EventStore(storage: writer, registry: F.registry)
+            for round in 0..<5 {
+                let wakeUps = try await storage.outboxNotifications()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writerIndex in 0..<8 {
+                        group.addTask { try await store.publish(deposits([round]), to: try StreamID("account-\(writerIndex)")) }
+                    }
+                    try await group.waitForAll()
+                }
+                #expect(await yields(wakeUps, within: .seconds(5)), "round \(round)")
+            }
+            #expect(try await storage.outboxCounts().pending == 40)
+            await writer.shutdown()
+        }
+    }
+
+    /// A storage on a pool of the application's whose `run()` does not run has no notice
+    /// sender: its commits notify inside their transaction.
+    @Test func aStorageThatDoesNotRunNotifiesInItsTransaction() async throws {
+        try await TestDatabase.withStorage { storage in
+            let client = PostgresClient(configuration: storage.configuration.clientConfiguration)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                let writer = PostgresEventStorage(client: client, configuration: storage.configuration, logger: TestDatabase.logger)
+                let wakeUps = try await storage.outboxNotifications()
+                try await EventStore(storage: writer, registry: F.registry).publish(deposits([1]), to: "account-1")
+                #expect(await yields(wakeUps, within: .seconds(5)))
+                group.cancelAll()
+            }
         }
     }
 
