@@ -297,6 +297,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "DemoRunnerTests",
+            dependencies: ["DemoRunner"],
+            path: "Tests/Unit/DemoRunnerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FlowTraceTests",
             dependencies: ["EventSourcery", "EventSourcerySQLite", "EventSourceryAMQP", "DemoContexts", "FlowTrace"],
             path: "Tests/Unit/FlowTraceTests",

@@ -112,6 +112,12 @@ struct DemoCommand: AsyncParsableCommand {
     )
     var pausePayment: Double?
 
+    @Option(
+        name: .customLong("broker-pid"),
+        help: "The process id of a broker node (its Erlang VM, beam.smp), repeatable: the summary shows its CPU time per settled order."
+    )
+    var brokerPIDs: [Int32] = []
+
     @Flag(help: "Print the processes the demo starts (product and role arguments, one per line) and exit.")
     var listServices = false
 
@@ -123,6 +129,7 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("--pause-payment must be a number of seconds within 0...3600")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
+        guard brokerPIDs.allSatisfy({ $0 > 0 }) else { throw ValidationError("--broker-pid must be a process id above 0") }
         guard (1...Self.maximumReplicas).contains(replicas) else { throw ValidationError("--replicas must be 1...\(Self.maximumReplicas)") }
         guard replicas == 1 || postgres != nil else {
             throw ValidationError("--replicas above 1 needs --postgres: the replicas of a context share its store")
@@ -142,7 +149,7 @@ struct DemoCommand: AsyncParsableCommand {
         let services = ServiceProcesses(executables: settings.executables, logs: settings.logs)
         let parameters = DemoRun.Parameters(
             config: config, orders: orders, rate: rate, port: port, settleTimeout: settleTimeout,
-            pausePayment: pausePayment.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+            pausePayment: pausePayment.map { .milliseconds(Int64(($0 * 1000).rounded())) }, brokerPIDs: brokerPIDs)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let outcome: Result<Bool, any Error>? = await withTaskGroup(of: Result<Bool, any Error>?.self) { group in
             group.addTask {

@@ -18,6 +18,8 @@ struct DemoRun: Sendable {
         var settleTimeout: Int
         /// How long the payment services are paused (SIGSTOP) once a third of the orders are placed.
         var pausePayment: Duration?
+        /// The broker's operating-system processes, whose CPU time the summary shows.
+        var brokerPIDs: [Int32] = []
     }
 
     let command: Parameters
@@ -78,6 +80,8 @@ struct DemoRun: Sendable {
     /// Places the orders, watches them settle and reports.
     private func settle(stores: [String: EventStore], broker: AMQPConnection) async throws -> Bool {
         let plan = OrderPlan(count: command.orders, declineAbove: DemoContext.defaultDeclineAbove)
+        let measured = await measuredProcesses()
+        let cpuBefore = ProcessCPU(measured)
         let started = ContinuousClock.now
         let board = try await withThrowingTaskGroup(of: FlowBoard?.self) { group in
             group.addTask {
@@ -97,8 +101,16 @@ struct DemoRun: Sendable {
         }
         print("")
         let elapsed = ContinuousClock.now - started
+        let cpu = ProcessCPU(measured).used(since: cpuBefore, processes: measured)
         if !board.timedOut.isEmpty { try await waitForLateAnswers(board.timedOut, stores: stores) }
-        return try await report(plan: plan, board: board, elapsed: elapsed, stores: stores, broker: broker)
+        return try await report(plan: plan, board: board, elapsed: elapsed, cpu: cpu, stores: stores, broker: broker)
+    }
+
+    /// The services, the broker and this process (the load generator and progress board).
+    private func measuredProcesses() async -> [ProcessCPU.Process] {
+        await services.processIDs().map { ProcessCPU.Process(name: $0.name, pid: $0.pid) }
+            + command.brokerPIDs.map { ProcessCPU.Process(name: command.brokerPIDs.count == 1 ? "broker" : "broker \($0)", pid: $0) }
+            + [ProcessCPU.Process(name: "eventsourcery-demo (orders, progress)", pid: getpid())]
     }
 
     // MARK: Services
@@ -204,20 +216,26 @@ struct DemoRun: Sendable {
         let deadline = ContinuousClock.now + .seconds(command.settleTimeout)
         let interactive = isatty(STDOUT_FILENO) == 1
         var lastLine = ContinuousClock.now - .seconds(10)
+        // Messages in flight take a query per store and per queue: counted once a second at most.
+        var inFlight = (count: 0, at: ContinuousClock.now - .seconds(10))
         while true {
             try await board.update(from: stores["order"]!)
-            let inFlight = try await eventsInFlight(stores: stores, broker: broker)
-            let line = String(
-                format: "placed %d/%d · paid %d · completed %d · cancelled %d (timed out %d) · messages in flight %d",
-                board.placedAt.count, plan.orders.count, board.paid.count, board.completed.count, board.cancelled.count,
-                board.timedOut.count, inFlight
-            )
             let settled = board.settledCount == plan.orders.count
-            if interactive {
-                print("\r\(line)   ", terminator: "")
-                fflush(nil)
-            } else if settled || ContinuousClock.now - lastLine >= .seconds(2) {
-                print(line)
+            if settled || interactive || ContinuousClock.now - lastLine >= .seconds(2) {
+                if ContinuousClock.now - inFlight.at >= .seconds(1) || settled {
+                    inFlight = (try await eventsInFlight(stores: stores, broker: broker), ContinuousClock.now)
+                }
+                let line = String(
+                    format: "placed %d/%d · paid %d · completed %d · cancelled %d (timed out %d) · messages in flight %d",
+                    board.placedAt.count, plan.orders.count, board.paid.count, board.completed.count, board.cancelled.count,
+                    board.timedOut.count, inFlight.count
+                )
+                if interactive {
+                    print("\r\(line)   ", terminator: "")
+                    fflush(nil)
+                } else {
+                    print(line)
+                }
                 lastLine = ContinuousClock.now
             }
             if settled { return board }
@@ -250,7 +268,8 @@ struct DemoRun: Sendable {
     // MARK: Summary
 
     private func report(
-        plan: OrderPlan, board: FlowBoard, elapsed: Duration, stores: [String: EventStore], broker: AMQPConnection
+        plan: OrderPlan, board: FlowBoard, elapsed: Duration, cpu: [(process: ProcessCPU.Process, seconds: Double)],
+        stores: [String: EventStore], broker: AMQPConnection
     ) async throws -> Bool {
         var counts: [String: [String: Int]] = [:]
         var invoiceNumbers: [Int] = []
@@ -261,6 +280,7 @@ struct DemoRun: Sendable {
         var failures = 0
         var deadLetters = 0
         var parkedSequences = 0
+        var hops = FlowHops()
         for context in contexts {
             let store = stores[context]!
             var position: Int64 = 0
@@ -269,6 +289,9 @@ struct DemoRun: Sendable {
                 guard let last = events.last else { break }
                 for stored in events {
                     counts[context, default: [:]][stored.envelope.typeName, default: 0] += 1
+                    hops.record(
+                        stored.envelope.typeName, correlationID: stored.envelope.metadata.correlationID,
+                        createdAt: stored.envelope.createdAt)
                     switch stored.event {
                     case let invoice as InvoiceIssued: invoiceNumbers.append(invoice.invoiceNumber)
                     case let refund as PaymentRefunded: refunded[refund.orderID, default: 0] += 1
@@ -279,6 +302,9 @@ struct DemoRun: Sendable {
                 position = last.position
             }
             parked += try await store.storage.outboxCounts().parked
+            for entry in try await store.storage.commandOutboxEntries(in: [.sent], limit: Int(Int32.max)) {
+                hops.record(entry.command.typeName, correlationID: entry.command.metadata.correlationID, createdAt: entry.command.createdAt)
+            }
             parkedCommands += try await store.storage.commandOutboxEntries(in: [.parked], limit: 10_000).count
             failures += Int(try await store.streamVersion(HandlerFailed.stream(for: context)))
             deadLetters += Int(try await broker.queueState(ContextTopology.deadLetterQueue(for: context)).messageCount)
@@ -307,6 +333,8 @@ struct DemoRun: Sendable {
         print(
             "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled (timed-out orders aside): p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
         )
+        printHops(hops)
+        printCPU(cpu, settled: board.settledCount, elapsed: elapsed)
         print(
             "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · parked commands \(parkedCommands) · refused commands \(count("order", "CommandRejected") + count("payment", "CommandRejected") + count("invoice", "CommandRejected")) · recorded handler failures \(failures) (retried)"
         )
@@ -357,6 +385,38 @@ struct DemoRun: Sendable {
         return checks.allSatisfy(\.1)
     }
 
+    /// Prints each broker crossing's p50 and p99 over the completed orders.
+    private func printHops(_ hops: FlowHops) {
+        let durations = hops.durations
+        print(
+            "  flow hops of the completed orders (\(durations.first?.durations.count ?? 0)), creation of the cause → creation of the effect"
+        )
+        for (index, hop) in durations.enumerated() {
+            let name = "\(index + 1) \(hop.hop.cause) → \(hop.hop.effect)".padding(toLength: 40, withPad: " ", startingAt: 0)
+            print(
+                "    \(name) p50 \(hop.durations.percentile(0.5).milliseconds.leftPadded(10)), p99 \(hop.durations.percentile(0.99).milliseconds.leftPadded(10))   (\(hop.hop.path))"
+            )
+        }
+    }
+
+    /// Prints each measured process's CPU time per settled order while the orders were placed
+    /// and settled, and the total.
+    private func printCPU(_ cpu: [(process: ProcessCPU.Process, seconds: Double)], settled: Int, elapsed: Duration) {
+        guard !cpu.isEmpty, settled > 0 else {
+            print("  CPU per settled order: not measured (no /proc)")
+            return
+        }
+        let total = cpu.map(\.seconds).reduce(0, +)
+        print(
+            "  CPU per settled order (user + system, /proc/<pid>/stat): \(String(format: "%.2f ms", total * 1000 / Double(settled))) in all, \(String(format: "%.0f %%", total / elapsed.seconds * 100)) of one core over the run"
+                + (command.brokerPIDs.isEmpty ? " (broker not measured: no --broker-pid)" : ""))
+        for (process, seconds) in cpu {
+            print(
+                "    \(process.name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(format: "%.2f ms", seconds * 1000 / Double(settled)).leftPadded(10))  \(String(format: "%4.1f %%", total > 0 ? seconds / total * 100 : 0))"
+            )
+        }
+    }
+
     /// Prints which replica held which partitions; returns whether no partition had deliveries
     /// at more than one replica (nothing handed a partition over in this run).
     private func reportPartitionHolders() async -> Bool {
@@ -379,7 +439,13 @@ struct DemoRun: Sendable {
     }
 
     private func pad(_ value: Int) -> String {
-        let text = "\(value)"
-        return String(repeating: " ", count: max(0, 6 - text.count)) + text
+        "\(value)".leftPadded(6)
+    }
+}
+
+extension String {
+    /// The text right-aligned in `width` characters.
+    fileprivate func leftPadded(_ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - count)) + self
     }
 }

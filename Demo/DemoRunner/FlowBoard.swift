@@ -21,11 +21,18 @@ struct FlowBoard {
 
     var settledCount: Int { completed.count + cancelled.count }
 
-    /// Reads the order store's new events.
+    /// The event types the board folds; the others (the process manager's) are not decoded.
+    private static let boardTypes: Set<String> = [
+        OrderPlaced.typeName, OrderPaid.typeName, OrderCompleted.typeName, OrderCancelled.typeName,
+    ]
+
+    /// Reads the order store's new events, decoding only the order's own.
     mutating func update(from store: EventStore) async throws {
         while true {
-            let events = try await store.readAll(after: position, limit: 1000)
-            for stored in events { apply(stored) }
+            let events = try await store.readAllRecorded(after: position, limit: 1000)
+            for recorded in events where Self.boardTypes.contains(recorded.event.typeName) {
+                apply(try store.registry.decode(recorded))
+            }
             guard let last = events.last else { return }
             position = last.position
         }

@@ -52,6 +52,11 @@ actor ServiceProcesses {
         }
     }
 
+    /// The running services' names and process ids, in start order.
+    func processIDs() -> [(name: String, pid: Int32)] {
+        running.filter { $0.process.isRunning }.map { ($0.name, $0.process.processIdentifier) }
+    }
+
     /// Throws when a service has exited although nothing stopped it, with the end of its log.
     func checkAlive() throws {
         guard let dead = running.first(where: { !$0.process.isRunning }) else { return }

@@ -87,6 +87,12 @@ struct ConsumerBenchmark: AsyncParsableCommand {
     var postgresURL =
         ProcessInfo.processInfo.environment["POSTGRES_URL"] ?? "postgres://eventsourcery:eventsourcery@127.0.0.1:5433/eventsourcery"
 
+    @Option(
+        help:
+            "The demo's configuration file: the flow latency run takes each context's consumer.concurrency and consumer.prefetch from it, as the demo's services do."
+    )
+    var demoConfig = "config/eventsourcery.yaml"
+
     @Option(help: "The broker.")
     var amqpURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
 
@@ -371,6 +377,7 @@ extension ConsumerBenchmark {
         for queue in queues { _ = try? await consuming.deleteQueue(queue) }
 
         let modules = DemoContext.handlers()
+        let demo = try ServiceConfiguration.load(path: demoConfig)
         var stores: [String: EventStore] = [:]
         var storages: [SQLiteEventStorage] = []
         var services: [@Sendable () async throws -> Void] = []
@@ -391,13 +398,18 @@ extension ConsumerBenchmark {
                 ContextDescription(
                     name: name, handlers: Dictionary(uniqueKeysWithValues: handlers.map { ($0.name, $0.subscriptions) }),
                     acceptsCommands: true, commandTargets: contexts))
+            // The lanes, command concurrency and prefetch of the demo's services.
+            let configured = try demo.consumerConfiguration(context: name)
+            var consumerConfiguration = ContextConsumer.Configuration(context: name)
+            consumerConfiguration.concurrency = configured.concurrency
+            consumerConfiguration.prefetch = configured.prefetch
             let consumer = ContextConsumer(
-                connection: consuming, store: store, handlers: handlers, configuration: ContextConsumer.Configuration(context: name),
-                topology: topology)
+                connection: consuming, store: store, handlers: handlers, configuration: consumerConfiguration, topology: topology)
             try await topology.declare(on: consuming)
             let commands = CommandConsumer(
                 context: name, store: store, connection: consuming,
-                handlers: module.makeCommandHandlers(ContextResources(store: store, deadlines: module.deadlines)))
+                handlers: module.makeCommandHandlers(ContextResources(store: store, deadlines: module.deadlines)),
+                prefetch: configured.prefetch, concurrency: configured.concurrency)
             services.append { try await commands.run() }
             let relay = OutboxRelay(
                 storage: relayStore, publisher: AMQPPublisher(connection: publishing),
@@ -425,7 +437,7 @@ extension ConsumerBenchmark {
             }
         }
         print(
-            "flow latency: \(total) orders at \(rate)/s, the order context's fulfilment coordinating payment and invoice with commands (relays and consumers in-process, SQLite stores, \(relayStorage.rawValue))"
+            "flow latency: \(total) orders at \(rate)/s, the order context's fulfilment coordinating payment and invoice with commands (relays and consumers in-process with the consumer settings of \(demoConfig), SQLite stores, \(relayStorage.rawValue))"
         )
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(rate, 1)))
         let start = ContinuousClock.now

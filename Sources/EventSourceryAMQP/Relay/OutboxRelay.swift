@@ -40,8 +40,8 @@ public import Tracing
 /// per wave: a batch of *n* entries over *s* streams needs about *n*/*s* of them.
 ///
 /// **Commands and deadlines.** Each round also sends the store's due commands (see
-/// ``CommandMessage``): commands sent through ``WriteBatch/send(_:to:id:metadata:at:)`` at
-/// once, deadlines when their time comes — at most ``Configuration/idlePollInterval`` late
+/// ``CommandMessage``) beside the events' waves: commands sent through
+/// ``WriteBatch/send(_:to:id:metadata:at:)`` at once, deadlines when their time comes — at most ``Configuration/idlePollInterval`` late
 /// while the relay is idle. A confirmed command is marked sent; a refused one is retried with
 /// the same backoff and parked at the attempt limit; a lost confirm is retried and never parks.
 /// Commands carry no stream order. Since the receiver's inbox is keyed by the command id, a
@@ -96,9 +96,8 @@ public struct OutboxRelay: Service {
         logger.info("Outbox relay started", metadata: ["outbox.batch_size": "\(configuration.batchSize)"])
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let round = try await relayBatch()
+                let (round, commands) = try await relayEventsAndCommands()
                 total += round.statistics
-                let commands = try await relayCommands()
                 total += commands.statistics
                 if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
                     total.deleted += try await housekeeping()
@@ -128,9 +127,8 @@ public struct OutboxRelay: Service {
         try configuration.validate()
         var total = Statistics()
         while true {
-            let round = try await relayBatch()
+            let (round, commands) = try await relayEventsAndCommands()
             total += round.statistics
-            let commands = try await relayCommands()
             total += commands.statistics
             if (round.claimed == 0 || round.statistics.published == 0) && (commands.claimed == 0 || commands.statistics.commandsSent == 0) {
                 break
@@ -152,6 +150,18 @@ public struct OutboxRelay: Service {
     }
 
     // MARK: One round
+
+    /// One round: the due events and the due commands, side by side. Commands carry no stream
+    /// order, so they need not wait for the events' waves: their claim, publish and marks
+    /// overlap with the events' (the storage's writer and the connection's thread run them one
+    /// after the other, without a wait for the other's confirms in between).
+    private func relayEventsAndCommands() async throws -> (
+        events: (claimed: Int, statistics: Statistics), commands: (claimed: Int, statistics: Statistics)
+    ) {
+        async let commands = relayCommands()
+        let events = try await relayBatch()
+        return (events, try await commands)
+    }
 
     private func relayBatch() async throws -> (claimed: Int, statistics: Statistics) {
         let entries = try await storage.claimOutboxEntries(
