@@ -32,7 +32,7 @@ struct MessageTracing: Sendable {
         let name = SpanName.publish(exchange)
         return produce(events, spanName: { _ in name }, storedContext: \.event.metadata.traceContext) { event, fields in
             EventMessage.outgoing(event, context: context, traceContext: fields)
-        } attributes: { event, message, attributes in
+        } attributes: { event, attributes in
             attributes["es.stream"] = event.streamID.rawValue
             attributes["es.stream_version"] = event.streamVersion
         }
@@ -46,7 +46,7 @@ struct MessageTracing: Sendable {
             commands, spanName: { SpanName.publish(CommandMessage.exchange(for: $0.target)) }, storedContext: \.metadata.traceContext
         ) { command, fields in
             CommandMessage.outgoing(command, sender: sender, traceContext: fields)
-        } attributes: { command, message, attributes in
+        } attributes: { command, attributes in
             attributes["es.command_type"] = command.typeName
             attributes["es.command_target"] = command.target
         }
@@ -58,7 +58,7 @@ struct MessageTracing: Sendable {
     private func produce<Item>(
         _ items: [Item], spanName: (Item) -> String, storedContext: (Item) -> [String: String],
         message: (Item, [String: String]) -> OutgoingMessage,
-        attributes: (Item, OutgoingMessage, inout SpanAttributes) -> Void
+        attributes: (Item, inout SpanAttributes) -> Void
     ) -> (messages: [OutgoingMessage], spans: [any Span]) {
         var messages: [OutgoingMessage] = []
         var spans: [any Span] = []
@@ -79,7 +79,7 @@ struct MessageTracing: Sendable {
                 spanAttributes["messaging.rabbitmq.destination.routing_key"] = outgoing.routingKey
                 spanAttributes["messaging.message.id"] = outgoing.properties.messageId
                 spanAttributes["messaging.message.conversation_id"] = outgoing.properties.correlationId
-                attributes(item, outgoing, &spanAttributes)
+                attributes(item, &spanAttributes)
             }
         }
         return (messages, spans)

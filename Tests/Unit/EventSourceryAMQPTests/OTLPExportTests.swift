@@ -29,7 +29,8 @@
                 let received = Received(
                     path: request.uri.path, contentType: request.headers[.contentType], body: Array(body.readableBytesView))
                 requests.withLockedValue { $0.append(received) }
-                return Response(status: .ok)
+                // An empty ExportTraceServiceResponse: full success.
+                return Response(status: .ok, headers: [.contentType: "application/x-protobuf"])
             }
             let app = Application(
                 router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
