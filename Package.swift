@@ -39,6 +39,11 @@ let package = Package(
         .executable(name: "demo-service", targets: ["DemoService"]),
         .executable(name: "shipping-service", targets: ["ShippingService"]),
     ],
+    traits: [
+        // Off by default: swift-otel and its HTTP client take minutes to build, so the default
+        // build and the test command never resolve or compile them (`swift build --traits OTLP`).
+        .trait(name: "OTLP", description: "The service kit exports spans over OTLP/HTTP (swift-otel) when configured to.")
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -51,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // MARK: Event sourcing core
@@ -136,6 +142,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                tracing,
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLP"])),
             ],
             swiftSettings: swiftSettings
         ),
@@ -282,6 +290,10 @@ let package = Package(
                 "EventSourceryTesting", "DemoContexts", "TestSupport", tracing,
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // The OTLP export test's receiver, only in a build with the trait.
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["OTLP"])),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["OTLP"])),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["OTLP"])),
             ],
             path: "Tests/Unit/EventSourceryAMQPTests",
             swiftSettings: swiftSettings

@@ -78,8 +78,3 @@ struct EventDetail: Encodable {
         try event.encode(to: encoder)
     }
 }
-
-extension UUID {
-    /// The id in lowercase, as the AMQP bridge writes message and correlation ids.
-    var lowercasedString: String { uuidString.lowercased() }
-}

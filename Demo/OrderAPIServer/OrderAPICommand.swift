@@ -60,6 +60,8 @@ struct OrderAPICommand: AsyncParsableCommand {
         let registry = ServiceBootstrap.bootstrapMetrics()
         do throws(ServiceBootstrap.StartupError) {
             let settings = try ServiceBootstrap.load(config: config, context: Self.context, storeOverride: store)
+            // Before the store and the routes: they take the process's tracer when created.
+            let exporters = try ServiceBootstrap.bootstrapTracing(settings.configuration, serviceName: "order-api")
             let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
             let router = Router()
             router.add(middleware: MetricsMiddleware())  // request counts and durations on /metrics
@@ -79,8 +81,9 @@ struct OrderAPICommand: AsyncParsableCommand {
             )
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    // The store first, so that it is closed last.
-                    services: [.init(service: StoreService(storage)), .init(service: monitor), .init(service: app)],
+                    // The store first, so that it is closed last; the exporter flushes after the server stopped.
+                    services: [.init(service: StoreService(storage))] + exporters.map { .init(service: $0) }
+                        + [.init(service: monitor), .init(service: app)],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             do {

@@ -19,13 +19,12 @@ extension SQLiteEventStorage {
                                                 causation_id, trace_context, payload, due_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
-            var traceEncoder: JSONEncoder?
             for command in batch.commands {
                 do {
                     try insert.execute(arguments: [
                         command.id, command.target, command.typeName, command.schemaVersion, command.createdAt.storedSeconds,
                         command.metadata.correlationID, command.metadata.causationID,
-                        try traceContextJSON(command.metadata.traceContext, encoder: &traceEncoder), command.payload,
+                        traceContextJSON(command.metadata.traceContext), command.payload,
                         command.dueAt.storedSeconds,
                     ])
                 } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {

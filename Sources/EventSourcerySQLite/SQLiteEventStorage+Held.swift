@@ -32,7 +32,6 @@ extension SQLiteEventStorage {
                         arguments: [sequence.consumer, sequence.sourceContext, sequence.sourceStream.rawValue]) ?? false
                 if !others { return .notHeld }
             }
-            var traceEncoder: JSONEncoder?
             let encoded = event.event
             try db.cachedStatement(
                 sql: """
@@ -45,7 +44,7 @@ extension SQLiteEventStorage {
             .execute(arguments: [
                 sequence.consumer, sequence.sourceContext, sequence.sourceStream.rawValue, event.streamVersion, encoded.id,
                 encoded.typeName, encoded.schemaVersion, encoded.createdAt.storedSeconds, encoded.metadata.correlationID,
-                encoded.metadata.causationID, try Self.traceContextJSON(encoded.metadata.traceContext, encoder: &traceEncoder),
+                encoded.metadata.causationID, Self.traceContextJSON(encoded.metadata.traceContext),
                 encoded.payload, event.attempts, event.lastError, event.nextAttemptAt.storedSeconds, event.state.rawValue,
             ])
             return .held(db.lastInsertedRowID)

@@ -70,17 +70,8 @@ extension SQLiteEventStorage {
 
     /// The stored form of a trace context: `NULL` when empty (the common case, which
     /// then costs nothing to read), else a JSON object with sorted keys.
-    static func traceContextJSON(_ traceContext: [String: String], encoder: inout JSONEncoder?) throws -> String? {
-        guard !traceContext.isEmpty else { return nil }
-        let jsonEncoder =
-            encoder
-            ?? {
-                let jsonEncoder = JSONEncoder()
-                jsonEncoder.outputFormatting = [.sortedKeys]
-                return jsonEncoder
-            }()
-        encoder = jsonEncoder
-        return String(decoding: try jsonEncoder.encode(traceContext), as: UTF8.self)
+    static func traceContextJSON(_ traceContext: [String: String]) -> String? {
+        traceContext.isEmpty ? nil : TraceContextJSON.encode(traceContext)
     }
 }
 

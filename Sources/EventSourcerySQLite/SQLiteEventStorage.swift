@@ -379,7 +379,6 @@ public final class SQLiteEventStorage: EventStorage {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             let insertOutbox = try db.cachedStatement(sql: "INSERT INTO outbox (position, stream_id) VALUES (?, ?)")
-            var traceEncoder: JSONEncoder?
             for (append, startVersion) in zip(batch.appends, startVersions) {
                 let stream = append.streamID
                 var version = startVersion
@@ -389,7 +388,7 @@ public final class SQLiteEventStorage: EventStorage {
                         try insertEvent.execute(arguments: [
                             stream.rawValue, version, event.id, event.typeName, event.schemaVersion,
                             event.createdAt.storedSeconds, event.metadata.correlationID, event.metadata.causationID,
-                            try traceContextJSON(event.metadata.traceContext, encoder: &traceEncoder), event.payload,
+                            traceContextJSON(event.metadata.traceContext), event.payload,
                         ])
                     } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                         throw try constraintError(error, event: event, append: append, in: db)

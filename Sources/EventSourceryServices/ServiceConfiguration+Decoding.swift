@@ -31,10 +31,11 @@ extension KeyedDecodingContainer where Key == ConfigurationKey {
 extension ServiceConfiguration: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
-        try container.rejectUnknownKeys(["broker", "relay", "observability", "contexts"])
+        try container.rejectUnknownKeys(["broker", "relay", "observability", "tracing", "contexts"])
         broker = try container.value("broker", default: Broker())
         relay = try container.value("relay", default: Relay())
         observability = try container.value("observability", default: Observability())
+        tracing = try container.value("tracing", default: Tracing())
         contexts = try container.decode([String: Context].self, forKey: ConfigurationKey("contexts"))
     }
 }
@@ -75,6 +76,14 @@ extension ServiceConfiguration.Observability: Decodable {
         host = try container.value("host")
         port = try container.value("port")
         stallSeconds = try container.value("stall_seconds")
+    }
+}
+
+extension ServiceConfiguration.Tracing: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigurationKey.self)
+        try container.rejectUnknownKeys(["otlp_endpoint"])
+        otlpEndpoint = try container.value("otlp_endpoint")
     }
 }
 

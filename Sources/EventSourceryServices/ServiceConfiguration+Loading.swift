@@ -128,6 +128,9 @@ extension ServiceConfiguration {
         set("ES_RELAY_ATTEMPT_LIMIT", "relay.attempt_limit", try integer("ES_RELAY_ATTEMPT_LIMIT")) { $0.relay.attemptLimit = $1 }
         set("ES_HTTP_HOST", "observability.host", value("ES_HTTP_HOST")) { $0.observability.host = $1 }
         set("ES_HTTP_PORT", "observability.port", try integer("ES_HTTP_PORT")) { $0.observability.port = $1 }
+        set("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.otlp_endpoint", value("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+            $0.tracing.otlpEndpoint = $1
+        }
         let prefetch = try integer("ES_CONSUMER_PREFETCH")
         let ackBatch = try integer("ES_CONSUMER_ACK_BATCH")
         for name in contexts.keys {
@@ -152,6 +155,7 @@ extension ServiceConfiguration {
         }
         _ = try connectionConfiguration(name: "validation")
         _ = try healthEndpointConfiguration()
+        _ = try otlpTracesEndpoint()
         for name in contexts.keys.sorted() {
             let context = contexts[name] ?? Context(store: "")
             guard name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {

@@ -35,6 +35,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var contexts: [String: Context] = [:]
     /// The health and metrics endpoint of each service.
     public var observability = Observability()
+    /// Where spans are exported.
+    public var tracing = Tracing()
     /// The file the configuration was read from, for messages.
     public var file = "configuration"
     /// Where each entry was set, by dotted path (`relay.lease_seconds`,
@@ -92,6 +94,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var port: Int?
         /// How long the oldest due outbox entry may wait before the relay counts as stalled.
         public var stallSeconds: Double?
+    }
+
+    /// Where each service exports its spans.
+    public struct Tracing: Sendable, Equatable {
+        /// The base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`); spans go to
+        /// `<url>/v1/traces`. Only a build with the package trait `OTLP` has the exporter.
+        /// Environment: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+        public var otlpEndpoint: String?
     }
 
     /// One bounded context.

@@ -59,6 +59,28 @@ extension UUID {
         return UUID(high, low)
     }
 
+    /// The canonical text form in lower case (`8-4-4-4-12` hex digits), as the AMQP bridge
+    /// writes message, correlation and causation ids and span attributes: written into one
+    /// buffer, without `uuidString`'s upper-case copy and a second one for `lowercased()`.
+    package var lowercasedString: String {
+        withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { text in
+                let digits: StaticString = "0123456789abcdef"
+                var offset = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        text[offset] = UInt8(ascii: "-")
+                        offset += 1
+                    }
+                    text[offset] = digits.utf8Start[Int(byte >> 4)]
+                    text[offset + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                    offset += 2
+                }
+                return offset
+            }
+        }
+    }
+
     /// The UUID whose 16 bytes are `high` then `low`, most significant byte first.
     private init(_ high: UInt64, _ low: UInt64) {
         func byte(_ word: UInt64, _ index: Int) -> UInt8 { UInt8(truncatingIfNeeded: word >> (56 - 8 * index)) }

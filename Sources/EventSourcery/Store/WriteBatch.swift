@@ -75,21 +75,21 @@ public struct WriteBatch: Sendable {
         }
     }
 
-    /// Sets the trace context of the events of this batch, except those whose ids are in
-    /// `earlier`, to `fields` (nothing changes when `fields` is empty). A consumer calls it with
-    /// the context of a handler's span for what the handler appended, so that the next hop's
-    /// spans are children of that handler run.
+    /// Sets the trace context of the events and commands of this batch, except those whose ids
+    /// are in `earlier`, to `fields` (nothing changes when `fields` is empty). A consumer calls
+    /// it with the context of a handler's span for what the handler appended and sent, so that
+    /// the next hop's spans are children of that handler run.
     public mutating func setTraceContext(_ fields: [String: String], except earlier: Set<UUID> = []) {
         guard !fields.isEmpty else { return }
-        updateMetadata { metadata, id in
+        updateMetadata(includingCommands: true) { metadata, id in
             if !earlier.contains(id) { metadata.traceContext = fields }
         }
     }
 
-    /// Gives `fields` as trace context to the events of this batch that carry none.
+    /// Gives `fields` as trace context to the events and commands of this batch that carry none.
     mutating func fillTraceContext(_ fields: [String: String]) {
         guard !fields.isEmpty else { return }
-        updateMetadata { metadata, _ in
+        updateMetadata(includingCommands: true) { metadata, _ in
             if metadata.traceContext.isEmpty { metadata.traceContext = fields }
         }
     }
@@ -102,8 +102,12 @@ public struct WriteBatch: Sendable {
         return [:]
     }
 
-    /// Applies `update` to the metadata of every event of the batch (and of its envelope).
-    private mutating func updateMetadata(_ update: (inout EventMetadata, UUID) -> Void) {
+    /// Applies `update` to the metadata of every event of the batch (and of its envelope) and,
+    /// with `includingCommands`, of every command it sends.
+    private mutating func updateMetadata(includingCommands: Bool = false, _ update: (inout EventMetadata, UUID) -> Void) {
+        if includingCommands {
+            for index in commands.indices { update(&commands[index].metadata, commands[index].id) }
+        }
         for appendIndex in appends.indices {
             for eventIndex in appends[appendIndex].events.indices {
                 let id = appends[appendIndex].events[eventIndex].id

@@ -17,12 +17,14 @@ extension EventStore {
         let parent = ServiceContext.current ?? TracePropagation.context(from: batch.firstTraceContext, tracer: tracer)
         let span = tracer.startSpan(Self.appendSpanName, context: parent, ofKind: .internal)
         let event = first.events[0]
-        span.updateAttributes { attributes in
-            attributes["es.stream"] = first.streamID.rawValue
-            attributes["es.event_count"] = batch.eventCount
-            attributes["es.event_id"] = event.id.uuidString.lowercased()
-            attributes["es.type"] = event.typeName
-            if let correlation = event.metadata.correlationID { attributes["es.correlation_id"] = correlation.uuidString.lowercased() }
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes["es.stream"] = first.streamID.rawValue
+                attributes["es.event_count"] = batch.eventCount
+                attributes["es.event_id"] = event.id.lowercasedString
+                attributes["es.type"] = event.typeName
+                if let correlation = event.metadata.correlationID { attributes["es.correlation_id"] = correlation.lowercasedString }
+            }
         }
         batch.fillTraceContext(TracePropagation.fields(of: span.context, tracer: tracer))
         return span

@@ -3,6 +3,7 @@ public import EventSourcery
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import Tracing
 
 /// Consumes a context's command queue `<context>.commands` and runs its ``CommandHandler``s
 /// exactly once per command id.
@@ -56,6 +57,8 @@ public struct CommandConsumer: Service {
     /// Logger.
     public let logger: Logger
     private let registry: CommandRegistry
+    /// The consumer spans, with the store's tracer.
+    private let tracing: MessageTracing
 
     /// Creates a consumer. Call ``run()`` with the connection running and the context's
     /// topology declared (``ContextDescription/acceptsCommands``).
@@ -69,6 +72,7 @@ public struct CommandConsumer: Service {
         self.connection = connection
         self.handlers = Dictionary(handlers.map { ($0.typeName, $0) }) { first, _ in first }
         self.registry = CommandRegistry(handlers.map(\.commandType))
+        self.tracing = MessageTracing(tracer: store.tracer)
         self.prefetch = prefetch
         self.conflictRetries = conflictRetries
         var logger = logger
@@ -110,8 +114,25 @@ public struct CommandConsumer: Service {
         logger.info("Command consumer stopped")
     }
 
-    /// Handles one delivery and says what to do with it; for tests and custom loops.
+    /// Handles one delivery and says what to do with it; for tests and custom loops. With a
+    /// tracer bootstrapped (the store's), the delivery is processed in a consumer span
+    /// `process <context>.commands`, a child of the `traceparent` the command carries, and the
+    /// handler's commit (its `append` span) is the span's child.
     public func process(_ delivery: Delivery, publisher: AMQPPublisher) async -> Outcome {
+        let span = tracing.startProcessing(delivery, context: context)
+        // What the handler appends names the processing span, as a handler run's events name its span.
+        let trace = span.map { TracePropagation.fields(of: $0.context, tracer: store.tracer) } ?? [:]
+        let outcome = await tracing.within(span) { await handle(delivery, trace: trace, publisher: publisher) }
+        let failed: Bool
+        switch outcome {
+        case .handled, .rejected: failed = false
+        case .poison, .requeued: failed = true
+        }
+        tracing.endProcessing(span, outcome: "\(outcome)", failed: failed)
+        return outcome
+    }
+
+    private func handle(_ delivery: Delivery, trace: [String: String], publisher: AMQPPublisher) async -> Outcome {
         let received: ReceivedCommand
         do {
             received = try CommandMessage.incoming(delivery, context: context, registry: registry)
@@ -130,10 +151,11 @@ public struct CommandConsumer: Service {
             do {
                 _ = try await store.processOnce(consumer: inboxConsumer, eventID: received.envelope.id) { batch in
                     try await handler.handle(received, &batch)
+                    batch.setTraceContext(trace)
                 }
                 return .handled
             } catch let refusal as any CommandRefusal {
-                return await reject(received, refusal, metadata: metadata)
+                return await reject(received, refusal, trace: trace, metadata: metadata)
             } catch let error as EventStoreError where error.code == .concurrencyConflict && attempt <= conflictRetries {
                 attempt += 1
             } catch {
@@ -144,13 +166,16 @@ public struct CommandConsumer: Service {
     }
 
     /// Records and publishes the refusal, with the inbox entry.
-    private func reject(_ received: ReceivedCommand, _ refusal: any CommandRefusal, metadata: Logger.Metadata) async -> Outcome {
+    private func reject(
+        _ received: ReceivedCommand, _ refusal: any CommandRefusal, trace: [String: String], metadata: Logger.Metadata
+    ) async -> Outcome {
         let rejected = CommandRejected(
             commandID: received.envelope.id, commandType: received.envelope.typeName, sender: received.sender, reason: refusal.reason)
         do {
             _ = try await store.processOnce(consumer: inboxConsumer, eventID: received.envelope.id) { batch in
                 try batch.publish(
                     [received.caused(rejected)], to: CommandRejected.stream(for: received.envelope.id), expectedVersion: .noStream)
+                batch.setTraceContext(trace)
             }
             logger.info(
                 "Command refused; the refusal is recorded", metadata: metadata.merging(["consumer.reason": "\(refusal.reason)"]) { $1 })

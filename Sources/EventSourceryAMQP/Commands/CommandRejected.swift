@@ -22,6 +22,6 @@ public struct CommandRejected: Event, Equatable {
 
     /// The stream a rejection is recorded in: `rejected-<command id>`.
     public static func stream(for commandID: UUID) throws(EventStoreError) -> StreamID {
-        try StreamID(category: "rejected", id: commandID.uuidString.lowercased())
+        try StreamID(category: "rejected", id: commandID.lowercasedString)
     }
 }

@@ -167,11 +167,18 @@ public struct ContextAdmin: Sendable {
 
     /// The events of type `E` in `stream`, decoded without the store's registry.
     private static func recorded<E: Event>(_ type: E.Type, in stream: StreamID, store: EventStore) async throws -> [E] {
+        try await recordedWithMetadata(type, in: stream, store: store).map(\.event)
+    }
+
+    /// The events of type `E` in `stream` with their metadata, decoded without the store's registry.
+    static func recordedWithMetadata<E: Event>(
+        _ type: E.Type, in stream: StreamID, store: EventStore
+    ) async throws -> [(event: E, metadata: EventMetadata)] {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try await store.storage.readStream(stream, fromVersion: 1, upToVersion: nil, createdUpTo: nil)
             .filter { $0.event.typeName == E.typeName }
-            .map { try decoder.decode(E.self, from: $0.event.payload) }
+            .map { (try decoder.decode(E.self, from: $0.event.payload), $0.event.metadata) }
     }
 
     // MARK: Parked sequences

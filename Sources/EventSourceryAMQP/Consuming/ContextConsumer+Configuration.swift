@@ -177,5 +177,13 @@ extension ContextConsumer {
             if case .requeued = self { return false }
             return true
         }
+
+        /// Whether the delivery failed (its consumer span gets an error status).
+        var isFailure: Bool {
+            switch self {
+            case .processed, .held: false
+            case .failed, .poison, .requeued: true
+            }
+        }
     }
 }

@@ -28,28 +28,59 @@ struct MessageTracing: Sendable {
     /// into the message's headers.
     func publish(_ events: [RecordedEvent], context: String) -> (messages: [OutgoingMessage], spans: [any Span]) {
         guard isRecording else { return (events.map { EventMessage.outgoing($0, context: context) }, []) }
+        let exchange = EventMessage.exchange(for: context)
+        let name = SpanName.publish(exchange)
+        return produce(events, spanName: { _ in name }, storedContext: \.event.metadata.traceContext) { event, fields in
+            EventMessage.outgoing(event, context: context, traceContext: fields)
+        } attributes: { event, attributes in
+            attributes["es.stream"] = event.streamID.rawValue
+            attributes["es.stream_version"] = event.streamVersion
+        }
+    }
+
+    /// The messages of the commands `sender` sends, each with a producer span when the tracer
+    /// records, a child of the context stored with the command (the span that sent it).
+    func send(_ commands: [EncodedCommand], sender: String) -> (messages: [OutgoingMessage], spans: [any Span]) {
+        guard isRecording else { return (commands.map { CommandMessage.outgoing($0, sender: sender) }, []) }
+        return produce(
+            commands, spanName: { SpanName.publish(CommandMessage.exchange(for: $0.target)) }, storedContext: \.metadata.traceContext
+        ) { command, fields in
+            CommandMessage.outgoing(command, sender: sender, traceContext: fields)
+        } attributes: { command, attributes in
+            attributes["es.command_type"] = command.typeName
+            attributes["es.command_target"] = command.target
+        }
+    }
+
+    /// A producer span per item, a child of the trace context stored with it, and the item's
+    /// message built with the span's context; the messaging attributes and the item's own
+    /// (`attributes`) only on a span that records.
+    private func produce<Item>(
+        _ items: [Item], spanName: (Item) -> String, storedContext: (Item) -> [String: String],
+        message: (Item, [String: String]) -> OutgoingMessage,
+        attributes: (Item, inout SpanAttributes) -> Void
+    ) -> (messages: [OutgoingMessage], spans: [any Span]) {
         var messages: [OutgoingMessage] = []
         var spans: [any Span] = []
-        messages.reserveCapacity(events.count)
-        spans.reserveCapacity(events.count)
-        for event in events {
-            let exchange = EventMessage.exchange(for: context)
-            let parent = TracePropagation.context(from: event.event.metadata.traceContext, tracer: tracer)
-            let span = tracer.startSpan(SpanName.publish(exchange), context: parent, ofKind: .producer)
-            let message = EventMessage.outgoing(
-                event, context: context, traceContext: TracePropagation.fields(of: span.context, tracer: tracer))
-            span.updateAttributes { attributes in
-                attributes["messaging.system"] = "rabbitmq"
-                attributes["messaging.operation.type"] = "send"
-                attributes["messaging.destination.name"] = exchange
-                attributes["messaging.rabbitmq.destination.routing_key"] = message.routingKey
-                attributes["messaging.message.id"] = message.properties.messageId
-                attributes["messaging.message.conversation_id"] = message.properties.correlationId
-                attributes["es.stream"] = event.streamID.rawValue
-                attributes["es.stream_version"] = event.streamVersion
-            }
-            messages.append(message)
+        messages.reserveCapacity(items.count)
+        spans.reserveCapacity(items.count)
+        for item in items {
+            let parent = TracePropagation.context(from: storedContext(item), tracer: tracer)
+            let span = tracer.startSpan(spanName(item), context: parent, ofKind: .producer)
+            let outgoing = message(item, TracePropagation.fields(of: span.context, tracer: tracer))
+            messages.append(outgoing)
             spans.append(span)
+            // A span a sampler dropped takes no attributes: they would be built for nothing.
+            guard span.isRecording else { continue }
+            span.updateAttributes { spanAttributes in
+                spanAttributes["messaging.system"] = "rabbitmq"
+                spanAttributes["messaging.operation.type"] = "send"
+                spanAttributes["messaging.destination.name"] = outgoing.exchange
+                spanAttributes["messaging.rabbitmq.destination.routing_key"] = outgoing.routingKey
+                spanAttributes["messaging.message.id"] = outgoing.properties.messageId
+                spanAttributes["messaging.message.conversation_id"] = outgoing.properties.correlationId
+                attributes(item, &spanAttributes)
+            }
         }
         return (messages, spans)
     }
@@ -69,12 +100,10 @@ struct MessageTracing: Sendable {
     /// message's headers; `nil` when the tracer does not record.
     func startProcessing(_ delivery: Delivery, context: String) -> (any Span)? {
         guard isRecording else { return nil }
-        var fields: [String: String] = [:]
-        for key in EventMessage.traceHeaders {
-            if let value = delivery.properties.headers?[key]?.stringValue { fields[key] = value }
-        }
-        let span = tracer.startSpan(
-            SpanName.process(delivery.exchange), context: TracePropagation.context(from: fields, tracer: tracer), ofKind: .consumer)
+        var parent = ServiceContext.topLevel
+        if let headers = delivery.properties.headers { tracer.extract(headers, into: &parent, using: HeadersExtractor()) }
+        let span = tracer.startSpan(SpanName.process(delivery.exchange), context: parent, ofKind: .consumer)
+        guard span.isRecording else { return span }
         span.updateAttributes { attributes in
             attributes["messaging.system"] = "rabbitmq"
             attributes["messaging.operation.type"] = "process"
@@ -87,15 +116,19 @@ struct MessageTracing: Sendable {
         return span
     }
 
-    /// Ends a consumer span with the delivery's outcome.
-    func endProcessing(_ span: (any Span)?, outcome: ContextConsumer.Outcome) {
+    /// Ends a consumer span with the delivery's outcome (`failed`: an error status).
+    func endProcessing(_ span: (any Span)?, outcome: String, failed: Bool) {
         guard let span else { return }
-        span.attributes["consumer.outcome"] = "\(outcome)"
-        switch outcome {
-        case .processed, .held: break
-        case .failed, .poison, .requeued: span.setStatus(SpanStatus(code: .error, message: "\(outcome)"))
-        }
+        span.attributes["consumer.outcome"] = outcome
+        if failed { span.setStatus(SpanStatus(code: .error, message: outcome)) }
         span.end()
+    }
+
+    /// Runs `body` (processing one delivery) in `span`'s context, so that what it appends is a
+    /// child of the span; runs it as it is when there is no span.
+    func within<Result>(_ span: (any Span)?, _ body: () async -> Result) async -> Result {
+        guard let span else { return await body() }
+        return await ServiceContext.$current.withValue(span.context) { await body() }
     }
 
     /// Runs `body` (one handler run) in its span, a child of `parent` (the delivery's consumer
@@ -111,14 +144,16 @@ struct MessageTracing: Sendable {
         }
         let context = parent ?? TracePropagation.context(from: input.envelope.metadata.traceContext, tracer: tracer)
         let span = tracer.startSpan(SpanName.handle(handler), context: context, ofKind: .internal)
-        span.updateAttributes { attributes in
-            attributes["consumer.handler"] = handler
-            attributes["consumer.attempt"] = input.attempt
-            attributes["es.event_id"] = input.envelope.id.uuidString.lowercased()
-            attributes["es.type"] = input.envelope.typeName
-            attributes["es.source_context"] = input.sourceContext
-            if let correlation = input.envelope.metadata.correlationID {
-                attributes["es.correlation_id"] = correlation.uuidString.lowercased()
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes["consumer.handler"] = handler
+                attributes["consumer.attempt"] = input.attempt
+                attributes["es.event_id"] = input.envelope.id.lowercasedString
+                attributes["es.type"] = input.envelope.typeName
+                attributes["es.source_context"] = input.sourceContext
+                if let correlation = input.envelope.metadata.correlationID {
+                    attributes["es.correlation_id"] = correlation.lowercasedString
+                }
             }
         }
         defer { span.end() }
@@ -130,5 +165,13 @@ struct MessageTracing: Sendable {
             throw error
         }
         return TracePropagation.fields(of: span.context, tracer: tracer)
+    }
+}
+
+/// Reads the trace headers of a delivery (`traceparent`, `tracestate`) where they are, without
+/// copying them into a dictionary first.
+private struct HeadersExtractor: Extractor {
+    func extract(key: String, from headers: AMQPTable) -> String? {
+        headers[key]?.stringValue
     }
 }

@@ -49,7 +49,9 @@ public import Tracing
 ///
 /// **Tracing.** With a tracer bootstrapped, each event's message is published in a producer
 /// span `publish <context>.events`, a child of the trace context stored with the event (the
-/// span that appended it), and that span's context travels in the `traceparent` header.
+/// span that appended it), and that span's context travels in the `traceparent` header. Each
+/// command is sent in a producer span `publish <target>.commands`, a child of the context
+/// stored with the command (the handler or request that sent it).
 ///
 /// **Shutdown.** On graceful shutdown the relay stops claiming, waits for the confirms of
 /// the wave in flight, marks them, hands back the rest of the batch, and returns.
@@ -227,13 +229,14 @@ public struct OutboxRelay: Service {
         let entries = try await storage.claimCommands(
             limit: configuration.batchSize, now: Date(), leaseDuration: configuration.leaseDuration.seconds)
         guard !entries.isEmpty else { return (0, Statistics()) }
-        let messages = entries.map { CommandMessage.outgoing($0.command, sender: configuration.context) }
+        let (messages, spans) = tracing.send(entries.map(\.command), sender: configuration.context)
         let outcomes: [PublishOutcome]
         do {
             outcomes = try await publisher.publish(messages)
         } catch let error as AMQPError {
             outcomes = Array(repeating: .notConfirmed(error), count: entries.count)
         }
+        tracing.endPublish(spans, outcomes: outcomes)
         var statistics = Statistics()
         var sent: [UUID] = []
         let now = Date()

@@ -18,7 +18,7 @@ import Foundation
 /// | `correlation_id` | the correlation id |
 /// | `x-causation-id` | the causation id (UUID string), when there is one |
 /// | `x-schema-version` | the command's schema version (integer ≥ 1; 1 when absent) |
-/// | `traceparent` | the W3C trace context, when there is one |
+/// | `traceparent` | the W3C trace context, when there is one: the relay's send span when a tracer is bootstrapped, else the context stored with the command |
 ///
 /// The queue `<target>.commands` (quorum, with a delivery limit, dead-lettered to
 /// `<target>.dlx` like the inbox) is bound to the exchange with `<target>.#`.
@@ -31,20 +31,23 @@ public enum CommandMessage {
     public static func routingKey(target: String, typeName: String) -> String { "\(target).\(typeName)" }
 
     /// The message that carries `command`, sent by `sender`.
-    public static func outgoing(_ command: EncodedCommand, sender: String) -> OutgoingMessage {
+    ///
+    /// - Parameter traceContext: The trace context for the headers (the relay's send span's); by
+    ///   default the one stored with the command.
+    public static func outgoing(_ command: EncodedCommand, sender: String, traceContext: [String: String]? = nil) -> OutgoingMessage {
         var headers: AMQPTable = [EventMessage.Header.schemaVersion: .int64(Int64(command.schemaVersion))]
         if let causation = command.metadata.causationID {
-            headers[EventMessage.Header.causationID] = .string(causation.uuidString.lowercased())
+            headers[EventMessage.Header.causationID] = .string(causation.lowercasedString)
         }
-        if let traceParent = command.metadata.traceContext[EventMessage.Header.traceParent] {
+        if let traceParent = (traceContext ?? command.metadata.traceContext)[EventMessage.Header.traceParent] {
             headers[EventMessage.Header.traceParent] = .string(traceParent)
         }
         let properties = AMQPProperties(
             contentType: EventMessage.contentType,
             headers: headers,
             deliveryMode: .persistent,
-            correlationId: command.metadata.correlationID?.uuidString.lowercased(),
-            messageId: command.id.uuidString.lowercased(),
+            correlationId: command.metadata.correlationID?.lowercasedString,
+            messageId: command.id.lowercasedString,
             timestamp: Date(timeIntervalSince1970: command.createdAt.timeIntervalSince1970.rounded(.down)),
             type: command.typeName,
             appId: sender

@@ -61,7 +61,7 @@ public enum EventMessage {
             Header.schemaVersion: .int64(Int64(event.event.schemaVersion)),
         ]
         if let causation = event.event.metadata.causationID {
-            headers[Header.causationID] = .string(causation.uuidString.lowercased())
+            headers[Header.causationID] = .string(causation.lowercasedString)
         }
         let trace = traceContext ?? event.event.metadata.traceContext
         for key in traceHeaders {
@@ -71,8 +71,8 @@ public enum EventMessage {
             contentType: contentType,
             headers: headers,
             deliveryMode: .persistent,
-            correlationId: event.event.metadata.correlationID?.uuidString.lowercased(),
-            messageId: event.event.id.uuidString.lowercased(),
+            correlationId: event.event.metadata.correlationID?.lowercasedString,
+            messageId: event.event.id.lowercasedString,
             timestamp: Date(timeIntervalSince1970: event.event.createdAt.timeIntervalSince1970.rounded(.down)),
             type: event.event.typeName,
             appId: context

@@ -7,11 +7,12 @@ import ServiceLifecycle
 
 extension ContextServiceCommand {
     /// Opens the store, connects, declares, and runs the role's workers with the store, the
-    /// connection and the endpoint in one `ServiceGroup` until a signal (or, with `--once`,
-    /// until the outbox is drained). What was opened is closed on every path.
+    /// connection, the span exporter (`exporters`) and the endpoint in one `ServiceGroup` until a
+    /// signal (or, with `--once`, until the outbox is drained). What was opened is closed on
+    /// every path.
     func serve(
         _ settings: ServiceBootstrap.Settings, role: ServiceRole, modules: ContextHandlers, registry: PrometheusCollectorRegistry,
-        serverName: String, logger: Logger
+        exporters: [any Service], serverName: String, logger: Logger
     ) async throws {
         let module = role.runsConsumer ? try self.module(in: modules) : nil
         let storage = try await ServiceBootstrap.openStore(settings, logger: logger)
@@ -78,8 +79,10 @@ extension ContextServiceCommand {
             throw error
         }
         if !role.runsConsumer { probes.insert(ServiceBootstrap.brokerProbe(connection), at: 0) }
-        let observers = ServiceBootstrap.healthServices(
-            settings.healthEndpoint, probes: probes, registry: registry, serverName: serverName, logger: logger)
+        let observers =
+            exporters
+            + ServiceBootstrap.healthServices(
+                settings.healthEndpoint, probes: probes, registry: registry, serverName: serverName, logger: logger)
         try await ServiceBootstrap.runUntilSignalled(workers, store: storage, connection: connection, observers: observers, logger: logger)
     }
 

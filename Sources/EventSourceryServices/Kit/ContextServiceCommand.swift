@@ -59,9 +59,11 @@ struct ContextServiceCommand<Options: ParsableArguments>: ParsableCommand {
             if kit.isAdmin {
                 try await runAdmin(settings, modules: modules, logger: logger)
             } else {
+                // Before the store and the workers: they take the process's tracer when created.
+                let exporters = try ServiceBootstrap.bootstrapTracing(settings.configuration, serviceName: context)
                 try await serve(
-                    settings, role: kit.role ?? launch.role, modules: modules, registry: registry, serverName: launch.commandName,
-                    logger: logger)
+                    settings, role: kit.role ?? launch.role, modules: modules, registry: registry, exporters: exporters,
+                    serverName: launch.commandName, logger: logger)
             }
         } catch let error as ServiceBootstrap.StartupError {
             if error.exitCode == 0 {

@@ -188,4 +188,46 @@ struct ObservabilityTests {
             try ServiceBootstrap.Settings(configuration: try load(file), context: "order", storeOverride: nil, httpPortOverride: 0)
         }
     }
+
+    @Test func anOTLPEndpointIsCheckedAndNeedsAnExporterInTheBuild() throws {
+        // None by default: no exporter, nothing bootstrapped.
+        #expect(try load(file).otlpTracesEndpoint() == nil)
+        #expect(try ServiceBootstrap.bootstrapTracing(try load(file), serviceName: "order").isEmpty)
+        do {
+            _ = try load("tracing:\n  otlp_endpoint: collector:4318\ncontexts:\n  order:\n    store: o.sqlite\n")
+            Issue.record("an endpoint without an http scheme was accepted")
+        } catch {
+            #expect(
+                "\(error)".hasSuffix(
+                    ":2:3: tracing.otlp_endpoint: must be the http:// or https:// base URL of an OTLP/HTTP collector, "
+                        + "e.g. http://127.0.0.1:4318; got 'collector:4318'"))
+        }
+        do {
+            _ = try load("tracing:\n  endpoint: http://127.0.0.1:4318\ncontexts:\n  order:\n    store: o.sqlite\n")
+            Issue.record("an unknown tracing key was accepted")
+        } catch {
+            #expect("\(error)".contains("endpoint"))
+        }
+        let environment = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/"]
+        #if OTLP
+            #expect(try load(file, environment: environment).otlpTracesEndpoint() == "http://127.0.0.1:4318/v1/traces")
+        #else
+            // A build without the exporter refuses an endpoint rather than dropping the spans.
+            #expect(!ServiceConfiguration.hasOTLPExporter)
+            do {
+                _ = try load(file, environment: environment)
+                Issue.record("an endpoint was accepted by a build without the exporter")
+            } catch {
+                #expect(
+                    "\(error)"
+                        == "environment variable OTEL_EXPORTER_OTLP_ENDPOINT: this build has no OTLP exporter; "
+                        + "build it with the package trait OTLP (swift build --traits OTLP) or remove the endpoint")
+            }
+            var configuration = try load(file)
+            configuration.tracing.otlpEndpoint = "http://127.0.0.1:4318"
+            #expect(throws: ServiceBootstrap.StartupError.self) {
+                try ServiceBootstrap.bootstrapTracing(configuration, serviceName: "order")
+            }
+        #endif
+    }
 }

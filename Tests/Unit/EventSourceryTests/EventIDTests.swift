@@ -58,5 +58,15 @@ struct EventIDTests {
         }
     }
 
+    @Test func theLowerCaseTextIsFoundationsInLowerCase() {
+        let ids =
+            [UUID(), UUID.timeOrdered(), UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))]
+            + [UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255))]
+        for id in ids + (0..<100).map({ _ in UUID() }) {
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+            #expect(UUID.parse(id.lowercasedString) == id)
+        }
+    }
+
     private struct Probe: Event {}
 }

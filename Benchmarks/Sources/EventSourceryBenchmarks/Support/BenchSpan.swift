@@ -1,7 +1,7 @@
 import Synchronization
 import Tracing
 
-/// A span of ``BenchTracer``.
+/// A span of ``BenchTracer``: its mutable parts behind a lock, as an SDK's span keeps them.
 final class BenchSpan: Span, Sendable {
     private struct State {
         var name: String
@@ -11,12 +11,21 @@ final class BenchSpan: Span, Sendable {
     }
 
     let context: ServiceContext
-    let startNanoseconds: UInt64
+    private let kind: SpanKind
+    private let identity: BenchSpanContext
+    private let parentSpanID: UInt64?
+    private let startNanoseconds: UInt64
     private let state: Mutex<State>
     private let tracer: BenchTracer
 
-    init(name: String, context: ServiceContext, startNanoseconds: UInt64, tracer: BenchTracer) {
+    init(
+        name: String, kind: SpanKind, context: ServiceContext, identity: BenchSpanContext, parentSpanID: UInt64?,
+        startNanoseconds: UInt64, tracer: BenchTracer
+    ) {
         self.context = context
+        self.kind = kind
+        self.identity = identity
+        self.parentSpanID = parentSpanID
         self.startNanoseconds = startNanoseconds
         self.state = Mutex(State(name: name))
         self.tracer = tracer
@@ -40,10 +49,13 @@ final class BenchSpan: Span, Sendable {
     func addLink(_ link: SpanLink) {}
 
     func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
-        let first = state.withLock { state in
-            defer { state.ended = true }
-            return !state.ended
+        let finished = state.withLock { state -> BenchTracer.FinishedSpan? in
+            guard !state.ended else { return nil }
+            state.ended = true
+            return BenchTracer.FinishedSpan(
+                name: state.name, kind: kind, context: identity, parentSpanID: parentSpanID, start: startNanoseconds,
+                end: instant().nanosecondsSinceEpoch, attributes: state.attributes, status: state.status)
         }
-        if first { tracer.ended.add(1, ordering: .relaxed) }
+        if let finished { tracer.finished(finished) }
     }
 }

@@ -1,21 +1,30 @@
 import Synchronization
 import Tracing
 
-/// A tracer that does what a tracing SDK does on the hot path — random W3C trace and span
-/// ids, a span object with its attributes and status, `traceparent` injection and
-/// extraction — and drops each span when it ends (no exporter: with OTLP export, batching
-/// and the network come on top). It counts the ended spans.
+/// A tracer that does per span what an exporter-backed tracing SDK (swift-otel's) does on
+/// the hot path: random binary W3C ids from a locked system generator (a trace id only for a
+/// root span), a span object whose name, attributes and status sit behind a lock, and, when
+/// the span ends, its finished record handed to a batch processor's buffer; `traceparent` is
+/// formatted on injection and parsed on extraction. The "exporter" drops each full batch
+/// (OTLP encoding and the network come on top). It counts the ended spans.
 final class BenchTracer: Tracer, Sendable {
-    /// The trace and span id of a span, in a context.
-    struct Identity: Sendable {
-        var traceID: String
-        var spanID: String
+    /// What an ended span hands to the batch.
+    struct FinishedSpan: Sendable {
+        var name: String
+        var kind: SpanKind
+        var context: BenchSpanContext
+        var parentSpanID: UInt64?
+        var start: UInt64
+        var end: UInt64
+        var attributes: SpanAttributes
+        var status: SpanStatus?
     }
 
-    enum IdentityKey: ServiceContextKey {
-        typealias Value = Identity
-    }
+    /// The size at which the batch is "exported" (swift-otel's default batch size).
+    static let batchSize = 512
 
+    private let generator = Mutex(SystemRandomNumberGenerator())
+    private let batch = Mutex<[FinishedSpan]>([])
     /// Spans ended so far.
     let ended = Atomic<Int>(0)
 
@@ -24,35 +33,43 @@ final class BenchTracer: Tracer, Sendable {
         at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
     ) -> BenchSpan {
         var context = context()
-        let identity = Identity(traceID: context[IdentityKey.self]?.traceID ?? Self.hex(16), spanID: Self.hex(8))
-        context[IdentityKey.self] = identity
-        return BenchSpan(name: operationName, context: context, startNanoseconds: instant().nanosecondsSinceEpoch, tracer: self)
+        let parent = context[BenchSpanContext.Key.self]
+        let identity = generator.withLock { generator in
+            BenchSpanContext(
+                traceIDHigh: parent?.traceIDHigh ?? generator.next(), traceIDLow: parent?.traceIDLow ?? generator.next(),
+                spanID: generator.next())
+        }
+        context[BenchSpanContext.Key.self] = identity
+        return BenchSpan(
+            name: operationName, kind: kind, context: context, identity: identity, parentSpanID: parent?.spanID,
+            startNanoseconds: instant().nanosecondsSinceEpoch, tracer: self)
+    }
+
+    /// The batch processor's `onEnd`: buffers the span; a full buffer goes to the "exporter".
+    func finished(_ span: FinishedSpan) {
+        let full = batch.withLock { buffer -> [FinishedSpan]? in
+            buffer.append(span)
+            guard buffer.count >= Self.batchSize else { return nil }
+            defer { buffer = [] }
+            return buffer
+        }
+        _ = full  // dropped here, outside the lock, where an exporter would encode and send it
+        ended.add(1, ordering: .relaxed)
     }
 
     func forceFlush() {}
 
     func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
-        guard let identity = context[IdentityKey.self] else { return }
-        injector.inject("00-\(identity.traceID)-\(identity.spanID)-01", forKey: "traceparent", into: &carrier)
+        guard let identity = context[BenchSpanContext.Key.self] else { return }
+        injector.inject(identity.traceparent, forKey: "traceparent", into: &carrier)
     }
 
     func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
-        guard let text = extractor.extract(key: "traceparent", from: carrier) else { return }
-        let parts = text.split(separator: "-")
-        guard parts.count == 4 else { return }
-        context[IdentityKey.self] = Identity(traceID: String(parts[1]), spanID: String(parts[2]))
-    }
-
-    private static func hex(_ bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var text = ""
-        text.reserveCapacity(bytes * 2)
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            text += byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        guard let text = extractor.extract(key: "traceparent", from: carrier), let identity = BenchSpanContext(traceparent: text) else {
+            return
         }
-        return text
+        context[BenchSpanContext.Key.self] = identity
     }
 }
