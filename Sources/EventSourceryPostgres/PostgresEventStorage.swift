@@ -272,6 +272,14 @@ public final class PostgresEventStorage: EventStorage, Service {
     /// Commits each batch atomically on its own, all in one transaction with a savepoint per
     /// batch: a batch that fails (or whose inbox entry exists) is rolled back to its
     /// savepoint alone, and the set costs one commit.
+    ///
+    /// Round trips: the batches' inbox entries are inserted together by one statement first
+    /// (a batch whose entry exists is already processed and writes nothing), then each other
+    /// batch costs a savepoint and its writes (one `append_events` call for its events). The
+    /// savepoints are not released: each batch's savepoint nests in the previous one, and
+    /// `ROLLBACK TO SAVEPOINT` undoes only the latest, the failing batch's writes, whose inbox
+    /// entry is then deleted again. Batches that name the same inbox entry twice are written
+    /// one after another with their entries, as ``commit(_:)`` does.
     public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
         if batches.isEmpty { return [] }
         if batches.count == 1 {
@@ -280,19 +288,38 @@ public final class PostgresEventStorage: EventStorage, Service {
         }
         let logger = self.logger
         let notifiesAfterCommit = defersNotices
+        let entries = batches.compactMap(\.inboxEntry)
+        let insertsEntriesFirst = !entries.isEmpty && Set(entries).count == entries.count
         do {
             let results = try await inTransaction("commit batches") { connection in
+                let inserted = insertsEntriesFirst ? try await insertInboxEntries(entries, on: connection) : []
                 var results: [Result<CommitOutcome, any Error>] = []
                 results.reserveCapacity(batches.count)
-                for batch in batches {
+                for var batch in batches {
+                    let entry = batch.inboxEntry
+                    if insertsEntriesFirst, let entry {
+                        guard inserted.contains(entry) else {
+                            results.append(.success(.alreadyProcessed))
+                            continue
+                        }
+                        batch.inboxEntry = nil
+                    }
                     try await connection.query("SAVEPOINT batch", logger: logger)
                     do {
                         let outcome = try await write(batch, on: connection, notifying: !notifiesAfterCommit)
-                        let keeps = if case .committed = outcome { true } else { false }
-                        try await connection.query(keeps ? "RELEASE SAVEPOINT batch" : "ROLLBACK TO SAVEPOINT batch", logger: logger)
+                        if case .alreadyProcessed = outcome {
+                            try await connection.query("ROLLBACK TO SAVEPOINT batch", logger: logger)
+                        }
                         results.append(.success(outcome))
                     } catch {
                         try await connection.query("ROLLBACK TO SAVEPOINT batch", logger: logger)
+                        if insertsEntriesFirst, let entry {
+                            try await connection.query(
+                                """
+                                DELETE FROM \(unescaped: schema).inbox WHERE consumer = \(entry.consumer) AND event_id = \(entry.eventID)
+                                """,
+                                logger: logger)
+                        }
                         results.append(.failure(failure(error, operation: "commit a batch")))
                     }
                 }
@@ -306,6 +333,28 @@ public final class PostgresEventStorage: EventStorage, Service {
         } catch {
             return batches.map { _ in .failure(error) }
         }
+    }
+
+    /// Inserts inbox entries (all distinct) in the current transaction with one statement, in
+    /// a fixed order (so that two transactions inserting the same entries do not deadlock),
+    /// and returns those that were new; an entry a concurrent transaction is inserting is
+    /// waited for, and is not new when that one commits.
+    private func insertInboxEntries(_ entries: [InboxEntry], on connection: PostgresConnection) async throws -> Set<InboxEntry> {
+        let consumers = entries.map(\.consumer)
+        let eventIDs = entries.map(\.eventID)
+        var inserted: Set<InboxEntry> = []
+        for try await (consumer, eventID) in try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).inbox (consumer, event_id)
+            SELECT consumer, event_id FROM unnest(\(consumers)::text[], \(eventIDs)::uuid[]) AS entry (consumer, event_id)
+            ORDER BY consumer, event_id
+            ON CONFLICT DO NOTHING RETURNING consumer, event_id
+            """,
+            logger: logger
+        ).decode((String, UUID).self) {
+            inserted.insert(InboxEntry(consumer: consumer, eventID: eventID))
+        }
+        return inserted
     }
 
     /// Writes one batch inside the current transaction: its inbox entry first
