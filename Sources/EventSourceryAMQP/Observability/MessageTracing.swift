@@ -73,12 +73,9 @@ struct MessageTracing: Sendable {
             // A span a sampler dropped takes no attributes: they would be built for nothing.
             guard span.isRecording else { continue }
             span.updateAttributes { spanAttributes in
-                spanAttributes["messaging.system"] = "rabbitmq"
-                spanAttributes["messaging.operation.type"] = "send"
-                spanAttributes["messaging.destination.name"] = outgoing.exchange
-                spanAttributes["messaging.rabbitmq.destination.routing_key"] = outgoing.routingKey
-                spanAttributes["messaging.message.id"] = outgoing.properties.messageId
-                spanAttributes["messaging.message.conversation_id"] = outgoing.properties.correlationId
+                Self.setMessaging(
+                    &spanAttributes, operation: "send", exchange: outgoing.exchange, routingKey: outgoing.routingKey,
+                    properties: outgoing.properties)
                 attributes(item, &spanAttributes)
             }
         }
@@ -105,15 +102,24 @@ struct MessageTracing: Sendable {
         let span = tracer.startSpan(SpanName.process(delivery.exchange), context: parent, ofKind: .consumer)
         guard span.isRecording else { return span }
         span.updateAttributes { attributes in
-            attributes["messaging.system"] = "rabbitmq"
-            attributes["messaging.operation.type"] = "process"
-            attributes["messaging.destination.name"] = delivery.exchange
-            attributes["messaging.rabbitmq.destination.routing_key"] = delivery.routingKey
-            attributes["messaging.message.id"] = delivery.properties.messageId
-            attributes["messaging.message.conversation_id"] = delivery.properties.correlationId
+            Self.setMessaging(
+                &attributes, operation: "process", exchange: delivery.exchange, routingKey: delivery.routingKey,
+                properties: delivery.properties)
             attributes["messaging.consumer.group.name"] = context
         }
         return span
+    }
+
+    /// The OpenTelemetry messaging attributes a producer and a consumer span share.
+    private static func setMessaging(
+        _ attributes: inout SpanAttributes, operation: String, exchange: String, routingKey: String, properties: AMQPProperties
+    ) {
+        attributes["messaging.system"] = "rabbitmq"
+        attributes["messaging.operation.type"] = operation
+        attributes["messaging.destination.name"] = exchange
+        attributes["messaging.rabbitmq.destination.routing_key"] = routingKey
+        attributes["messaging.message.id"] = properties.messageId
+        attributes["messaging.message.conversation_id"] = properties.correlationId
     }
 
     /// Ends a consumer span with the delivery's outcome (`failed`: an error status).
