@@ -36,7 +36,7 @@ import NIOConcurrencyHelpers
 ///
 /// - **Positions come from the appending transaction's id:** `pg_current_xact_id() × 2^20`
 ///   plus a counter of that transaction's events (`append_events`, one statement per batch,
-///   see ``appendFunction``). Transactions that append to different streams never wait
+///   see `PostgresEventStorage+Schema.swift`). Transactions that append to different streams never wait
 ///   for each other.
 /// - **Readers read below the oldest running transaction:** ``readAll(after:limit:)`` and
 ///   ``headPosition()`` return only positions below `pg_snapshot_xmin(pg_current_snapshot())
@@ -407,7 +407,7 @@ public final class PostgresEventStorage: EventStorage, Service {
 
     /// Appends the batch's events with one call of `append_events` (see
     /// ``PostgresEventStorage`` for the order it gives and
-    /// ``PostgresEventStorage/appendFunction`` for what it does); `notifying`: whether the
+    /// the `append_events` function in `PostgresEventStorage+Schema.swift` for what it does); `notifying`: whether the
     /// function notifies the listeners when it adds outbox rows.
     private func appendEvents(_ batch: WriteBatch, on connection: PostgresConnection, notifying: Bool) async throws -> [RecordedEvent] {
         let appends = batch.appends.filter { !$0.events.isEmpty || $0.expectedVersion != .any }
