@@ -34,10 +34,8 @@ extension PostgresEventStorage {
             ).decode(UUID.self) {
                 throw EventStoreError.duplicateCommand(existing)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
             for command in batch.commands {
-                let trace = String(decoding: try encoder.encode(command.metadata.traceContext), as: UTF8.self)
+                let trace = TraceContextJSON.encode(command.metadata.traceContext)
                 try await connection.query(
                     """
                     INSERT INTO \(unescaped: schema).command_outbox (command_id, target, type_name, schema_version, created_at,
@@ -151,7 +149,7 @@ extension PostgresEventStorage {
     private func commandQuery(_ query: PostgresQuery, _ operation: String) async throws -> [CommandOutboxEntry] {
         do {
             var entries: [CommandOutboxEntry] = []
-            for try await columns in try await client.query(query, logger: logger).decode(CommandColumns.self) {
+            for try await columns in try await runningClient().query(query, logger: logger).decode(CommandColumns.self) {
                 entries.append(try Self.commandEntry(columns))
             }
             return entries

@@ -52,46 +52,8 @@ extension PostgresEventStorage {
         }
         switch psql.code {
         case .server:
-            let state = psql.serverInfo?[.sqlState] ?? "?????"
-            let serverMessage = psql.serverInfo?[.message] ?? "no message"
-            let detail = psql.serverInfo?[.detail].map { " (\($0))" } ?? ""
-            let server = "SQLSTATE \(state): \(serverMessage)\(detail)"
-            switch state {
-            case SQLState.invalidPassword, SQLState.invalidAuthorization:
-                return EventStoreError(
-                    .storageUnavailable,
-                    message: "PostgreSQL at \(endpoint) rejected the login of role '\(configuration.username)' "
-                        + "to database '\(configuration.database)' (\(server)). Check the user name and password in the "
-                        + "connection URL, and the server's pg_hba.conf rules for this client address."
-                )
-            case SQLState.invalidCatalogName:
-                return EventStoreError(
-                    .storageUnavailable,
-                    message: "The database '\(configuration.database)' does not exist on the PostgreSQL server at \(endpoint) "
-                        + "(\(server)). Create it (CREATE DATABASE \(configuration.database) OWNER \(configuration.username)) "
-                        + "or fix the database name in the connection URL."
-                )
-            case SQLState.tooManyConnections, SQLState.adminShutdown, SQLState.crashShutdown, SQLState.cannotConnectNow:
-                return EventStoreError(
-                    .storageUnavailable,
-                    message: "The PostgreSQL server at \(endpoint) cannot serve \(target) right now (\(server)). "
-                        + "Check that it is up and not out of connections (max_connections), then retry."
-                )
-            case SQLState.serializationFailure, SQLState.deadlockDetected:
-                return EventStoreError(
-                    .storageFailure,
-                    message: "Could not \(operation): the transaction conflicted with a concurrent one and was rolled back "
-                        + "(\(server)). Nothing was written; retrying is safe."
-                )
-            case SQLState.insufficientPrivilege:
-                return EventStoreError(
-                    .storageFailure,
-                    message: "Could not \(operation): role '\(configuration.username)' lacks a privilege in schema "
-                        + "'\(configuration.schema)' of \(target) (\(server)). Grant it, or let a role that owns the schema migrate it."
-                )
-            default:
-                return EventStoreError(.storageFailure, message: "Could not \(operation) in \(target): \(server).")
-            }
+            return serverError(
+                ServerError(psql) ?? ServerError(state: "?????", message: "no message"), configuration: configuration, operation: operation)
         case .connectionError, .serverClosedConnection, .uncleanShutdown:
             return EventStoreError(
                 .storageUnavailable,
@@ -141,25 +103,48 @@ extension PostgresEventStorage {
         return Self.storeError(error, configuration: configuration, operation: operation)
     }
 
-    /// The SQLSTATE of a server error, if `error` is one.
-    static func sqlState(of error: any Error) -> String? {
-        if let transaction = error as? PostgresTransactionError,
-            let inner = transaction.closureError ?? transaction.commitError
-        {
-            return sqlState(of: inner)
+    /// Translates an error the server reported (SQLSTATE, message, detail) like
+    /// ``storeError(_:configuration:operation:)`` does.
+    static func serverError(_ error: ServerError, configuration: Configuration, operation: String) -> EventStoreError {
+        let endpoint = "\(configuration.host):\(configuration.port)"
+        let target = "database '\(configuration.database)' on \(endpoint) as '\(configuration.username)'"
+        let server = "SQLSTATE \(error.state): \(error.message)\(error.detail.map { " (\($0))" } ?? "")"
+        switch error.state {
+        case SQLState.invalidPassword, SQLState.invalidAuthorization:
+            return EventStoreError(
+                .storageUnavailable,
+                message: "PostgreSQL at \(endpoint) rejected the login of role '\(configuration.username)' "
+                    + "to database '\(configuration.database)' (\(server)). Check the user name and password in the "
+                    + "connection URL, and the server's pg_hba.conf rules for this client address."
+            )
+        case SQLState.invalidCatalogName:
+            return EventStoreError(
+                .storageUnavailable,
+                message: "The database '\(configuration.database)' does not exist on the PostgreSQL server at \(endpoint) "
+                    + "(\(server)). Create it (CREATE DATABASE \(configuration.database) OWNER \(configuration.username)) "
+                    + "or fix the database name in the connection URL."
+            )
+        case SQLState.tooManyConnections, SQLState.adminShutdown, SQLState.crashShutdown, SQLState.cannotConnectNow:
+            return EventStoreError(
+                .storageUnavailable,
+                message: "The PostgreSQL server at \(endpoint) cannot serve \(target) right now (\(server)). "
+                    + "Check that it is up and not out of connections (max_connections), then retry."
+            )
+        case SQLState.serializationFailure, SQLState.deadlockDetected:
+            return EventStoreError(
+                .storageFailure,
+                message: "Could not \(operation): the transaction conflicted with a concurrent one and was rolled back "
+                    + "(\(server)). Nothing was written; retrying is safe."
+            )
+        case SQLState.insufficientPrivilege:
+            return EventStoreError(
+                .storageFailure,
+                message: "Could not \(operation): role '\(configuration.username)' lacks a privilege in schema "
+                    + "'\(configuration.schema)' of \(target) (\(server)). Grant it, or let a role that owns the schema migrate it."
+            )
+        default:
+            return EventStoreError(.storageFailure, message: "Could not \(operation) in \(target): \(server).")
         }
-        guard let psql = error as? PSQLError, psql.code == .server else { return nil }
-        return psql.serverInfo?[.sqlState]
-    }
-
-    /// The constraint a server error names, if any.
-    static func constraintName(of error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.constraintName]
-    }
-
-    /// The detail line of a server error, if any.
-    static func errorDetail(of error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.detail]
     }
 }
 
@@ -184,6 +169,6 @@ extension PostgresEventStorage {
 extension WriteBatch {
     /// Holds appends only: no inbox entry, checkpoint, snapshot or command.
     var isOnlyAppends: Bool {
-        inboxEntry == nil && checkpoint == nil && snapshots.isEmpty && commands.isEmpty && cancelledCommands.isEmpty
+        inboxEntry == nil && isInboxAndAppends
     }
 }

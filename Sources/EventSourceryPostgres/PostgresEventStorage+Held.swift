@@ -25,9 +25,7 @@ extension PostgresEventStorage {
     public func holdEvent(_ event: HeldEvent, onlyBehindOthers: Bool) async throws -> HoldOutcome {
         let sequence = event.sequence
         let encoded = event.event
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let trace = String(decoding: try encoder.encode(encoded.metadata.traceContext), as: UTF8.self)
+        let trace = TraceContextJSON.encode(encoded.metadata.traceContext)
         let operation = "hold an event"
         let rows = try await rows(
             """
@@ -79,7 +77,7 @@ extension PostgresEventStorage {
         let operation = "read held events"
         do {
             var events: [HeldEvent] = []
-            for try await columns in try await client.query(query, logger: logger).decode(HeldColumns.self) {
+            for try await columns in try await runningClient().query(query, logger: logger).decode(HeldColumns.self) {
                 let recorded = try Self.recordedEvent(
                     (
                         columns.0, columns.1, columns.2, columns.3, columns.4, columns.5, columns.6, columns.7, columns.8, columns.9,

@@ -25,7 +25,12 @@ extension PostgresEventStorage {
         let ownsClient = self.ownsClient
         await withTaskGroup(of: Void.self) { group in
             if ownsClient {
-                group.addTask { await client.run() }
+                group.addTask {
+                    // Nothing between the two calls suspends: the pool is running (postgres-nio's
+                    // flag set) long before a query woken by the first one asks it for a connection.
+                    self.poolIsStarting()
+                    await client.run()
+                }
             }
             group.addTask { await self.listenForOutboxChanges() }
             group.addTask { await self.sendNotices() }
@@ -70,7 +75,10 @@ extension PostgresEventStorage {
                 // after this fail instead of waiting for it.
                 let client = self.client
                 await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await client.run() }
+                    group.addTask {
+                        self.poolIsStarting()
+                        await client.run()
+                    }
                     group.cancelAll()
                 }
             }
@@ -85,6 +93,28 @@ extension PostgresEventStorage {
                 if finished { continuation.resume() }
             }
         }
+    }
+
+    /// The connection pool, once it runs: waits until ``run()`` started the pool it owns (or
+    /// ``shutdown()`` ran it to close it, when ``run()`` never ran), so that no query asks the
+    /// pool for a connection before `PostgresClient.run()` was called, which postgres-nio
+    /// warns about ("`PostgresClient.run()` hasn't been called yet"). A pool the application
+    /// runs (``init(client:configuration:logger:)``) is returned at once.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled while it waits.
+    func runningClient() async throws -> PostgresClient {
+        guard ownsClient else { return client }
+        while true {
+            let generation = poolStarted.generation
+            if lifecycle.withLockedValue({ $0.poolRuns }) { return client }
+            _ = await poolStarted.wait(since: generation, timeout: .seconds(3600))
+            try Task.checkCancellation()
+        }
+    }
+
+    private func poolIsStarting() {
+        lifecycle.withLockedValue { $0.poolRuns = true }
+        poolStarted.signal()
     }
 
     /// Returns when ``shutdown()`` asks ``run()`` to stop or the task is cancelled.
@@ -145,7 +175,7 @@ extension PostgresEventStorage {
         var listening = false
         while !Task.isCancelled {
             do {
-                try await client.withConnection { connection in
+                try await runningClient().withConnection { connection in
                     try await connection.listen(on: channel) { notifications in
                         if listening {
                             self.outboxDidChange()  // some may have been missed while reconnecting

@@ -50,7 +50,7 @@ extension PostgresEventStorage {
                 continue
             }
             do {
-                _ = try await client.query(
+                _ = try await runningClient().query(
                     "SELECT set_config('synchronous_commit', 'off', true), pg_notify(\(channel), \(payload))", logger: logger
                 ).collect()
                 sent = requested

@@ -37,7 +37,7 @@ extension PostgresEventStorage {
     /// Runs a query whose rows are outbox entries, outside a transaction.
     private func outboxQuery(_ query: PostgresQuery, _ operation: String) async throws -> [OutboxEntry] {
         do {
-            return try await Self.outboxEntries(try await client.query(query, logger: logger))
+            return try await Self.outboxEntries(try await runningClient().query(query, logger: logger))
         } catch {
             throw failure(error, operation: operation)
         }

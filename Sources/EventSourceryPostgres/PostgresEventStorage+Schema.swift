@@ -38,6 +38,9 @@ extension PostgresEventStorage {
     /// `v6` replaces `append_events` by ``appendFunctionNotifyingWhenAsked``, which notifies
     /// only when given a channel, so that appends can leave the notification to after their
     /// commit.
+    ///
+    /// `v7` creates `commit_each` (``commitEachFunction``): a consumer's batches, each with its
+    /// inbox entry, in one call.
     static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -206,6 +209,11 @@ extension PostgresEventStorage {
             name: "notify after commit",
             statements: [appendFunctionNotifyingWhenAsked]
         ),
+        Migration(
+            version: 7,
+            name: "commit each in one call",
+            statements: [commitEachFunction]
+        ),
     ]
 
     /// `append_events`: appends a batch's events to their streams in one statement.
@@ -233,6 +241,98 @@ extension PostgresEventStorage {
     /// flush, so appends that notified could not commit in parallel (see docs/POSTGRESQL.md).
     static let appendFunctionNotifyingWhenAsked = appendFunctionText(
         create: "CREATE OR REPLACE FUNCTION", notifyWhen: "in_channel IS NOT NULL AND true = ANY (in_publishes)")
+
+    /// `commit_each`: commits several batches of appends, each with an optional inbox entry,
+    /// atomically each on its own, in one call (see
+    /// ``PostgresEventStorage/commitEach(_:)``).
+    ///
+    /// Batch `b` has an inbox entry when `in_has_inbox[b]` (`in_consumers[b]`,
+    /// `in_inbox_event_ids[b]`) and `in_append_counts[b]` appends; the append and event arrays
+    /// are those of `append_events`, the batches' parts one after another. The function first
+    /// inserts all inbox entries with one statement, in one order (two transactions inserting
+    /// the same entries do not deadlock; an entry a concurrent transaction is inserting is
+    /// waited for). A batch whose entry existed is `processed` and writes nothing. Each other
+    /// batch calls `append_events` with its part inside its own `BEGIN … EXCEPTION` block (a
+    /// subtransaction): when it fails, only its writes are rolled back, its inbox entry is
+    /// deleted again, and its row is `failed` with the error's SQLSTATE, message, detail and
+    /// constraint, which the storage maps as it maps a failed `append_events` call. Returns one
+    /// row per batch, in order: `committed` with the positions and stream versions of its
+    /// events, `processed`, or `failed`.
+    static let commitEachFunction = """
+        CREATE FUNCTION {schema}.commit_each(
+            in_has_inbox boolean[], in_consumers text[], in_inbox_event_ids uuid[], in_append_counts integer[],
+            in_streams text[], in_expected bigint[], in_counts integer[],
+            in_event_ids uuid[], in_type_names text[], in_schema_versions integer[], in_created_ats timestamptz[],
+            in_correlation_ids text[], in_causation_ids text[], in_trace_contexts text[], in_payloads text[],
+            in_publishes boolean[], in_channel text, in_notice text
+        ) RETURNS TABLE (
+            outcome text, event_positions bigint[], event_versions bigint[],
+            error_state text, error_message text, error_detail text, error_constraint text
+        )
+        LANGUAGE plpgsql AS $fn$
+        DECLARE
+            writes boolean[];
+            first_append integer := 1;
+            last_append integer;
+            first_event integer := 1;
+            last_event integer;
+        BEGIN
+            WITH inserted AS (
+                INSERT INTO {schema}.inbox (consumer, event_id)
+                SELECT e.consumer, e.event_id FROM unnest(in_has_inbox, in_consumers, in_inbox_event_ids) AS e (has, consumer, event_id)
+                WHERE e.has ORDER BY e.consumer, e.event_id
+                ON CONFLICT DO NOTHING RETURNING consumer, event_id
+            )
+            SELECT array_agg(NOT e.has OR i.consumer IS NOT NULL ORDER BY e.n) INTO writes
+            FROM unnest(in_has_inbox, in_consumers, in_inbox_event_ids) WITH ORDINALITY AS e (has, consumer, event_id, n)
+            LEFT JOIN inserted i ON e.has AND i.consumer = e.consumer AND i.event_id = e.event_id;
+            FOR b IN 1 .. coalesce(array_length(in_append_counts, 1), 0) LOOP
+                last_append := first_append + in_append_counts[b] - 1;
+                last_event := first_event - 1
+                    + coalesce((SELECT sum(c)::integer FROM unnest(in_counts[first_append:last_append]) AS c), 0);
+                outcome := 'processed';
+                event_positions := NULL;
+                event_versions := NULL;
+                error_state := NULL;
+                error_message := NULL;
+                error_detail := NULL;
+                error_constraint := NULL;
+                IF writes[b] THEN
+                    BEGIN
+                        outcome := 'committed';
+                        event_positions := '{}';
+                        event_versions := '{}';
+                        IF in_append_counts[b] > 0 THEN
+                            SELECT coalesce(array_agg(a.event_position ORDER BY a.n), '{}'),
+                                coalesce(array_agg(a.event_version ORDER BY a.n), '{}')
+                            INTO event_positions, event_versions
+                            FROM {schema}.append_events(
+                                in_streams[first_append:last_append], in_expected[first_append:last_append],
+                                in_counts[first_append:last_append], in_event_ids[first_event:last_event],
+                                in_type_names[first_event:last_event], in_schema_versions[first_event:last_event],
+                                in_created_ats[first_event:last_event], in_correlation_ids[first_event:last_event],
+                                in_causation_ids[first_event:last_event], in_trace_contexts[first_event:last_event],
+                                in_payloads[first_event:last_event], in_publishes[first_event:last_event], in_channel, in_notice
+                            ) WITH ORDINALITY AS a (event_position, event_version, n);
+                        END IF;
+                    EXCEPTION WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                            error_detail = PG_EXCEPTION_DETAIL, error_constraint = CONSTRAINT_NAME;
+                        outcome := 'failed';
+                        event_positions := NULL;
+                        event_versions := NULL;
+                        IF in_has_inbox[b] THEN
+                            DELETE FROM {schema}.inbox WHERE consumer = in_consumers[b] AND event_id = in_inbox_event_ids[b];
+                        END IF;
+                    END;
+                END IF;
+                RETURN NEXT;
+                first_append := last_append + 1;
+                first_event := last_event + 1;
+            END LOOP;
+        END
+        $fn$
+        """
 
     /// The text of `append_events`, created with `create` and notifying when `notifyWhen` holds.
     private static func appendFunctionText(create: String, notifyWhen: String) -> String {

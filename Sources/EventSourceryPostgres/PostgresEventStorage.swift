@@ -36,7 +36,7 @@ import NIOConcurrencyHelpers
 ///
 /// - **Positions come from the appending transaction's id:** `pg_current_xact_id() × 2^20`
 ///   plus a counter of that transaction's events (`append_events`, one statement per batch,
-///   see ``appendFunction``). Transactions that append to different streams never wait
+///   see `PostgresEventStorage+Schema.swift`). Transactions that append to different streams never wait
 ///   for each other.
 /// - **Readers read below the oldest running transaction:** ``readAll(after:limit:)`` and
 ///   ``headPosition()`` return only positions below `pg_snapshot_xmin(pg_current_snapshot())
@@ -89,6 +89,8 @@ public final class PostgresEventStorage: EventStorage, Service {
     struct Lifecycle {
         /// Whether ``run()`` started.
         var isRunning = false
+        /// Whether ``run()`` (or ``shutdown()``, to close it) started the pool the storage owns.
+        var poolRuns = false
         /// Whether ``run()`` returned.
         var isFinished = false
         var isShutDown = false
@@ -113,6 +115,8 @@ public final class PostgresEventStorage: EventStorage, Service {
     let lifecycle: NIOLockedValueBox<Lifecycle>
     /// Signalled by the shared notification listener.
     let outboxChanged = ChangeSignal()
+    /// Signalled when ``Lifecycle/poolRuns`` becomes true.
+    let poolStarted = ChangeSignal()
     /// Signalled by commits that want the notice sender of ``run()`` to notify the listeners.
     let noticeRequests = ChangeSignal()
 
@@ -174,7 +178,7 @@ public final class PostgresEventStorage: EventStorage, Service {
     /// safe to run from several processes at once.
     public func migrate() async throws {
         do {
-            try await client.withConnection { connection in
+            try await runningClient().withConnection { connection in
                 try await Self.migrate(on: connection, configuration: configuration, logger: logger)
             }
         } catch {
@@ -193,7 +197,7 @@ public final class PostgresEventStorage: EventStorage, Service {
     ) async throws -> Result {
         let logger = self.logger
         do {
-            return try await client.withConnection { connection in
+            return try await runningClient().withConnection { connection in
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     let result = try await body(connection)
@@ -212,29 +216,13 @@ public final class PostgresEventStorage: EventStorage, Service {
     /// Runs one statement on a pooled connection and collects its rows.
     func rows(_ query: PostgresQuery, _ operation: String) async throws -> [PostgresRow] {
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await runningClient().query(query, logger: logger).collect()
         } catch {
             throw failure(error, operation: operation)
         }
     }
 
     // MARK: Commit
-
-    /// One commit's appends as the arrays `append_events` takes.
-    private struct AppendInput {
-        var streams: [String] = []
-        var expected: [Int64] = []
-        var counts: [Int32] = []
-        var eventIDs: [UUID] = []
-        var typeNames: [String] = []
-        var schemaVersions: [Int32] = []
-        var createdAts: [Date] = []
-        var correlationIDs: [String] = []
-        var causationIDs: [String] = []
-        var traceContexts: [String] = []
-        var payloads: [String] = []
-        var publishes: [Bool] = []
-    }
 
     /// How often ``commit(_:)`` runs a batch again in a new transaction when its transaction
     /// was older than one that appended to the same stream first (see ``appendEvents``).
@@ -250,10 +238,15 @@ public final class PostgresEventStorage: EventStorage, Service {
                     // One statement, no BEGIN or COMMIT: the function call is its own transaction.
                     do {
                         outcome = .committed(
-                            try await client.withConnection { try await appendEvents(batch, on: $0, notifying: !notifiesAfterCommit) })
+                            try await runningClient().withConnection {
+                                try await appendEvents(batch, on: $0, notifying: !notifiesAfterCommit)
+                            })
                     } catch {
                         throw failure(error, operation: "commit a batch")
                     }
+                } else if batch.inboxEntry != nil && batch.isInboxAndAppends {
+                    // A consumer's batch: one call of `commit_each`, its own transaction.
+                    outcome = try await commitInOneCall([batch], notifying: !notifiesAfterCommit)[0].get()
                 } else {
                     outcome = try await inTransaction(
                         "commit a batch", shouldCommit: { if case .committed = $0 { true } else { false } }
@@ -267,94 +260,6 @@ public final class PostgresEventStorage: EventStorage, Service {
                 attempt += 1
             }
         }
-    }
-
-    /// Commits each batch atomically on its own, all in one transaction with a savepoint per
-    /// batch: a batch that fails (or whose inbox entry exists) is rolled back to its
-    /// savepoint alone, and the set costs one commit.
-    ///
-    /// Round trips: the batches' inbox entries are inserted together by one statement first
-    /// (a batch whose entry exists is already processed and writes nothing), then each other
-    /// batch costs a savepoint and its writes (one `append_events` call for its events). The
-    /// savepoints are not released: each batch's savepoint nests in the previous one, and
-    /// `ROLLBACK TO SAVEPOINT` undoes only the latest, the failing batch's writes, whose inbox
-    /// entry is then deleted again. Batches that name the same inbox entry twice are written
-    /// one after another with their entries, as ``commit(_:)`` does.
-    public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {
-        if batches.isEmpty { return [] }
-        if batches.count == 1 {
-            // Alone: its own transaction, without a savepoint.
-            do { return [.success(try await commit(batches[0]))] } catch { return [.failure(error)] }
-        }
-        let logger = self.logger
-        let notifiesAfterCommit = defersNotices
-        let entries = batches.compactMap(\.inboxEntry)
-        let insertsEntriesFirst = !entries.isEmpty && Set(entries).count == entries.count
-        do {
-            let results = try await inTransaction("commit batches") { connection in
-                let inserted = insertsEntriesFirst ? try await insertInboxEntries(entries, on: connection) : []
-                var results: [Result<CommitOutcome, any Error>] = []
-                results.reserveCapacity(batches.count)
-                for var batch in batches {
-                    let entry = batch.inboxEntry
-                    if insertsEntriesFirst, let entry {
-                        guard inserted.contains(entry) else {
-                            results.append(.success(.alreadyProcessed))
-                            continue
-                        }
-                        batch.inboxEntry = nil
-                    }
-                    try await connection.query("SAVEPOINT batch", logger: logger)
-                    do {
-                        let outcome = try await write(batch, on: connection, notifying: !notifiesAfterCommit)
-                        if case .alreadyProcessed = outcome {
-                            try await connection.query("ROLLBACK TO SAVEPOINT batch", logger: logger)
-                        }
-                        results.append(.success(outcome))
-                    } catch {
-                        try await connection.query("ROLLBACK TO SAVEPOINT batch", logger: logger)
-                        if insertsEntriesFirst, let entry {
-                            try await connection.query(
-                                """
-                                DELETE FROM \(unescaped: schema).inbox WHERE consumer = \(entry.consumer) AND event_id = \(entry.eventID)
-                                """,
-                                logger: logger)
-                        }
-                        results.append(.failure(failure(error, operation: "commit a batch")))
-                    }
-                }
-                return results
-            }
-            let woke = zip(batches, results).contains { batch, result in
-                if batch.wakesRelays, case .success(.committed) = result { true } else { false }
-            }
-            if notifiesAfterCommit && woke { committedWithoutNotice() }
-            return results
-        } catch {
-            return batches.map { _ in .failure(error) }
-        }
-    }
-
-    /// Inserts inbox entries (all distinct) in the current transaction with one statement, in
-    /// a fixed order (so that two transactions inserting the same entries do not deadlock),
-    /// and returns those that were new; an entry a concurrent transaction is inserting is
-    /// waited for, and is not new when that one commits.
-    private func insertInboxEntries(_ entries: [InboxEntry], on connection: PostgresConnection) async throws -> Set<InboxEntry> {
-        let consumers = entries.map(\.consumer)
-        let eventIDs = entries.map(\.eventID)
-        var inserted: Set<InboxEntry> = []
-        for try await (consumer, eventID) in try await connection.query(
-            """
-            INSERT INTO \(unescaped: schema).inbox (consumer, event_id)
-            SELECT consumer, event_id FROM unnest(\(consumers)::text[], \(eventIDs)::uuid[]) AS entry (consumer, event_id)
-            ORDER BY consumer, event_id
-            ON CONFLICT DO NOTHING RETURNING consumer, event_id
-            """,
-            logger: logger
-        ).decode((String, UUID).self) {
-            inserted.insert(InboxEntry(consumer: consumer, eventID: eventID))
-        }
-        return inserted
     }
 
     /// Writes one batch inside the current transaction: its inbox entry first
@@ -407,43 +312,19 @@ public final class PostgresEventStorage: EventStorage, Service {
 
     /// Appends the batch's events with one call of `append_events` (see
     /// ``PostgresEventStorage`` for the order it gives and
-    /// ``PostgresEventStorage/appendFunction`` for what it does); `notifying`: whether the
+    /// the `append_events` function in `PostgresEventStorage+Schema.swift` for what it does); `notifying`: whether the
     /// function notifies the listeners when it adds outbox rows.
     private func appendEvents(_ batch: WriteBatch, on connection: PostgresConnection, notifying: Bool) async throws -> [RecordedEvent] {
-        let appends = batch.appends.filter { !$0.events.isEmpty || $0.expectedVersion != .any }
+        let appends = batch.writtenAppends
         guard !appends.isEmpty else { return [] }
         var input = AppendInput()
-        var batchIDs: Set<UUID> = []
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        for append in appends {
-            input.streams.append(append.streamID.rawValue)
-            let expected: Int64 =
-                switch append.expectedVersion {
-                case .any: -1
-                case .noStream: 0
-                case .exact(let version): version
-                }
-            input.expected.append(expected)
-            input.counts.append(Int32(append.events.count))
-            for event in append.events {
-                guard batchIDs.insert(event.id).inserted else { throw EventStoreError.duplicateEvent(event.id, stream: append.streamID) }
-                input.eventIDs.append(event.id)
-                input.typeNames.append(event.typeName)
-                input.schemaVersions.append(Int32(clamping: event.schemaVersion))
-                input.createdAts.append(event.createdAt)
-                input.correlationIDs.append(event.metadata.correlationID?.uuidString ?? "")
-                input.causationIDs.append(event.metadata.causationID?.uuidString ?? "")
-                let trace = (try? encoder.encode(event.metadata.traceContext)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                input.traceContexts.append(trace)
-                input.payloads.append(String(decoding: event.payload, as: UTF8.self))
-                input.publishes.append(append.publishes)
-            }
-        }
-        var assigned: [(position: Int64, version: Int64)] = []
-        assigned.reserveCapacity(input.eventIDs.count)
+        try input.add(appends)
+        var positions: [Int64] = []
+        var versions: [Int64] = []
+        positions.reserveCapacity(input.eventIDs.count)
+        versions.reserveCapacity(input.eventIDs.count)
         do {
-            for try await row in try await connection.query(
+            for try await (position, version) in try await connection.query(
                 """
                 SELECT event_position, event_version FROM \(unescaped: schema).append_events(
                     \(input.streams)::text[], \(input.expected)::bigint[], \(input.counts)::integer[],
@@ -454,44 +335,35 @@ public final class PostgresEventStorage: EventStorage, Service {
                 """,
                 logger: logger
             ).decode((Int64, Int64).self) {
-                assigned.append(row)
+                positions.append(position)
+                versions.append(version)
             }
         } catch {
-            throw insertError(error, appends: appends)
+            throw ServerError(error).flatMap { Self.appendError($0, appends: appends) } ?? error
         }
-        var recorded: [RecordedEvent] = []
-        recorded.reserveCapacity(assigned.count)
-        var index = 0
-        for append in appends {
-            for event in append.events {
-                let (position, version) = assigned[index]
-                recorded.append(RecordedEvent(streamID: append.streamID, streamVersion: version, position: position, event: event))
-                index += 1
-            }
-        }
-        return recorded
+        return try Self.recordedEvents(appends, positions: positions, versions: versions)
     }
 
     /// Maps a failed append: a version conflict, a transaction older than one that appended
     /// to the same stream first, a stored event id, a stream version taken by a writer that
-    /// bypassed `append_events`, or a payload that is not JSON.
-    private func insertError(_ error: any Error, appends: [WriteBatch.StreamAppend]) -> any Error {
-        let detail = Self.errorDetail(of: error) ?? ""
+    /// bypassed `append_events`, or a payload that is not JSON; `nil` for other errors.
+    static func appendError(_ error: ServerError, appends: [WriteBatch.StreamAppend]) -> EventStoreError? {
+        let detail = error.detail ?? ""
         let numbers = detail.split(separator: " ").compactMap { Int64($0) }
         let failedAppend = numbers.count == 2 && appends.indices.contains(Int(numbers[0])) ? appends[Int(numbers[0])] : nil
-        switch Self.sqlState(of: error) {
+        switch error.state {
         case SQLState.versionConflict where failedAppend != nil:
             return EventStoreError.conflict(stream: failedAppend!.streamID, expected: failedAppend!.expectedVersion, actual: numbers[1])
-        case SQLState.transactionOrderConflict:
+        case SQLState.transactionOrderConflict where !appends.isEmpty:
             let stream = failedAppend?.streamID ?? appends[0].streamID
             return EventStoreError(
                 .concurrencyConflict,
-                message: Self.transactionOrderMessage(stream: stream),
+                message: transactionOrderMessage(stream: stream),
                 streamID: stream,
                 expectedVersion: failedAppend?.expectedVersion ?? .any,
                 actualVersion: numbers.count == 2 ? numbers[1] : nil
             )
-        case SQLState.uniqueViolation where Self.constraintName(of: error) == "events_event_id_unique":
+        case SQLState.uniqueViolation where error.constraint == "events_event_id_unique":
             for append in appends {
                 for event in append.events where detail.localizedCaseInsensitiveContains(event.id.uuidString) {
                     return EventStoreError.duplicateEvent(event.id, stream: append.streamID)
@@ -499,7 +371,7 @@ public final class PostgresEventStorage: EventStorage, Service {
             }
             let first = appends.first { !$0.events.isEmpty }
             return EventStoreError.duplicateEvent(first?.events.first?.id ?? UUID(), stream: first?.streamID ?? "unknown")
-        case SQLState.uniqueViolation where Self.constraintName(of: error) == "events_stream_version_unique":
+        case SQLState.uniqueViolation where error.constraint == "events_stream_version_unique" && !appends.isEmpty:
             let append = appends.first { detail.contains("(\($0.streamID.rawValue),") } ?? appends[0]
             return EventStoreError(
                 .concurrencyConflict,
@@ -515,7 +387,7 @@ public final class PostgresEventStorage: EventStorage, Service {
                     + "Payloads must be valid UTF-8 JSON without \\u0000 characters."
             )
         default:
-            return error
+            return nil
         }
     }
 
@@ -557,7 +429,7 @@ public final class PostgresEventStorage: EventStorage, Service {
     private func events(_ query: PostgresQuery, _ operation: String) async throws -> [RecordedEvent] {
         do {
             var result: [RecordedEvent] = []
-            for try await columns in try await client.query(query, logger: logger).decode(EventColumns.self) {
+            for try await columns in try await runningClient().query(query, logger: logger).decode(EventColumns.self) {
                 result.append(try Self.recordedEvent(columns))
             }
             return result

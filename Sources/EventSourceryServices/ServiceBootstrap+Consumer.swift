@@ -19,7 +19,7 @@ extension ServiceBootstrap {
     /// With `broker.wait_for_broker` (the default) a failure that passes by itself — a queue
     /// whose node is down or still starting (404, or 541 `cluster_not_formed`), or the
     /// connection lost meanwhile (it recovers on its own) — is retried with backoff, up to
-    /// ``declarationAttempts`` attempts, so a replica restarted while a cluster node is down
+    /// 20 attempts, so a replica restarted while a cluster node is down
     /// waits for it instead of exiting.
     ///
     /// - Throws: ``StartupError`` with exit code 78 when the broker refuses a declaration

@@ -27,11 +27,11 @@ public enum TestDatabase {
     }
 
     /// Connects a storage and runs it (``PostgresEventStorage/run()``) until its `shutdown()`,
-    /// returning once it runs: tests use storages like this outside a `ServiceGroup`.
+    /// returning once its pool runs: tests use storages like this outside a `ServiceGroup`.
     public static func connect(_ configuration: PostgresEventStorage.Configuration) async throws -> PostgresEventStorage {
         let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: logger)
         Task { try? await storage.run() }
-        while !storage.lifecycle.withLockedValue({ $0.isRunning }) { try await Task.sleep(for: .milliseconds(1)) }
+        _ = try await storage.runningClient()
         return storage
     }
 
@@ -65,7 +65,7 @@ public enum TestDatabase {
     /// Drops the storage's schema and shuts it down.
     public static func drop(_ storage: PostgresEventStorage) async {
         let schema = PostgresEventStorage.quotedIdentifier(storage.configuration.schema)
-        _ = try? await storage.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: logger).collect()
+        _ = try? await storage.runningClient().query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: logger).collect()
         await storage.shutdown()
     }
 }

@@ -9,7 +9,8 @@ import Synchronization
 import Tracing
 
 /// Relay and consumer throughput with metrics (Prometheus), then metrics and tracing (a
-/// span-creating, W3C-propagating tracer) on, beside both off, in the same run: the modes
+/// span-creating, W3C-propagating tracer) recording every trace, and recording a sampled share
+/// (parent-based ratio), beside all off, in the same run: the modes
 /// rotate, each run draining a fresh pre-filled outbox through the relay into a consumer's inbox and
 /// then consuming it (one append per event through the inbox).
 struct ObservabilityBenchmark: AsyncParsableCommand {
@@ -21,8 +22,11 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
     @Option(help: "Events per run.")
     var events = 20_000
 
-    @Option(help: "Rounds; each runs every mode (off, metrics, metrics + tracing), starting with another one.")
+    @Option(help: "Rounds; each runs every mode (off, metrics, metrics + tracing, metrics + sampled tracing), starting with another one.")
     var rounds = 3
+
+    @Option(help: "The share of traces the sampled mode records (parent-based trace-id ratio), as a production setting would.")
+    var samplingRatio = 0.1
 
     @Option(help: "Entries the relay claims per round.")
     var batchSize = 1000
@@ -37,7 +41,14 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
     private struct Mode {
         var name: String
         var metrics: Bool
-        var tracing: Bool
+        /// The tracer's sampling ratio; `nil`: no tracer.
+        var sampling: Double?
+    }
+
+    func validate() throws {
+        guard samplingRatio > 0, samplingRatio <= 1 else {
+            throw ValidationError("--sampling-ratio must be in (0, 1], got \(samplingRatio)")
+        }
     }
 
     func run() async throws {
@@ -52,18 +63,20 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
             "observability benchmark: \(events) events per run, \(rounds) rounds, relay batch \(batchSize), consumer \(concurrency) lanes")
         BenchmarkTable.header()
 
-        let off = Mode(name: "off", metrics: false, tracing: false)
+        let off = Mode(name: "off", metrics: false, sampling: nil)
         let modes = [
-            off, Mode(name: "metrics", metrics: true, tracing: false), Mode(name: "metrics + tracing", metrics: true, tracing: true),
+            off, Mode(name: "metrics", metrics: true, sampling: nil), Mode(name: "metrics + tracing", metrics: true, sampling: 1),
+            Mode(name: "metrics + tracing \(Int((samplingRatio * 100).rounded())) %", metrics: true, sampling: samplingRatio),
         ]
         var rates: [String: (relay: [Double], consumer: [Double])] = [:]
-        let tracer = BenchTracer()
+        var tracers = [1.0: BenchTracer()]
+        if tracers[samplingRatio] == nil { tracers[samplingRatio] = BenchTracer(ratio: samplingRatio) }
         for round in 0..<rounds {
             // Each round starts with another mode, so that none always runs first.
             for step in 0..<modes.count {
                 let mode = modes[(round + step) % modes.count]
                 metrics.set(mode.metrics)
-                let modeTracer: any Tracer = mode.tracing ? tracer : NoOpTracer()
+                let modeTracer: any Tracer = mode.sampling.flatMap { tracers[$0] } ?? NoOpTracer()
                 let path = directory.appendingPathComponent("round-\(round)-\(step).sqlite").path
                 let relay = try await relayRun(source: source, path: path, tracer: modeTracer, connection: connection)
                 BenchmarkTable.line("relay, \(mode.name)", events: events, elapsed: relay.elapsed, cpu: relay.cpu, latencies: [])
@@ -84,7 +97,9 @@ struct ObservabilityBenchmark: AsyncParsableCommand {
                     median(measured.relay), median(base.relay), median(measured.relay) / median(base.relay), median(measured.consumer),
                     median(base.consumer), median(measured.consumer) / median(base.consumer)))
         }
-        print("spans ended with tracing on: \(tracer.ended.load(ordering: .relaxed))")
+        for (ratio, tracer) in tracers.sorted(by: { $0.key > $1.key }) {
+            print("spans exported with sampling ratio \(ratio): \(tracer.ended.load(ordering: .relaxed))")
+        }
     }
 
     /// Pre-fills an outbox (the source's events, untraced) and drains it with a relay into the

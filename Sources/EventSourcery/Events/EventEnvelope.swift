@@ -11,7 +11,7 @@ public struct EventEnvelope: Sendable {
     /// The event itself.
     public var event: any Event
 
-    /// Wraps an event with a fresh time-ordered id (``Foundation/UUID/timeOrdered(at:)``) and the current time.
+    /// Wraps an event with a fresh time-ordered id (`UUID.timeOrdered(at:)`) and the current time.
     ///
     /// When `metadata` has no correlation id, the event starts a new flow and its own id
     /// becomes the correlation id.

@@ -86,8 +86,14 @@ public struct WriteBatch: Sendable {
         }
     }
 
-    /// Gives `fields` as trace context to the events and commands of this batch that carry none.
-    mutating func fillTraceContext(_ fields: [String: String]) {
+    /// Gives `fields` as trace context to the events and commands of this batch that carry none;
+    /// `fields` is not evaluated when all of them carry one (a handler run's writes).
+    mutating func fillTraceContext(_ fields: @autoclosure () -> [String: String]) {
+        guard
+            commands.contains(where: { $0.metadata.traceContext.isEmpty })
+                || appends.contains(where: { $0.events.contains { $0.metadata.traceContext.isEmpty } })
+        else { return }
+        let fields = fields()
         guard !fields.isEmpty else { return }
         updateMetadata(includingCommands: true) { metadata, _ in
             if metadata.traceContext.isEmpty { metadata.traceContext = fields }

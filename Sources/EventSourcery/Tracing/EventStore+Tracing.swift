@@ -19,6 +19,7 @@ extension EventStore {
         let event = first.events[0]
         if span.isRecording {
             span.updateAttributes { attributes in
+                attributes.reserveCapacity(5)
                 attributes["es.stream"] = first.streamID.rawValue
                 attributes["es.event_count"] = batch.eventCount
                 attributes["es.event_id"] = event.id.lowercasedString

@@ -178,6 +178,20 @@ extension ContextConsumer {
             return true
         }
 
+        /// The outcome as its consumer span's `consumer.outcome` records it: the text Swift
+        /// prints for the case, written without the reflection that printing an enum with
+        /// associated values goes through (microseconds per delivery).
+        var spanText: String {
+            switch self {
+            case .processed(let handlersRun, let alreadyProcessed, let skipped):
+                "processed(handlersRun: \(handlersRun), alreadyProcessed: \(alreadyProcessed), skipped: \(skipped))"
+            case .failed(let handler): "failed(handler: \(handler.debugDescription))"
+            case .held: "held"
+            case .poison(let code): "poison(\(code))"
+            case .requeued(let reason): "requeued(reason: \(reason.debugDescription))"
+            }
+        }
+
         /// Whether the delivery failed (its consumer span gets an error status).
         var isFailure: Bool {
             switch self {

@@ -87,7 +87,7 @@ extension ContextConsumer {
                 outcomes.append(tally.processed)
             }
         }
-        for (span, outcome) in zip(spans, outcomes) { tracing.endProcessing(span, outcome: "\(outcome)", failed: outcome.isFailure) }
+        for (span, outcome) in zip(spans, outcomes) { tracing.endProcessing(span, outcome: outcome.spanText, failed: outcome.isFailure) }
         return outcomes
     }
 

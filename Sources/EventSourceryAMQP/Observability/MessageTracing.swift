@@ -30,7 +30,7 @@ struct MessageTracing: Sendable {
         guard isRecording else { return (events.map { EventMessage.outgoing($0, context: context) }, []) }
         let exchange = EventMessage.exchange(for: context)
         let name = SpanName.publish(exchange)
-        return produce(events, spanName: { _ in name }, storedContext: \.event.metadata.traceContext) { event, fields in
+        return produce(events, spanName: { _ in name }, storedContext: \.event.metadata.traceContext, attributeCount: 2) { event, fields in
             EventMessage.outgoing(event, context: context, traceContext: fields)
         } attributes: { event, attributes in
             attributes["es.stream"] = event.streamID.rawValue
@@ -43,7 +43,8 @@ struct MessageTracing: Sendable {
     func send(_ commands: [EncodedCommand], sender: String) -> (messages: [OutgoingMessage], spans: [any Span]) {
         guard isRecording else { return (commands.map { CommandMessage.outgoing($0, sender: sender) }, []) }
         return produce(
-            commands, spanName: { SpanName.publish(CommandMessage.exchange(for: $0.target)) }, storedContext: \.metadata.traceContext
+            commands, spanName: { SpanName.publish(CommandMessage.exchange(for: $0.target)) }, storedContext: \.metadata.traceContext,
+            attributeCount: 2
         ) { command, fields in
             CommandMessage.outgoing(command, sender: sender, traceContext: fields)
         } attributes: { command, attributes in
@@ -54,9 +55,9 @@ struct MessageTracing: Sendable {
 
     /// A producer span per item, a child of the trace context stored with it, and the item's
     /// message built with the span's context; the messaging attributes and the item's own
-    /// (`attributes`) only on a span that records.
+    /// (`attributes`, `attributeCount` of them) only on a span that records.
     private func produce<Item>(
-        _ items: [Item], spanName: (Item) -> String, storedContext: (Item) -> [String: String],
+        _ items: [Item], spanName: (Item) -> String, storedContext: (Item) -> [String: String], attributeCount: Int,
         message: (Item, [String: String]) -> OutgoingMessage,
         attributes: (Item, inout SpanAttributes) -> Void
     ) -> (messages: [OutgoingMessage], spans: [any Span]) {
@@ -73,6 +74,7 @@ struct MessageTracing: Sendable {
             // A span a sampler dropped takes no attributes: they would be built for nothing.
             guard span.isRecording else { continue }
             span.updateAttributes { spanAttributes in
+                spanAttributes.reserveCapacity(Self.messagingAttributeCount + attributeCount)
                 Self.setMessaging(
                     &spanAttributes, operation: "send", exchange: outgoing.exchange, routingKey: outgoing.routingKey,
                     properties: outgoing.properties)
@@ -102,6 +104,7 @@ struct MessageTracing: Sendable {
         let span = tracer.startSpan(SpanName.process(delivery.exchange), context: parent, ofKind: .consumer)
         guard span.isRecording else { return span }
         span.updateAttributes { attributes in
+            attributes.reserveCapacity(Self.messagingAttributeCount + 2)  // with the group and the outcome
             Self.setMessaging(
                 &attributes, operation: "process", exchange: delivery.exchange, routingKey: delivery.routingKey,
                 properties: delivery.properties)
@@ -109,6 +112,9 @@ struct MessageTracing: Sendable {
         }
         return span
     }
+
+    /// How many attributes ``setMessaging(_:operation:exchange:routingKey:properties:)`` sets.
+    private static let messagingAttributeCount = 6
 
     /// The OpenTelemetry messaging attributes a producer and a consumer span share.
     private static func setMessaging(
@@ -122,11 +128,15 @@ struct MessageTracing: Sendable {
         attributes["messaging.message.conversation_id"] = properties.correlationId
     }
 
-    /// Ends a consumer span with the delivery's outcome (`failed`: an error status).
-    func endProcessing(_ span: (any Span)?, outcome: String, failed: Bool) {
+    /// Ends a consumer span with the delivery's outcome (`failed`: an error status). The
+    /// outcome's text is built only for a span that records.
+    func endProcessing(_ span: (any Span)?, outcome: @autoclosure () -> String, failed: Bool) {
         guard let span else { return }
-        span.attributes["consumer.outcome"] = outcome
-        if failed { span.setStatus(SpanStatus(code: .error, message: outcome)) }
+        if span.isRecording {
+            let text = outcome()
+            span.updateAttributes { $0["consumer.outcome"] = text }
+            if failed { span.setStatus(SpanStatus(code: .error, message: text)) }
+        }
         span.end()
     }
 
@@ -152,6 +162,7 @@ struct MessageTracing: Sendable {
         let span = tracer.startSpan(SpanName.handle(handler), context: context, ofKind: .internal)
         if span.isRecording {
             span.updateAttributes { attributes in
+                attributes.reserveCapacity(6)
                 attributes["consumer.handler"] = handler
                 attributes["consumer.attempt"] = input.attempt
                 attributes["es.event_id"] = input.envelope.id.lowercasedString

@@ -1,6 +1,6 @@
 /// A subscription to a queue with manual acknowledgements.
 ///
-/// Create one with ``AMQPConnection/consume(queue:prefetch:consumerTag:)`` and iterate
+/// Create one with ``AMQPConnection/consume(queue:prefetch:consumerTag:exclusive:)`` and iterate
 /// ``deliveries``. The broker sends at most `prefetch` unacknowledged deliveries; acknowledge
 /// each one (or several with `multiple`) to receive more.
 ///

@@ -147,4 +147,13 @@ struct TracingTests {
         #expect(messages.map { $0.properties.headers?["traceparent"]?.stringValue } == [stored, nil])
         #expect(tracing.startProcessing(delivery(messages[0]), context: "billing") == nil)
     }
+
+    /// `consumer.outcome` is written without reflection, and reads as Swift prints the outcome.
+    @Test(arguments: [
+        ContextConsumer.Outcome.processed(handlersRun: 2, alreadyProcessed: 1, skipped: 0), .failed(handler: "count \"x\""), .held,
+        .poison(.malformedJSON), .requeued(reason: "store unavailable\n"),
+    ])
+    func theOutcomeOfAProcessSpanReadsAsSwiftPrintsIt(_ outcome: ContextConsumer.Outcome) {
+        #expect(outcome.spanText == "\(outcome)")
+    }
 }

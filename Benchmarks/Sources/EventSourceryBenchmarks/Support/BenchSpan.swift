@@ -41,7 +41,7 @@ final class BenchSpan: Span, Sendable {
         set { state.withLock { $0.attributes = newValue } }
     }
 
-    var isRecording: Bool { state.withLock { !$0.ended } }
+    var isRecording: Bool { identity.isSampled && state.withLock { !$0.ended } }
 
     func setStatus(_ status: SpanStatus) { state.withLock { $0.status = status } }
     func addEvent(_ event: SpanEvent) {}
@@ -49,6 +49,7 @@ final class BenchSpan: Span, Sendable {
     func addLink(_ link: SpanLink) {}
 
     func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
+        guard identity.isSampled else { return }  // an unsampled span is not exported
         let finished = state.withLock { state -> BenchTracer.FinishedSpan? in
             guard !state.ended else { return nil }
             state.ended = true

@@ -6,12 +6,14 @@ struct BenchSpanContext: Sendable {
     var traceIDHigh: UInt64
     var traceIDLow: UInt64
     var spanID: UInt64
+    /// The `sampled` trace flag: whether the span records and is exported.
+    var isSampled = true
 
     enum Key: ServiceContextKey {
         typealias Value = BenchSpanContext
     }
 
-    /// `00-<trace id>-<span id>-01`, written into one preallocated buffer.
+    /// `00-<trace id>-<span id>-<flags>` (`01` sampled, `00` not), written into one preallocated buffer.
     var traceparent: String {
         String(unsafeUninitializedCapacity: 55) { buffer in
             let digits: StaticString = "0123456789abcdef"
@@ -30,7 +32,7 @@ struct BenchSpanContext: Sendable {
             put(spanID, nibbles: 16, at: 36)
             buffer[52] = UInt8(ascii: "-")
             buffer[53] = UInt8(ascii: "0")
-            buffer[54] = UInt8(ascii: "1")
+            buffer[54] = UInt8(ascii: isSampled ? "1" : "0")
             return 55
         }
     }
@@ -56,16 +58,23 @@ struct BenchSpanContext: Sendable {
                     }
                     return value
                 }
-                guard let high = hex(3), let low = hex(19), let span = hex(36) else { return nil }
-                return BenchSpanContext(traceIDHigh: high, traceIDLow: low, spanID: span)
+                guard let high = hex(3), let low = hex(19), let span = hex(36), bytes[53] == UInt8(ascii: "0") else { return nil }
+                let sampled: Bool
+                switch bytes[54] {
+                case UInt8(ascii: "1"): sampled = true
+                case UInt8(ascii: "0"): sampled = false
+                default: return nil
+                }
+                return BenchSpanContext(traceIDHigh: high, traceIDLow: low, spanID: span, isSampled: sampled)
             })
         else { return nil }
         self = parsed
     }
 
-    init(traceIDHigh: UInt64, traceIDLow: UInt64, spanID: UInt64) {
+    init(traceIDHigh: UInt64, traceIDLow: UInt64, spanID: UInt64, isSampled: Bool) {
         self.traceIDHigh = traceIDHigh
         self.traceIDLow = traceIDLow
         self.spanID = spanID
+        self.isSampled = isSampled
     }
 }

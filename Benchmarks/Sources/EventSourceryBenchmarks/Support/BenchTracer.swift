@@ -7,6 +7,11 @@ import Tracing
 /// the span ends, its finished record handed to a batch processor's buffer; `traceparent` is
 /// formatted on injection and parsed on extraction. The "exporter" drops each full batch
 /// (OTLP encoding and the network come on top). It counts the ended spans.
+///
+/// With a ratio below 1 it samples as an SDK's parent-based trace-id-ratio sampler does: a root
+/// span records when its trace id falls under the ratio, a child follows its parent's `sampled`
+/// flag; a span that does not record still gets its ids and propagates them (flag `00`), but
+/// takes no attributes and is not exported.
 final class BenchTracer: Tracer, Sendable {
     /// What an ended span hands to the batch.
     struct FinishedSpan: Sendable {
@@ -23,10 +28,16 @@ final class BenchTracer: Tracer, Sendable {
     /// The size at which the batch is "exported" (swift-otel's default batch size).
     static let batchSize = 512
 
+    /// The share of root spans that record (1: all).
+    let ratio: Double
     private let generator = Mutex(SystemRandomNumberGenerator())
     private let batch = Mutex<[FinishedSpan]>([])
     /// Spans ended so far.
     let ended = Atomic<Int>(0)
+
+    init(ratio: Double = 1) {
+        self.ratio = ratio
+    }
 
     func startSpan<Instant: TracerInstant>(
         _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: SpanKind,
@@ -34,11 +45,13 @@ final class BenchTracer: Tracer, Sendable {
     ) -> BenchSpan {
         var context = context()
         let parent = context[BenchSpanContext.Key.self]
-        let identity = generator.withLock { generator in
+        var identity = generator.withLock { generator in
             BenchSpanContext(
                 traceIDHigh: parent?.traceIDHigh ?? generator.next(), traceIDLow: parent?.traceIDLow ?? generator.next(),
-                spanID: generator.next())
+                spanID: generator.next(), isSampled: true)
         }
+        // Parent-based: a child follows its parent; a root is sampled by the low bits of its trace id.
+        identity.isSampled = parent?.isSampled ?? (Double(identity.traceIDLow >> 1) < ratio * Double(UInt64.max >> 1))
         context[BenchSpanContext.Key.self] = identity
         return BenchSpan(
             name: operationName, kind: kind, context: context, identity: identity, parentSpanID: parent?.spanID,

@@ -39,8 +39,6 @@ enum BenchmarkTable {
     }
 }
 
-/// The CPU time the process has used, on all its threads.
-
 /// CPU time of the whole process (all threads).
 enum CPUTime {
     static func now() -> Duration {

@@ -1,0 +1,127 @@
+import TestSupport
+import EventSourcery
+@testable import EventSourceryPostgres
+import EventSourceryTesting
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+private typealias F = ConformanceFixtures
+
+/// `commitEach` on PostgreSQL: a consumer's batches through one call of `commit_each`
+/// (migration 7), other sets batch by batch after savepoints, and the pool's start.
+@Suite("PostgreSQL commitEach", .timeLimit(.minutes(2)), .requiresPostgres)
+struct PostgresCommitEachTests {
+    private func batch(
+        _ amount: Int, to stream: StreamID, expecting version: ExpectedVersion = .any, inbox eventID: UUID? = UUID()
+    ) throws -> WriteBatch {
+        var batch = WriteBatch()
+        try batch.publish([EventEnvelope(F.Deposited(amount: amount))], to: stream, expectedVersion: version)
+        batch.inboxEntry = eventID.map { InboxEntry(consumer: "ledger.deposit", eventID: $0) }
+        return batch
+    }
+
+    private func isCommitted(_ result: Result<CommitOutcome, any Error>) -> Bool {
+        if case .success(.committed) = result { true } else { false }
+    }
+
+    /// Each failing batch of the one call gets the error `append_events` would have given it,
+    /// alone: a version conflict with the stream's actual version, and a payload PostgreSQL
+    /// rejects as JSON; their inbox entries are not kept, the other batches commit in order.
+    @Test func eachBatchOfOneCallFailsOrCommitsAlone() async throws {
+        try await TestDatabase.withStorage { storage in
+            let store = EventStore(storage: storage, registry: F.registry)
+            try await store.append([EventEnvelope(F.Deposited(amount: 0))], to: "account-1")
+            var notJSON = WriteBatch()
+            notJSON.append(
+                encoded: [
+                    EncodedEvent(
+                        id: UUID(), typeName: "Deposited", schemaVersion: 1, createdAt: Date(), metadata: EventMetadata(),
+                        payload: Data("{not json".utf8))
+                ], to: "account-3", expectedVersion: .any, publishes: false)
+            notJSON.inboxEntry = InboxEntry(consumer: "ledger.deposit", eventID: UUID())
+            let batches = [
+                try batch(1, to: "account-1", expecting: .exact(1)),
+                try batch(2, to: "account-1", expecting: .exact(1)),  // loses to the first
+                notJSON,
+                try batch(3, to: "account-2", inbox: nil),
+                try batch(4, to: "account-1"),
+            ]
+            let results = await storage.commitEach(batches)
+            #expect(results.count == 5)
+            guard results.count == 5 else { return }
+            let committed = results.compactMap { try? $0.get() }.flatMap { outcome -> [RecordedEvent] in
+                if case .committed(let events) = outcome { events } else { [] }
+            }
+            #expect(committed.map(\.streamVersion) == [2, 1, 3])
+            #expect(committed.map(\.streamID) == ["account-1", "account-2", "account-1"])
+            #expect(committed.map(\.position) == committed.map(\.position).sorted())
+            if case .failure(let error as EventStoreError) = results[1] {
+                #expect(error.code == .concurrencyConflict)
+                #expect(error.actualVersion == 2)
+                #expect(error.isTransactionOrderConflict == false)
+            } else {
+                Issue.record("expected a concurrency conflict, got \(results[1])")
+            }
+            if case .failure(let error as EventStoreError) = results[2] {
+                #expect(error.code == .unencodableEvent)
+            } else {
+                Issue.record("expected an unencodable event, got \(results[2])")
+            }
+            #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: batches[0].inboxEntry!.eventID))
+            #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: batches[1].inboxEntry!.eventID) == false)
+            #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: notJSON.inboxEntry!.eventID) == false)
+            #expect(try await storage.streamVersion("account-3") == 0)
+            #expect(try await storage.outboxCounts().pending == 3)
+
+            // The same entries again: already processed, nothing written.
+            let again = await storage.commitEach([batches[0], batches[4]])
+            for result in again {
+                if case .success(.alreadyProcessed) = result {} else { Issue.record("expected alreadyProcessed, got \(result)") }
+            }
+            #expect(try await storage.streamVersion("account-1") == 3)
+        }
+    }
+
+    /// A set with a command takes the savepoint path: the batch whose command id is taken
+    /// fails alone, the others commit with their inbox entries.
+    @Test func aSetWithCommandsIsWrittenAfterSavepoints() async throws {
+        try await TestDatabase.withStorage { storage in
+            let commandID = UUID()
+            var first = try batch(1, to: "account-1")
+            try first.send(CommandEnvelope(F.SendStatement(account: "1"), id: commandID), to: "statements")
+            var duplicate = try batch(2, to: "account-2")
+            try duplicate.send(CommandEnvelope(F.SendStatement(account: "2"), id: commandID), to: "statements")
+            let plain = try batch(3, to: "account-3")
+            let results = await storage.commitEach([first, duplicate, plain])
+            #expect(isCommitted(results[0]))
+            if case .failure(let error as EventStoreError) = results[1] {
+                #expect(error.code == .duplicateEventID)
+            } else {
+                Issue.record("expected a duplicate command, got \(results[1])")
+            }
+            #expect(isCommitted(results[2]))
+            #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: duplicate.inboxEntry!.eventID) == false)
+            #expect(try await storage.streamVersion("account-2") == 0)
+            #expect(try await storage.commandOutboxEntries(in: [.pending], limit: 10).map(\.command.id) == [commandID])
+        }
+    }
+
+    /// Queries made before and right after `run()` starts wait for the pool: postgres-nio
+    /// never warns that `PostgresClient.run()` was not called.
+    @Test func queriesWaitForThePoolWithoutAWarning() async throws {
+        let capture = LogCapture()
+        let configuration = try TestDatabase.configuration()
+        for _ in 0..<10 {
+            let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: capture.logger)
+            let early = Task { try await storage.headPosition() }  // asked before run() starts
+            let heads = try await storage.withRunning { [try await storage.headPosition(), try await early.value] }
+            #expect(heads == [0, 0])
+        }
+        let warnings = capture.messages.filter { $0.contains("hasn't been called") }
+        #expect(warnings.isEmpty, "\(warnings)")
+        let storage = try await TestDatabase.connect(configuration)
+        await TestDatabase.drop(storage)
+    }
+}
