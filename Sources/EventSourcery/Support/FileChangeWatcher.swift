@@ -5,13 +5,18 @@ import NIOConcurrencyHelpers
     import Glibc
 #endif
 
-/// Calls a closure soon after a file is written by any process: on Linux with `inotify` on
-/// the file's directory, read on a thread of its own (the read blocks, so it never runs on
-/// Swift's cooperative pool). Elsewhere ``start()`` returns `false` and callers poll.
+/// Calls a closure soon after a file is written by any process: on Linux with `inotify`,
+/// read on a thread of its own (the read blocks, so it never runs on Swift's cooperative
+/// pool). Elsewhere ``start()`` returns `false` and callers poll.
 ///
-/// The directory is watched rather than the file, so the watch survives the file being
-/// created, replaced or deleted. Nothing starts in `init`; ``stop()`` (or releasing the
-/// watcher) ends the thread. What a batch of events means is decided by ``FileChangeEvents``.
+/// The file itself is watched for writes, so writes to the other files of its directory
+/// wake nobody; the directory is watched for the file being created or moved into place,
+/// so the watch survives the file being created, replaced or deleted. After reporting a
+/// change the thread pauses for ``coalescingPause`` before it reads again: the further
+/// writes of the same commit (one per page the commit writes to the log) are merged by the
+/// kernel into one queued event instead of waking the thread, and every writer's
+/// `write(2)`, each. Nothing starts in `init`; ``stop()`` (or releasing the watcher) ends
+/// the thread. What a batch of events means is decided by ``FileChangeEvents``.
 package final class FileChangeWatcher: Sendable {
     private struct State {
         var started = false
@@ -23,6 +28,10 @@ package final class FileChangeWatcher: Sendable {
     package let directory: String
     /// The name of the watched file in ``directory``.
     package let fileName: String
+    /// How long the thread waits after reporting a change before it reads again; a write in
+    /// that time is reported when it ends. Shorter than a durable commit (its `fsync`), which
+    /// a woken relay waits for anyway.
+    package static let coalescingPause: Duration = .microseconds(500)
     private let onChange: @Sendable () -> Void
     private let state = NIOLockedValueBox(State())
 
@@ -72,15 +81,19 @@ package final class FileChangeWatcher: Sendable {
             let watch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
             guard watch >= 0 else { return nil }
             var pipeEnds: [Int32] = [-1, -1]
-            guard inotify_add_watch(watch, directory, FileChangeEvents.watchedMask) >= 0, pipe(&pipeEnds) == 0 else {
+            let directoryWatch = inotify_add_watch(watch, directory, FileChangeEvents.directoryMask)
+            guard directoryWatch >= 0, pipe(&pipeEnds) == 0 else {
                 close(watch)
                 return nil
             }
             for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
             let stopRead = pipeEnds[0]
+            let file = FileWatch(descriptor: watch, path: directory + "/" + fileName, name: fileName, directoryWatch: directoryWatch)
+            // Before returning, so that a write after start() is reported.
+            let fileWatch = file.watchFile()
             let thread = Thread {
                 Thread.current.name = "file-change-watcher"
-                watchLoop(watch: watch, stop: stopRead, fileName: fileName, onChange: onChange)
+                watchLoop(file, fileWatch: fileWatch, stop: stopRead, onChange: onChange)
                 close(watch)
                 close(stopRead)
             }
@@ -93,9 +106,27 @@ package final class FileChangeWatcher: Sendable {
     }
 
     #if canImport(Glibc)
+        /// The inotify descriptor of a watcher and what it watches.
+        private struct FileWatch {
+            var descriptor: Int32
+            var path: String
+            var name: String
+            var directoryWatch: Int32
+
+            /// Sets up the file's own watch: its descriptor, or `nil` while the file does not
+            /// exist (its creation is reported by the directory's watch).
+            func watchFile() -> Int32? {
+                let fileWatch = inotify_add_watch(descriptor, path, FileChangeEvents.fileMask)
+                return fileWatch >= 0 ? fileWatch : nil
+            }
+        }
+
         /// Blocks in `poll(2)` on the inotify descriptor and the stop pipe until the pipe's
-        /// write end closes or the watch ends.
-        private static func watchLoop(watch: Int32, stop: Int32, fileName: String, onChange: @Sendable () -> Void) {
+        /// write end closes or the directory's watch ends.
+        private static func watchLoop(_ file: FileWatch, fileWatch: Int32?, stop: Int32, onChange: @Sendable () -> Void) {
+            let watch = file.descriptor
+            var fileWatch = fileWatch
+            let pause = useconds_t(coalescingPause.components.attoseconds / 1_000_000_000_000)
             var descriptors = [pollfd(fd: watch, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -111,11 +142,16 @@ package final class FileChangeWatcher: Sendable {
                     if count < 0, errno == EAGAIN || errno == EINTR { continue }
                     return
                 }
-                switch FileChangeEvents.decision(of: buffer[0..<count], for: fileName) {
+                switch FileChangeEvents.decision(
+                    of: buffer[0..<count], for: file.name, directoryWatch: file.directoryWatch, fileWatch: fileWatch)
+                {
                 case .unchanged: continue
-                case .changed: onChange()
+                case .changed: break
+                case .replaced: fileWatch = file.watchFile()
                 case .watchEnded: return
                 }
+                onChange()
+                usleep(pause)
             }
         }
     #endif

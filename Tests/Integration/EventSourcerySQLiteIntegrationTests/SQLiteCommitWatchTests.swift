@@ -71,4 +71,27 @@ struct SQLiteCommitWatchTests {
             #expect(await relay.waitForOutboxChangeReason(timeout: .milliseconds(30)) == .timedOut)
         }
     }
+
+    @Test("commits to another database of the same directory wake no relay")
+    func otherDatabasesOfTheDirectory() async throws {
+        try await withTemporaryDirectory { directory in
+            let relay = try storage(at: directory.database("order.sqlite"))
+            let neighbour = try storage(at: directory.database("payment.sqlite"))
+            defer {
+                try? relay.close()
+                try? neighbour.close()
+            }
+            #expect(try await relay.claimOutboxEntries(limit: 10, now: Date(), leaseDuration: 30).isEmpty)
+            for index in 1...5 { try await publishOne(through: neighbour, stream: "account-\(index)") }
+            #expect(await relay.waitForOutboxChangeReason(timeout: .milliseconds(50)) == .timedOut)
+            #expect(relay.crossProcessNotificationCount == 0)
+            // Its own file's commits still do.
+            let writer = try storage(at: directory.database("order.sqlite"))
+            defer { try? writer.close() }
+            #expect(try await relay.claimOutboxEntries(limit: 10, now: Date(), leaseDuration: 30).isEmpty)
+            let waiting = Task { await relay.waitForOutboxChangeReason(timeout: .seconds(60)) }
+            try await publishOne(through: writer, stream: "account-1")
+            #expect(await waiting.value == .notified)
+        }
+    }
 }
