@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 /// Keeps the messages logged through its ``logger``, for tests that wait for a service to
 /// reach a point it only logs (such as a replica's subscriptions).
 public final class LogCapture: Sendable {
-    private let kept = NIOLockedValueBox<[String]>([])
+    private let messages = NIOLockedValueBox<[String]>([])
 
     public init() {}
 
@@ -15,18 +15,13 @@ public final class LogCapture: Sendable {
         return logger
     }
 
-    /// The kept messages, oldest first.
-    public var messages: [String] {
-        kept.withLockedValue { $0 }
-    }
-
     /// How many kept messages are `message`.
     public func count(_ message: String) -> Int {
-        kept.withLockedValue { $0.filter { $0 == message }.count }
+        messages.withLockedValue { $0.filter { $0 == message }.count }
     }
 
     fileprivate func keep(_ message: String) {
-        kept.withLockedValue { $0.append(message) }
+        messages.withLockedValue { $0.append(message) }
     }
 
     private struct Handler: LogHandler {

