@@ -10,7 +10,7 @@ import Testing
 private typealias F = ConformanceFixtures
 
 /// `commitEach` on PostgreSQL: a consumer's batches through one call of `commit_each`
-/// (migration 7), other sets batch by batch after savepoints, and the pool's start.
+/// (migrations 7 and 8), other sets batch by batch after savepoints, and the pool's start.
 @Suite("PostgreSQL commitEach", .timeLimit(.minutes(2)), .requiresPostgres)
 struct PostgresCommitEachTests {
     private func batch(
@@ -27,7 +27,7 @@ struct PostgresCommitEachTests {
     }
 
     /// Each failing batch of the one call gets the error `append_events` would have given it,
-    /// alone: a version conflict with the stream's actual version, and a payload PostgreSQL
+    /// alone (the set-based path fails as a whole, and the batches are written one by one): a version conflict with the stream's actual version, and a payload PostgreSQL
     /// rejects as JSON; their inbox entries are not kept, the other batches commit in order.
     @Test func eachBatchOfOneCallFailsOrCommitsAlone() async throws {
         try await TestDatabase.withStorage { storage in
@@ -81,6 +81,56 @@ struct PostgresCommitEachTests {
                 if case .success(.alreadyProcessed) = result {} else { Issue.record("expected alreadyProcessed, got \(result)") }
             }
             #expect(try await storage.streamVersion("account-1") == 3)
+        }
+    }
+
+    /// When every batch can commit, `commit_each` writes them together (migration 8's
+    /// set-based path) exactly as batch-by-batch calls of `append_events` would: a processed
+    /// batch writes nothing, appends to one stream get consecutive versions in the batches'
+    /// order, and all positions belong to this transaction's id (`position >> 20`, gap-safe),
+    /// newer than an earlier commit's and older than a later one's, consecutive and in the
+    /// batches' order; the streams' versions, the outbox and the inbox follow.
+    @Test func batchesThatAllCommitAreWrittenTogetherWithGapSafePositions() async throws {
+        try await TestDatabase.withStorage { storage in
+            let store = EventStore(storage: storage, registry: F.registry)
+            try await store.append([EventEnvelope(F.Deposited(amount: 0))], to: "account-1")
+            let processed = try batch(9, to: "account-9")
+            guard case .success(.committed(let earlier)) = await storage.commitEach([processed])[0] else {
+                Issue.record("the first batch did not commit")
+                return
+            }
+            let batches = [
+                try batch(1, to: "account-1", expecting: .exact(1)),
+                processed,
+                try batch(2, to: "account-1", expecting: .exact(2)),  // after the first, in the same call
+                try batch(3, to: "account-2", expecting: .noStream, inbox: nil),
+                try batch(4, to: "account-1"),
+            ]
+            let results = await storage.commitEach(batches)
+            #expect(results.count == 5)
+            guard results.count == 5 else { return }
+            if case .success(.alreadyProcessed) = results[1] {} else { Issue.record("expected alreadyProcessed, got \(results[1])") }
+            let committed = results.compactMap { try? $0.get() }.flatMap { outcome -> [RecordedEvent] in
+                if case .committed(let events) = outcome { events } else { [] }
+            }
+            #expect(committed.map(\.streamID) == ["account-1", "account-1", "account-2", "account-1"])
+            #expect(committed.map(\.streamVersion) == [2, 3, 1, 4])
+            let positions = committed.map(\.position)
+            #expect(Set(positions.map { $0 >> 20 }).count == 1)
+            #expect(positions.first! >> 20 > earlier[0].position >> 20)
+            #expect(zip(positions, positions.dropFirst()).allSatisfy { $1 == $0 + 1 })
+            guard case .committed(let later) = try await storage.commit(try batch(5, to: "account-3", inbox: nil)) else {
+                Issue.record("the later batch did not commit")
+                return
+            }
+            #expect(later[0].position >> 20 > positions[0] >> 20)
+            #expect(try await storage.streamVersion("account-1") == 4)
+            #expect(try await storage.streamVersion("account-2") == 1)
+            #expect(try await storage.streamVersion("account-9") == 1)
+            #expect(try await storage.outboxCounts().pending == 6)
+            for (index, batch) in batches.enumerated() where index != 3 {
+                #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: batch.inboxEntry!.eventID))
+            }
         }
     }
 
