@@ -398,7 +398,7 @@ extension PostgresEventStorage {
                 FROM generate_subscripts(in_counts, 1) AS i, generate_series(1, in_counts[i]) AS k;
             BEGIN
                 INSERT INTO {schema}.streams (stream_id, version)
-                SELECT DISTINCT in_streams[i] FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]]
+                SELECT DISTINCT in_streams[i], 0 FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]]
                 ORDER BY 1 ON CONFLICT (stream_id) DO NOTHING;
                 PERFORM 1 FROM {schema}.streams s WHERE s.stream_id IN (
                     SELECT in_streams[i] FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]]

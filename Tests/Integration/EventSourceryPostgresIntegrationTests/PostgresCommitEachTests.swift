@@ -22,6 +22,18 @@ struct PostgresCommitEachTests {
         return batch
     }
 
+    /// How many (sub)transactions wrote the events at `positions` (their distinct `xmin`s): one
+    /// for the set-based path, one per batch for the batch-by-batch blocks.
+    private func writers(of positions: [Int64], in storage: PostgresEventStorage) async throws -> Int32 {
+        let rows = try await storage.rows(
+            """
+            SELECT count(DISTINCT xmin::text)::integer FROM \(unescaped: storage.schema).events
+            WHERE position = ANY(\(positions)::bigint[])
+            """,
+            "count the events' writers")
+        return try rows[0].decode(Int32.self)
+    }
+
     private func isCommitted(_ result: Result<CommitOutcome, any Error>) -> Bool {
         if case .success(.committed) = result { true } else { false }
     }
@@ -57,6 +69,7 @@ struct PostgresCommitEachTests {
             #expect(committed.map(\.streamVersion) == [2, 1, 3])
             #expect(committed.map(\.streamID) == ["account-1", "account-2", "account-1"])
             #expect(committed.map(\.position) == committed.map(\.position).sorted())
+            #expect(try await writers(of: committed.map(\.position), in: storage) == 3)  // a block per batch
             if case .failure(let error as EventStoreError) = results[1] {
                 #expect(error.code == .concurrencyConflict)
                 #expect(error.actualVersion == 2)
@@ -119,6 +132,7 @@ struct PostgresCommitEachTests {
             #expect(Set(positions.map { $0 >> 20 }).count == 1)
             #expect(positions.first! >> 20 > earlier[0].position >> 20)
             #expect(zip(positions, positions.dropFirst()).allSatisfy { $1 == $0 + 1 })
+            #expect(try await writers(of: positions, in: storage) == 1)  // the set-based path
             guard case .committed(let later) = try await storage.commit(try batch(5, to: "account-3", inbox: nil)) else {
                 Issue.record("the later batch did not commit")
                 return
