@@ -10,8 +10,9 @@ extension PostgresEventStorage {
     ///
     /// Batches that hold appends and inbox entries only (a context consumer's) are written by
     /// one call of the schema's `commit_each` function (see
-    /// ``PostgresEventStorage/commitEachFunction``): one round trip for the whole set, each
-    /// batch in a subtransaction of its own on the server. Other sets (checkpoints, snapshots,
+    /// ``PostgresEventStorage/commitEachSetBasedFunction``): one round trip for the whole set,
+    /// all batches written together on the server, or, when one of them fails, each batch in
+    /// a subtransaction of its own. Other sets (checkpoints, snapshots,
     /// commands, or one inbox entry named twice) are written batch by batch, each after a
     /// savepoint of its own.
     public func commitEach(_ batches: [WriteBatch]) async -> [Result<CommitOutcome, any Error>] {

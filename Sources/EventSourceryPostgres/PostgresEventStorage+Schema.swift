@@ -41,6 +41,10 @@ extension PostgresEventStorage {
     ///
     /// `v7` creates `commit_each` (``commitEachFunction``): a consumer's batches, each with its
     /// inbox entry, in one call.
+    ///
+    /// `v8` replaces `commit_each` by ``commitEachSetBasedFunction``, which writes all batches
+    /// with one statement per table and falls back to the batch-by-batch blocks only when that
+    /// fails.
     static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -214,6 +218,11 @@ extension PostgresEventStorage {
             name: "commit each in one call",
             statements: [commitEachFunction]
         ),
+        Migration(
+            version: 8,
+            name: "commit each set-based",
+            statements: [commitEachSetBasedFunction]
+        ),
     ]
 
     /// `append_events`: appends a batch's events to their streams in one statement.
@@ -258,8 +267,30 @@ extension PostgresEventStorage {
     /// constraint, which the storage maps as it maps a failed `append_events` call. Returns one
     /// row per batch, in order: `committed` with the positions and stream versions of its
     /// events, `processed`, or `failed`.
-    static let commitEachFunction = """
-        CREATE FUNCTION {schema}.commit_each(
+    static let commitEachFunction = commitEachText(create: "CREATE FUNCTION", setBased: false)
+
+    /// `commit_each` as migration 8 replaces it: the same arguments, rows and guarantees, with a
+    /// set-based fast path.
+    ///
+    /// It first takes the advisory locks of all the batches' streams, sorted (as
+    /// `append_events` does, before the transaction has an id), then inserts the inbox entries
+    /// as before. Then, in one `BEGIN … EXCEPTION` block, it writes all batches that are not
+    /// processed together: one statement creates their missing streams, one locks the streams'
+    /// rows, one computes each append's version before it (the stream's version plus the
+    /// events of the earlier appends to it in this call) and its first position (positions
+    /// are `transaction id × 2^20 + n` in the batches' order, as `append_events` hands them
+    /// out), one inserts all events, one their outbox rows and one updates the streams. When an
+    /// expected version does not match, a stream has an event of a newer transaction, or any
+    /// statement fails, the block's writes are rolled back and the function goes on as
+    /// ``commitEachFunction`` does, batch by batch, so that each batch commits or fails alone
+    /// with its own error.
+    static let commitEachSetBasedFunction = commitEachText(create: "CREATE OR REPLACE FUNCTION", setBased: true)
+
+    /// The text of `commit_each`, created with `create`, with the set-based fast path of
+    /// ``commitEachSetBasedFunction`` when `setBased`.
+    private static func commitEachText(create: String, setBased: Bool) -> String {
+        """
+        \(create) {schema}.commit_each(
             in_has_inbox boolean[], in_consumers text[], in_inbox_event_ids uuid[], in_append_counts integer[],
             in_streams text[], in_expected bigint[], in_counts integer[],
             in_event_ids uuid[], in_type_names text[], in_schema_versions integer[], in_created_ats timestamptz[],
@@ -276,8 +307,8 @@ extension PostgresEventStorage {
             last_append integer;
             first_event integer := 1;
             last_event integer;
-        BEGIN
-            WITH inserted AS (
+        \(setBased ? commitEachDeclarations : "")BEGIN
+        \(setBased ? commitEachLocks : "")    WITH inserted AS (
                 INSERT INTO {schema}.inbox (consumer, event_id)
                 SELECT e.consumer, e.event_id FROM unnest(in_has_inbox, in_consumers, in_inbox_event_ids) AS e (has, consumer, event_id)
                 WHERE e.has ORDER BY e.consumer, e.event_id
@@ -286,7 +317,7 @@ extension PostgresEventStorage {
             SELECT array_agg(NOT e.has OR i.consumer IS NOT NULL ORDER BY e.n) INTO writes
             FROM unnest(in_has_inbox, in_consumers, in_inbox_event_ids) WITH ORDINALITY AS e (has, consumer, event_id, n)
             LEFT JOIN inserted i ON e.has AND i.consumer = e.consumer AND i.event_id = e.event_id;
-            FOR b IN 1 .. coalesce(array_length(in_append_counts, 1), 0) LOOP
+        \(setBased ? commitEachFastPath : "")    FOR b IN 1 .. coalesce(array_length(in_append_counts, 1), 0) LOOP
                 last_append := first_append + in_append_counts[b] - 1;
                 last_event := first_event - 1
                     + coalesce((SELECT sum(c)::integer FROM unnest(in_counts[first_append:last_append]) AS c), 0);
@@ -332,6 +363,114 @@ extension PostgresEventStorage {
             END LOOP;
         END
         $fn$
+        """
+    }
+
+    /// The variables of the set-based fast path of `commit_each`.
+    private static let commitEachDeclarations = """
+            append_batch integer[];
+            event_append integer[];
+            event_offset integer[];
+            before_versions bigint[];
+            first_positions bigint[];
+            conflicting boolean;
+            total integer;
+            base bigint;
+            next_position bigint;
+            fast boolean := false;
+
+        """
+
+    /// The stream locks `commit_each` takes first, sorted, before the transaction has an id.
+    private static let commitEachLocks = """
+            PERFORM pg_advisory_xact_lock(k) FROM (
+                SELECT DISTINCT hashtextextended('{schema}.' || s, 0) AS k FROM unnest(in_streams) AS s ORDER BY 1
+            ) AS keys;
+
+        """
+
+    /// The set-based fast path of `commit_each`: all batches that are not processed at once.
+    private static let commitEachFastPath = """
+            SELECT coalesce(array_agg(b ORDER BY b, k), '{}') INTO append_batch
+                FROM generate_subscripts(in_append_counts, 1) AS b, generate_series(1, in_append_counts[b]) AS k;
+            SELECT coalesce(array_agg(i ORDER BY i, k), '{}'), coalesce(array_agg(k ORDER BY i, k), '{}')
+                INTO event_append, event_offset
+                FROM generate_subscripts(in_counts, 1) AS i, generate_series(1, in_counts[i]) AS k;
+            BEGIN
+                INSERT INTO {schema}.streams (stream_id, version)
+                SELECT DISTINCT in_streams[i], 0 FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]]
+                ORDER BY 1 ON CONFLICT (stream_id) DO NOTHING;
+                PERFORM 1 FROM {schema}.streams s WHERE s.stream_id IN (
+                    SELECT in_streams[i] FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]]
+                ) ORDER BY s.stream_id FOR UPDATE;
+                base := (pg_current_xact_id()::text::bigint) << 20;
+                SELECT coalesce(max(e.position) + 1, base) INTO next_position FROM {schema}.events e
+                    WHERE e.position >= base AND e.position < base + 1048576;
+                SELECT array_agg(x.before_version ORDER BY a.i), array_agg(x.first_position ORDER BY a.i),
+                    coalesce(bool_or(x.conflict), false), coalesce(sum(x.events), 0)::integer
+                INTO before_versions, first_positions, conflicting, total
+                FROM generate_subscripts(in_streams, 1) AS a (i) LEFT JOIN (
+                    SELECT y.i, y.events, y.before_version, y.first_position,
+                        (y.expected <> -1 AND y.expected <> y.before_version)
+                            OR (y.events > 0 AND y.last_position >= next_position) AS conflict
+                    FROM (
+                        SELECT p.i, p.expected, p.events, s.last_position,
+                            s.version + coalesce(sum(p.events) OVER (
+                                PARTITION BY p.stream ORDER BY p.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                                AS before_version,
+                            next_position + coalesce(sum(p.events) OVER (
+                                ORDER BY p.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS first_position
+                        FROM unnest(in_streams, in_expected, in_counts) WITH ORDINALITY AS p (stream, expected, events, i)
+                        JOIN {schema}.streams s ON s.stream_id = p.stream
+                        WHERE writes[append_batch[p.i::integer]]
+                    ) AS y
+                ) AS x ON x.i = a.i;
+                IF conflicting OR next_position + total > base + 1048576 THEN
+                    RAISE EXCEPTION 'a batch conflicts' USING ERRCODE = 'ES003';
+                END IF;
+                INSERT INTO {schema}.events (position, stream_id, stream_version, event_id, type_name, schema_version,
+                    created_at, correlation_id, causation_id, trace_context, payload)
+                SELECT first_positions[ea] + k - 1, in_streams[ea], before_versions[ea] + k, id, t, sv, ca,
+                    NULLIF(co, '')::uuid, NULLIF(cs, '')::uuid, tc::jsonb, pl::jsonb
+                FROM unnest(event_append, event_offset, in_event_ids, in_type_names, in_schema_versions,
+                    in_created_ats, in_correlation_ids, in_causation_ids, in_trace_contexts, in_payloads)
+                    AS x (ea, k, id, t, sv, ca, co, cs, tc, pl)
+                WHERE writes[append_batch[ea]];
+                INSERT INTO {schema}.outbox (id, stream_id)
+                SELECT first_positions[ea] + k - 1, in_streams[ea]
+                FROM unnest(event_append, event_offset, in_publishes) AS x (ea, k, published)
+                WHERE published AND writes[append_batch[ea]];
+                UPDATE {schema}.streams s SET version = u.version, last_position = coalesce(u.last_position, s.last_position)
+                FROM (
+                    SELECT in_streams[i] AS stream, max(before_versions[i] + in_counts[i]) AS version,
+                        max(first_positions[i] + in_counts[i] - 1) FILTER (WHERE in_counts[i] > 0) AS last_position
+                    FROM generate_subscripts(in_streams, 1) AS i WHERE writes[append_batch[i]] GROUP BY 1
+                ) AS u
+                WHERE s.stream_id = u.stream;
+                IF in_channel IS NOT NULL AND EXISTS (
+                    SELECT FROM unnest(event_append, in_publishes) AS x (ea, published) WHERE published AND writes[append_batch[ea]]
+                ) THEN
+                    PERFORM pg_notify(in_channel, in_notice);
+                END IF;
+                fast := true;
+            EXCEPTION WHEN OTHERS THEN
+                fast := false;
+            END;
+            IF fast THEN
+                RETURN QUERY
+                SELECT CASE WHEN writes[b] THEN 'committed' ELSE 'processed' END,
+                    CASE WHEN writes[b] THEN coalesce(ev.positions, '{}') END,
+                    CASE WHEN writes[b] THEN coalesce(ev.versions, '{}') END,
+                    NULL::text, NULL::text, NULL::text, NULL::text
+                FROM generate_subscripts(in_append_counts, 1) AS b LEFT JOIN (
+                    SELECT append_batch[ea] AS batch, array_agg(first_positions[ea] + k - 1 ORDER BY j) AS positions,
+                        array_agg(before_versions[ea] + k ORDER BY j) AS versions
+                    FROM unnest(event_append, event_offset) WITH ORDINALITY AS x (ea, k, j) GROUP BY 1
+                ) AS ev ON ev.batch = b
+                ORDER BY b;
+                RETURN;
+            END IF;
+
         """
 
     /// The text of `append_events`, created with `create` and notifying when `notifyWhen` holds.

@@ -10,7 +10,7 @@ import Testing
 private typealias F = ConformanceFixtures
 
 /// `commitEach` on PostgreSQL: a consumer's batches through one call of `commit_each`
-/// (migration 7), other sets batch by batch after savepoints, and the pool's start.
+/// (migrations 7 and 8), other sets batch by batch after savepoints, and the pool's start.
 @Suite("PostgreSQL commitEach", .timeLimit(.minutes(2)), .requiresPostgres)
 struct PostgresCommitEachTests {
     private func batch(
@@ -22,12 +22,24 @@ struct PostgresCommitEachTests {
         return batch
     }
 
+    /// How many (sub)transactions wrote the events at `positions` (their distinct `xmin`s): one
+    /// for the set-based path, one per batch for the batch-by-batch blocks.
+    private func writers(of positions: [Int64], in storage: PostgresEventStorage) async throws -> Int32 {
+        let rows = try await storage.rows(
+            """
+            SELECT count(DISTINCT xmin::text)::integer FROM \(unescaped: storage.schema).events
+            WHERE position = ANY(\(positions)::bigint[])
+            """,
+            "count the events' writers")
+        return try rows[0].decode(Int32.self)
+    }
+
     private func isCommitted(_ result: Result<CommitOutcome, any Error>) -> Bool {
         if case .success(.committed) = result { true } else { false }
     }
 
     /// Each failing batch of the one call gets the error `append_events` would have given it,
-    /// alone: a version conflict with the stream's actual version, and a payload PostgreSQL
+    /// alone (the set-based path fails as a whole, and the batches are written one by one): a version conflict with the stream's actual version, and a payload PostgreSQL
     /// rejects as JSON; their inbox entries are not kept, the other batches commit in order.
     @Test func eachBatchOfOneCallFailsOrCommitsAlone() async throws {
         try await TestDatabase.withStorage { storage in
@@ -57,6 +69,7 @@ struct PostgresCommitEachTests {
             #expect(committed.map(\.streamVersion) == [2, 1, 3])
             #expect(committed.map(\.streamID) == ["account-1", "account-2", "account-1"])
             #expect(committed.map(\.position) == committed.map(\.position).sorted())
+            #expect(try await writers(of: committed.map(\.position), in: storage) == 3)  // a block per batch
             if case .failure(let error as EventStoreError) = results[1] {
                 #expect(error.code == .concurrencyConflict)
                 #expect(error.actualVersion == 2)
@@ -81,6 +94,91 @@ struct PostgresCommitEachTests {
                 if case .success(.alreadyProcessed) = result {} else { Issue.record("expected alreadyProcessed, got \(result)") }
             }
             #expect(try await storage.streamVersion("account-1") == 3)
+        }
+    }
+
+    /// When every batch can commit, `commit_each` writes them together (migration 8's
+    /// set-based path) exactly as batch-by-batch calls of `append_events` would: a processed
+    /// batch writes nothing, appends to one stream get consecutive versions in the batches'
+    /// order, and all positions belong to this transaction's id (`position >> 20`, gap-safe),
+    /// newer than an earlier commit's and older than a later one's, consecutive and in the
+    /// batches' order; the streams' versions, the outbox and the inbox follow.
+    @Test func batchesThatAllCommitAreWrittenTogetherWithGapSafePositions() async throws {
+        try await TestDatabase.withStorage { storage in
+            let store = EventStore(storage: storage, registry: F.registry)
+            try await store.append([EventEnvelope(F.Deposited(amount: 0))], to: "account-1")
+            let processed = try batch(9, to: "account-9")
+            guard case .success(.committed(let earlier)) = await storage.commitEach([processed])[0] else {
+                Issue.record("the first batch did not commit")
+                return
+            }
+            let batches = [
+                try batch(1, to: "account-1", expecting: .exact(1)),
+                processed,
+                try batch(2, to: "account-1", expecting: .exact(2)),  // after the first, in the same call
+                try batch(3, to: "account-2", expecting: .noStream, inbox: nil),
+                try batch(4, to: "account-1"),
+            ]
+            let results = await storage.commitEach(batches)
+            #expect(results.count == 5)
+            guard results.count == 5 else { return }
+            if case .success(.alreadyProcessed) = results[1] {} else { Issue.record("expected alreadyProcessed, got \(results[1])") }
+            let committed = results.compactMap { try? $0.get() }.flatMap { outcome -> [RecordedEvent] in
+                if case .committed(let events) = outcome { events } else { [] }
+            }
+            #expect(committed.map(\.streamID) == ["account-1", "account-1", "account-2", "account-1"])
+            #expect(committed.map(\.streamVersion) == [2, 3, 1, 4])
+            let positions = committed.map(\.position)
+            #expect(Set(positions.map { $0 >> 20 }).count == 1)
+            #expect(positions.first! >> 20 > earlier[0].position >> 20)
+            #expect(zip(positions, positions.dropFirst()).allSatisfy { $1 == $0 + 1 })
+            #expect(try await writers(of: positions, in: storage) == 1)  // the set-based path
+            guard case .committed(let later) = try await storage.commit(try batch(5, to: "account-3", inbox: nil)) else {
+                Issue.record("the later batch did not commit")
+                return
+            }
+            #expect(later[0].position >> 20 > positions[0] >> 20)
+            #expect(try await storage.streamVersion("account-1") == 4)
+            #expect(try await storage.streamVersion("account-2") == 1)
+            #expect(try await storage.streamVersion("account-9") == 1)
+            #expect(try await storage.outboxCounts().pending == 6)
+            for (index, batch) in batches.enumerated() where index != 3 {
+                #expect(try await storage.isProcessed(consumer: "ledger.deposit", eventID: batch.inboxEntry!.eventID))
+            }
+        }
+    }
+
+    /// Calls that append to the same streams at once wait for each other's stream locks
+    /// before their transactions get ids (migration 8), so none loses a stream to a newer
+    /// transaction (`ES002`): every batch commits, and each stream's versions run 1…n in
+    /// position order.
+    @Test func concurrentCallsOnTheSameStreamsAllCommitInOrder() async throws {
+        try await TestDatabase.withStorage { storage in
+            let streams: [StreamID] = ["shared-0", "shared-1", "shared-2"]
+            let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+                for caller in 0..<4 {
+                    group.addTask {
+                        var failed = 0
+                        for call in 0..<10 {
+                            let batches = try (0..<5).map { index in
+                                try batch(caller * 100 + call * 5 + index, to: streams[(caller + index) % streams.count])
+                            }
+                            failed += await storage.commitEach(batches).filter { !isCommitted($0) }.count
+                        }
+                        return failed
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(failures == 0)
+            var total = 0
+            for stream in streams {
+                let events = try await storage.readStream(stream, fromVersion: 1, upToVersion: nil, createdUpTo: nil)
+                #expect(events.map(\.streamVersion) == (0..<Int64(events.count)).map { $0 + 1 })
+                #expect(events.map(\.position) == events.map(\.position).sorted())
+                total += events.count
+            }
+            #expect(total == 200)
         }
     }
 
