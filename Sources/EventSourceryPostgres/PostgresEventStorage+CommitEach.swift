@@ -9,8 +9,8 @@ extension PostgresEventStorage {
     /// (or whose inbox entry exists) writes nothing, and the set costs one commit.
     ///
     /// Batches that hold appends and inbox entries only (a context consumer's) are written by
-    /// one call of the schema's `commit_each` function (see
-    /// ``PostgresEventStorage/commitEachSetBasedFunction``): one round trip for the whole set,
+    /// one call of the schema's `commit_each` function (migration 8 in
+    /// `PostgresEventStorage+Schema.swift`): one round trip for the whole set,
     /// all batches written together on the server, or, when one of them fails, each batch in
     /// a subtransaction of its own. Other sets (checkpoints, snapshots,
     /// commands, or one inbox entry named twice) are written batch by batch, each after a

@@ -308,7 +308,7 @@ extension PostgresEventStorage {
             first_event integer := 1;
             last_event integer;
         \(setBased ? commitEachDeclarations : "")BEGIN
-        \(setBased ? commitEachLocks : "")    WITH inserted AS (
+        \(setBased ? streamLocks : "")    WITH inserted AS (
                 INSERT INTO {schema}.inbox (consumer, event_id)
                 SELECT e.consumer, e.event_id FROM unnest(in_has_inbox, in_consumers, in_inbox_event_ids) AS e (has, consumer, event_id)
                 WHERE e.has ORDER BY e.consumer, e.event_id
@@ -381,8 +381,9 @@ extension PostgresEventStorage {
 
         """
 
-    /// The stream locks `commit_each` takes first, sorted, before the transaction has an id.
-    private static let commitEachLocks = """
+    /// The stream locks `append_events` and `commit_each` take first, in one order (no deadlock
+    /// between two callers) and before the transaction has an id.
+    private static let streamLocks = """
             PERFORM pg_advisory_xact_lock(k) FROM (
                 SELECT DISTINCT hashtextextended('{schema}.' || s, 0) AS k FROM unnest(in_streams) AS s ORDER BY 1
             ) AS keys;
@@ -495,10 +496,7 @@ extension PostgresEventStorage {
             -- Stream locks first, in one order (no deadlock between two batches), and only
             -- then the transaction id: a transaction that had none yet gets one newer than
             -- that of every transaction that appended to these streams before it.
-            PERFORM pg_advisory_xact_lock(k) FROM (
-                SELECT DISTINCT hashtextextended('{schema}.' || s, 0) AS k FROM unnest(in_streams) AS s ORDER BY 1
-            ) AS keys;
-            base := (pg_current_xact_id()::text::bigint) << 20;
+        \(streamLocks)    base := (pg_current_xact_id()::text::bigint) << 20;
             SELECT coalesce(max(e.position) + 1, base) INTO next_position FROM {schema}.events e
                 WHERE e.position >= base AND e.position < base + 1048576;
             FOR i IN 1 .. coalesce(array_length(in_streams, 1), 0) LOOP
