@@ -18,7 +18,6 @@
 #include "baseline.h"
 #include <amqp.h>
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <stdlib.h>
@@ -26,16 +25,7 @@
 #include <time.h>
 
 static amqp_connection_state_t open_connection(const char *host, int port) {
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
-    if (!socket || amqp_socket_open(socket, host, port) != AMQP_STATUS_OK) {
-        fprintf(stderr, "amqp-baseline: cannot connect to %s:%d\n", host, port);
-        exit(1);
-    }
-    die_on_reply(amqp_login(conn, "/", 0, 131072, 60, AMQP_SASL_METHOD_PLAIN, "guest", "guest"), "login");
-    amqp_channel_open(conn, 1);
-    die_on_reply(amqp_get_rpc_reply(conn), "channel.open");
-    return conn;
+    return open_amqp_connection("amqp-baseline", host, port, "/");
 }
 
 static char body[601];

@@ -21,7 +21,6 @@
 #include "baseline.h"
 #include <amqp.h>
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -118,15 +117,7 @@ int main(int argc, char **argv) {
         "INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version, created_at, correlation_id, "
         "causation_id, trace_context, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
-    if (!socket || amqp_socket_open(socket, host, port) != AMQP_STATUS_OK) {
-        fprintf(stderr, "consumer-baseline: cannot connect to %s:%d\n", host, port);
-        return 1;
-    }
-    die_on_reply(amqp_login(conn, vhost, 0, 131072, 60, AMQP_SASL_METHOD_PLAIN, "guest", "guest"), "login");
-    amqp_channel_open(conn, 1);
-    die_on_reply(amqp_get_rpc_reply(conn), "channel.open");
+    amqp_connection_state_t conn = open_amqp_connection("consumer-baseline", host, port, vhost);
 
     double start = now_seconds(), cpu_start = cpu_seconds();
     amqp_basic_qos(conn, 1, 0, (uint16_t)prefetch, 0);

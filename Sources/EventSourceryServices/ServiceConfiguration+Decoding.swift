@@ -55,13 +55,14 @@ extension ServiceConfiguration.Relay: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigurationKey.self)
         try container.rejectUnknownKeys([
-            "batch_size", "window", "lease_seconds", "idle_poll_ms", "retention_seconds",
+            "batch_size", "window", "lease_seconds", "idle_poll_ms", "linger_ms", "retention_seconds",
             "initial_backoff_ms", "max_backoff_ms", "attempt_limit",
         ])
         batchSize = try container.value("batch_size")
         window = try container.value("window")
         leaseSeconds = try container.value("lease_seconds")
         idlePollMilliseconds = try container.value("idle_poll_ms")
+        lingerMilliseconds = try container.value("linger_ms")
         retentionSeconds = try container.value("retention_seconds")
         initialBackoffMilliseconds = try container.value("initial_backoff_ms")
         maximumBackoffMilliseconds = try container.value("max_backoff_ms")

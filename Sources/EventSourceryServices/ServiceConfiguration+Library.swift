@@ -15,6 +15,7 @@ extension ServiceConfiguration {
         if let value = relay.batchSize { configuration.batchSize = value }
         if let value = relay.leaseSeconds { configuration.leaseDuration = try duration(seconds: value, "relay.lease_seconds") }
         if let value = relay.idlePollMilliseconds { configuration.idlePollInterval = .milliseconds(value) }
+        if let value = relay.lingerMilliseconds { configuration.linger = .milliseconds(value) }
         if let value = relay.retentionSeconds {
             configuration.retention = value == 0 ? nil : try duration(seconds: value, "relay.retention_seconds")
         }
@@ -25,6 +26,7 @@ extension ServiceConfiguration {
             configuration.validate,
             entries: [
                 "batchSize": "relay.batch_size", "leaseDuration": "relay.lease_seconds", "idlePollInterval": "relay.idle_poll_ms",
+                "linger": "relay.linger_ms",
                 "retention": "relay.retention_seconds", "retry.backoff.initialDelay": "relay.initial_backoff_ms",
                 "retry.backoff.maximumDelay": "relay.max_backoff_ms", "retry.attemptLimit": "relay.attempt_limit",
             ],

@@ -125,6 +125,7 @@ extension ServiceConfiguration {
         }
         set("ES_RELAY_BATCH_SIZE", "relay.batch_size", try integer("ES_RELAY_BATCH_SIZE")) { $0.relay.batchSize = $1 }
         set("ES_RELAY_WINDOW", "relay.window", try integer("ES_RELAY_WINDOW")) { $0.relay.window = $1 }
+        set("ES_RELAY_LINGER_MS", "relay.linger_ms", try integer("ES_RELAY_LINGER_MS")) { $0.relay.lingerMilliseconds = $1 }
         set("ES_RELAY_ATTEMPT_LIMIT", "relay.attempt_limit", try integer("ES_RELAY_ATTEMPT_LIMIT")) { $0.relay.attemptLimit = $1 }
         set("ES_HTTP_HOST", "observability.host", value("ES_HTTP_HOST")) { $0.observability.host = $1 }
         set("ES_HTTP_PORT", "observability.port", try integer("ES_HTTP_PORT")) { $0.observability.port = $1 }

@@ -74,6 +74,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var leaseSeconds: Double?
         /// The longest sleep when no wake-up arrives.
         public var idlePollMilliseconds: Int?
+        /// How long a busy relay waits before its next round (`OutboxRelay.Configuration.linger`).
+        /// Environment: `ES_RELAY_LINGER_MS`.
+        public var lingerMilliseconds: Int?
         /// How long published entries are kept, in seconds; 0 keeps them forever.
         public var retentionSeconds: Double?
         /// Delay before the first retry of a refused entry.

@@ -37,7 +37,7 @@ public struct RelayFixture: Sendable {
         try await connection.bind(AMQPBinding(queue: queue, exchange: EventMessage.exchange(for: context), routingKey: "\(context).#"))
     }
 
-    public func relay(batchSize: Int = 500, attemptLimit: Int = 10, window: Int = 1000) -> OutboxRelay {
+    public func relay(batchSize: Int = 500, attemptLimit: Int = 10, window: Int = 1000, linger: Duration = .zero) -> OutboxRelay {
         OutboxRelay(
             storage: storage,
             publisher: AMQPPublisher(connection: connection, window: window),
@@ -45,7 +45,8 @@ public struct RelayFixture: Sendable {
                 context: context,
                 batchSize: batchSize,
                 retry: RetryPolicy(initialBackoff: .milliseconds(1), maximumBackoff: .milliseconds(1), attemptLimit: attemptLimit),
-                idlePollInterval: .milliseconds(200)
+                idlePollInterval: .milliseconds(200),
+                linger: linger
             ),
             logger: TestBroker.logger
         )
@@ -87,6 +88,19 @@ public struct RelayFixture: Sendable {
         collector.stop()
         await consumer.cancel()
         return deliveries
+    }
+
+    /// The stream versions of `deliveries` by stream id, in arrival order.
+    public static func versionsByStream(_ deliveries: [Delivery]) throws -> [String: [Int]] {
+        var versions: [String: [Int]] = [:]
+        for delivery in deliveries {
+            let headers = delivery.properties.headers ?? [:]
+            guard let stream = headers[EventMessage.Header.streamID]?.stringValue,
+                let version = headers[EventMessage.Header.streamVersion]?.intValue
+            else { throw EventStoreError(.invalidArgument, message: "a delivery without stream headers: \(delivery.properties)") }
+            versions[stream, default: []].append(version)
+        }
+        return versions
     }
 
     public func tearDown() async {

@@ -8,7 +8,7 @@ struct EventSourceryBenchmarks: AsyncParsableCommand {
         abstract: "Measures the event store and the AMQP bridge; prints events/s and latency percentiles.",
         subcommands: [
             StoreBenchmark.self, PostgresBenchmark.self, RelayBenchmark.self, AMQPBenchmark.self, ConsumerBenchmark.self,
-            ObservabilityBenchmark.self,
+            ObservabilityBenchmark.self, BrokerBenchmark.self,
         ]
     )
 }

@@ -47,6 +47,11 @@ public import Tracing
 /// Commands carry no stream order. Since the receiver's inbox is keyed by the command id, a
 /// command sent twice (a lost confirm, a relay restarted after publishing) takes effect once.
 ///
+/// **Batching under load.** A round takes what is due when it starts. With
+/// ``Configuration/linger`` set, a relay whose next entries were committed while its last
+/// round ran waits that long before claiming them, so each round carries more entries:
+/// less CPU per message for the broker and the store, up to the linger more per hop.
+///
 /// **Tracing.** With a tracer bootstrapped, each event's message is published in a producer
 /// span `publish <context>.events`, a child of the trace context stored with the event (the
 /// span that appended it), and that span's context travels in the `traceparent` header. Each
@@ -106,7 +111,12 @@ public struct OutboxRelay: Service {
                     lastHousekeeping = .now
                 }
                 if round.claimed < configuration.batchSize && commands.claimed < configuration.batchSize {
+                    let waitStarted = ContinuousClock.now
                     await waitForWork()
+                    let waited = ContinuousClock.now - waitStarted
+                    if Self.lingers(configuration.linger, lastRoundClaimed: round.claimed + commands.claimed, waited: waited) {
+                        await cancelWhenGracefulShutdown { try? await Task.sleep(for: configuration.linger) }
+                    }
                 }
             } catch let error as EventStoreError where error.code == .storageUnavailable {
                 // A locked or briefly unreachable store: claimed entries keep their lease and

@@ -31,12 +31,7 @@ struct OutboxRelayTests {
         #expect(Set(deliveries.compactMap(\.properties.messageId)) == Set(stored.map { $0.envelope.id.uuidString.lowercased() }))
 
         // Per stream, versions arrive in order.
-        var versionsByStream: [String: [Int]] = [:]
-        for delivery in deliveries {
-            let headers = delivery.properties.headers ?? [:]
-            let stream = try #require(headers[EventMessage.Header.streamID]?.stringValue)
-            versionsByStream[stream, default: []].append(try #require(headers[EventMessage.Header.streamVersion]?.intValue))
-        }
+        let versionsByStream = try RelayFixture.versionsByStream(deliveries)
         #expect(versionsByStream.count == 8)
         for (stream, versions) in versionsByStream {
             #expect(versions == Array(1...versions.count), "stream \(stream) arrived out of order")
@@ -187,6 +182,43 @@ struct OutboxRelayTests {
         let stopped = ContinuousClock.now
         _ = await running.result
         #expect(ContinuousClock.now - stopped < .seconds(5))
+    }
+
+    /// Four writers commit while a relay with a linger runs: every event arrives once, each
+    /// stream in order, and the relay marks them all published.
+    @Test func aLingeringRelayPublishesSteadyCommitsOnceEachInStreamOrder() async throws {
+        let fixture = try await RelayFixture()
+        defer { Task { await fixture.tearDown() } }
+        let relay = fixture.relay(batchSize: 20, linger: .milliseconds(20))
+        let running = Task { try await relay.run() }
+        let stored = try await withThrowingTaskGroup(of: [StoredEvent].self) { group in
+            for writer in 0..<4 {
+                group.addTask {
+                    var stored: [StoredEvent] = []
+                    for index in 0..<50 {
+                        let stream = try StreamID("item-\(writer)-\(index % 3)")
+                        stored += try await fixture.store.publish([EventEnvelope(ItemCounted(index: index))], to: stream)
+                    }
+                    return stored
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let deliveries = try await fixture.receive(200, timeout: .seconds(30))
+        #expect(deliveries.count == 200)
+        #expect(Set(deliveries.compactMap(\.properties.messageId)) == Set(stored.map { $0.envelope.id.uuidString.lowercased() }))
+        let versionsByStream = try RelayFixture.versionsByStream(deliveries)
+        #expect(versionsByStream.count == 12)
+        for (stream, versions) in versionsByStream {
+            #expect(versions == Array(1...versions.count), "stream \(stream) arrived out of order")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await fixture.storage.outboxCounts().published < 200, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(try await fixture.storage.outboxCounts() == OutboxCounts(pending: 0, parked: 0, published: 200))
+        running.cancel()
+        _ = await running.result
     }
 
     @Test func housekeepingDeletesOnlyOldPublishedEntries() async throws {

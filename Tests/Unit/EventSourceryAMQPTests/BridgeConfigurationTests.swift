@@ -1,4 +1,4 @@
-import EventSourceryAMQP
+@testable import EventSourceryAMQP
 import EventSourceryRabbitMQ
 import Testing
 
@@ -27,6 +27,8 @@ struct BridgeConfigurationTests {
             (OutboxRelay.Configuration(context: "order", leaseDuration: .seconds(-1)), "leaseDuration"),
             (OutboxRelay.Configuration(context: "order", idlePollInterval: .zero), "idlePollInterval"),
             (OutboxRelay.Configuration(context: "order", retention: .seconds(-1)), "retention"),
+            (OutboxRelay.Configuration(context: "order", linger: .milliseconds(-1)), "linger"),
+            (OutboxRelay.Configuration(context: "order", linger: .milliseconds(1001)), "linger"),
             (OutboxRelay.Configuration(context: "order", retry: RetryPolicy(attemptLimit: 0)), "retry.attemptLimit"),
             (
                 OutboxRelay.Configuration(context: "order", retry: RetryPolicy(initialBackoff: .seconds(2), maximumBackoff: .seconds(1))),
@@ -39,6 +41,19 @@ struct BridgeConfigurationTests {
             #expect(error?.field == field)
             #expect(error?.message.hasPrefix(field) == true)
         }
+    }
+
+    @Test func aRelayLingersOnlyWhenBusyAndConfigured() {
+        let linger = Duration.milliseconds(2)
+        // Entries were waiting when the last round that published something ended: linger.
+        #expect(OutboxRelay.lingers(linger, lastRoundClaimed: 3, waited: .microseconds(20)))
+        // The wait lasted: the relay was idle, the next entry goes out at once.
+        #expect(!OutboxRelay.lingers(linger, lastRoundClaimed: 3, waited: .milliseconds(4)))
+        // The last round found nothing (a poll): no linger.
+        #expect(!OutboxRelay.lingers(linger, lastRoundClaimed: 0, waited: .microseconds(20)))
+        // Not configured.
+        #expect(!OutboxRelay.lingers(.zero, lastRoundClaimed: 3, waited: .microseconds(20)))
+        #expect(OutboxRelay.Configuration(context: "order").linger == .zero)
     }
 
     @Test func consumerFieldsAreCheckedNotClamped() {

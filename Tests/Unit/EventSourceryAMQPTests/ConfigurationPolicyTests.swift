@@ -85,6 +85,17 @@ struct ConfigurationPolicyTests {
         #expect(error.message == "retry.backoff.maximumDelay must not be below initialDelay (0.5 seconds), got 0.1 seconds")
     }
 
+    @Test func aLingerIsReadInMillisecondsAndCheckedAtItsEntryOrVariable() throws {
+        let (configuration, _) = try load(yaml(relay: "  linger_ms: 5"))
+        #expect(try configuration.relayConfiguration(context: "order").linger == .milliseconds(5))
+        let (fromEnvironment, _) = try load(yaml(), environment: ["ES_RELAY_LINGER_MS": "2"])
+        #expect(try fromEnvironment.relayConfiguration(context: "order").linger == .milliseconds(2))
+        let (error, path) = try failure(yaml(relay: "  linger_ms: 5000"))
+        #expect(error.description == "\(path):6:3: relay.linger_ms: linger must be from 0 to 1.0 seconds, got 5.0 seconds")
+        let (negative, _) = try failure(yaml(), environment: ["ES_RELAY_LINGER_MS": "-1"])
+        #expect(negative.origin == .environment("ES_RELAY_LINGER_MS"))
+    }
+
     @Test func aZeroWindowIsRejected() throws {
         let (error, _) = try failure(yaml(relay: "  window: 0"))
         #expect(error.entry == "relay.window")

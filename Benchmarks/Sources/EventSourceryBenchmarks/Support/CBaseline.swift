@@ -16,17 +16,21 @@ enum CBaseline {
     /// Runs a baseline with `arguments` and returns the messages/s and, when printed, the CPU
     /// time per message in µs of its output line (`rate=… cpu_us_per_message=…`).
     static func run(_ path: String, arguments: [String]) throws -> (rate: Double, cpu: Double?) {
-        let output = try spawn(path, arguments)
-        let fields = output.split(whereSeparator: \.isWhitespace)
-        guard let field = fields.first(where: { $0.hasPrefix("rate=") }), let rate = Double(field.dropFirst(5)) else {
+        let output = try output(path, arguments)
+        guard let rate = field("rate", in: output) else {
             throw ValidationError("unexpected output from the C baseline: \(output)")
         }
-        let cpu = fields.first(where: { $0.hasPrefix("cpu_us_per_message=") }).flatMap { Double($0.dropFirst(19)) }
-        return (rate, cpu)
+        return (rate, field("cpu_us_per_message", in: output))
+    }
+
+    /// The number after `<name>=` in a baseline's output line, if any.
+    static func field(_ name: String, in output: String) -> Double? {
+        let prefix = name + "="
+        return output.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
     }
 
     /// Runs a program and returns its standard output (posix_spawn + waitpid).
-    private static func spawn(_ executable: String, _ arguments: [String]) throws -> String {
+    static func output(_ executable: String, _ arguments: [String]) throws -> String {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw ValidationError("pipe failed") }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
