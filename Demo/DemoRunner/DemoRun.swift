@@ -275,6 +275,7 @@ struct DemoRun: Sendable {
         var invoiceNumbers: [Int] = []
         var parked = 0
         var parkedCommands = 0
+        var published = (events: 0, commands: 0)
         var fired = 0
         var refunded: [String: Int] = [:]
         var failures = 0
@@ -301,8 +302,12 @@ struct DemoRun: Sendable {
                 }
                 position = last.position
             }
-            parked += try await store.storage.outboxCounts().parked
-            for entry in try await store.storage.commandOutboxEntries(in: [.sent], limit: Int(Int32.max)) {
+            let outbox = try await store.storage.outboxCounts()
+            parked += outbox.parked
+            published.events += outbox.published
+            let sent = try await store.storage.commandOutboxEntries(in: [.sent], limit: Int(Int32.max))
+            published.commands += sent.count
+            for entry in sent {
                 hops.record(entry.command.typeName, correlationID: entry.command.metadata.correlationID, createdAt: entry.command.createdAt)
             }
             parkedCommands += try await store.storage.commandOutboxEntries(in: [.parked], limit: 10_000).count
@@ -334,7 +339,7 @@ struct DemoRun: Sendable {
             "  flow latency, OrderPlaced → OrderCompleted/OrderCancelled (timed-out orders aside): p50 \(latencies.percentile(0.5).milliseconds), p95 \(latencies.percentile(0.95).milliseconds), p99 \(latencies.percentile(0.99).milliseconds), max \(latencies.percentile(1).milliseconds)"
         )
         printHops(hops)
-        printCPU(cpu, settled: board.settledCount, elapsed: elapsed)
+        printCPU(cpu, settled: board.settledCount, elapsed: elapsed, published: published)
         print(
             "  dead letters \(deadLetters) · parked sequences \(parkedSequences) · parked outbox entries \(parked) · parked commands \(parkedCommands) · refused commands \(count("order", "CommandRejected") + count("payment", "CommandRejected") + count("invoice", "CommandRejected")) · recorded handler failures \(failures) (retried)"
         )
@@ -401,7 +406,9 @@ struct DemoRun: Sendable {
 
     /// Prints each measured process's CPU time per settled order while the orders were placed
     /// and settled, and the total.
-    private func printCPU(_ cpu: [(process: ProcessCPU.Process, seconds: Double)], settled: Int, elapsed: Duration) {
+    private func printCPU(
+        _ cpu: [(process: ProcessCPU.Process, seconds: Double)], settled: Int, elapsed: Duration, published: (events: Int, commands: Int)
+    ) {
         guard !cpu.isEmpty, settled > 0 else {
             print("  CPU per settled order: not measured (no /proc)")
             return
@@ -415,6 +422,14 @@ struct DemoRun: Sendable {
                 "    \(process.name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(format: "%.2f ms", seconds * 1000 / Double(settled)).leftPadded(10))  \(String(format: "%4.1f %%", total > 0 ? seconds / total * 100 : 0))"
             )
         }
+        // The broker's cost per message, to read against `eventsourcery-bench broker` (its cost
+        // per quorum-queue message at each batch size).
+        let messages = published.events + published.commands
+        let broker = cpu.filter { command.brokerPIDs.contains($0.process.pid) }.map(\.seconds).reduce(0, +)
+        guard messages > 0 else { return }
+        print(
+            "  messages published per settled order: \(String(format: "%.2f", Double(messages) / Double(settled))) (events \(published.events), commands \(published.commands))"
+                + (command.brokerPIDs.isEmpty ? "" : String(format: "; broker CPU per message %.0f µs", broker / Double(messages) * 1e6)))
     }
 
     /// Prints which replica held which partitions; returns whether no partition had deliveries
