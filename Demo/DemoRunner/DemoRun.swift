@@ -29,7 +29,7 @@ struct DemoRun: Sendable {
     private var contexts: [String] { DemoCommand.contexts }
 
     /// The order API the run starts.
-    private var client: OrderClient { OrderClient(baseURL: URL(string: "http://127.0.0.1:\(command.port)")!) }
+    private var client: OrderClient { OrderClient(baseURL: "http://127.0.0.1:\(command.port)") }
 
     /// The demo's own broker connection logs problems only; the services log to their files.
     private static let quietLogger: Logger = {

@@ -1,8 +1,5 @@
 import EventSourceryAMQP
 import Foundation
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Which consumer replica received the deliveries of which inbox partition: each replica's
 /// counts of ``MetricName/consumerPartitionDeliveries`` per queue, read from its `/metrics`.
@@ -14,10 +11,8 @@ struct PartitionHolders: Sendable {
     static func scrape(_ services: [DemoCommand.Service]) async -> PartitionHolders {
         var holders = PartitionHolders()
         for service in services where service.product == "demo-service" {
-            guard let port = service.httpPort, let url = URL(string: "http://127.0.0.1:\(port)/metrics"),
-                let (body, _) = try? await URLSession.shared.data(from: url)
-            else { continue }
-            holders.deliveries[service.name] = counts(in: String(decoding: body, as: UTF8.self))
+            guard let port = service.httpPort, let page = await OrderClient.get("http://127.0.0.1:\(port)/metrics") else { continue }
+            holders.deliveries[service.name] = counts(in: page)
         }
         return holders
     }
