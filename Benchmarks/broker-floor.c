@@ -1,10 +1,11 @@
 /*
  * The broker's own cost of the flow's kind of traffic, without any EventSourcery code:
- * persistent 600-byte messages published with confirms into a quorum queue while another
- * connection consumes them (basic.qos <prefetch>, a basic.ack with `multiple` every <ack every>
- * deliveries; 1: one per delivery), both with
- * rabbitmq-c, each on its own thread. Every message of the demo's flow (an event routed to a
- * context's inbox, a command to a command queue) is such a message.
+ * persistent 600-byte messages with the event wire contract's properties and headers, published
+ * with confirms into a quorum queue (`publish_confirmed`, as amqp-baseline publishes) while
+ * another connection consumes them (basic.qos <prefetch>, a basic.ack with `multiple` every
+ * <ack every> deliveries; 1: one per delivery), both with rabbitmq-c, each on its own thread.
+ * Every message of the demo's flow (an event routed to a context's inbox, a command to a
+ * command queue) is such a message.
  *
  *   broker-floor <host> <port> <queue> <messages> <window> <prefetch> <ack every> <broker pid>
  *
@@ -58,45 +59,7 @@ static double process_cpu_seconds(long pid) {
 static void *publish(void *unused) {
     (void)unused;
     amqp_connection_state_t conn = open_connection();
-    amqp_confirm_select(conn, 1);
-    die_on_reply(amqp_get_rpc_reply(conn), "confirm.select");
-    long published = 0, confirmed = 0;
-    uint64_t confirmed_upto = 0;
-    char message_id[64];
-    while (confirmed < count) {
-        while (published < count && published - confirmed < window) {
-            amqp_basic_properties_t props;
-            memset(&props, 0, sizeof props);
-            props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-                           AMQP_BASIC_TYPE_FLAG;
-            props.content_type = amqp_cstring_bytes("application/json");
-            props.delivery_mode = 2;
-            snprintf(message_id, sizeof message_id, "00000000-0000-4000-8000-%012ld", published);
-            props.message_id = amqp_cstring_bytes(message_id);
-            props.type = amqp_cstring_bytes("OrderPlaced");
-            if (amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 1, 0, &props,
-                                   amqp_cstring_bytes(body)) != AMQP_STATUS_OK) {
-                fprintf(stderr, "broker-floor: publish failed\n");
-                exit(1);
-            }
-            published++;
-        }
-        amqp_frame_t frame;
-        if (amqp_simple_wait_frame(conn, &frame) != AMQP_STATUS_OK) {
-            fprintf(stderr, "broker-floor: wait for a confirm failed\n");
-            exit(1);
-        }
-        if (frame.frame_type == AMQP_FRAME_METHOD && frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-            amqp_basic_ack_t *ack = frame.payload.method.decoded;
-            uint64_t tag = ack->delivery_tag;
-            confirmed += ack->multiple ? (long)(tag - confirmed_upto) : 1;
-            if (ack->multiple || tag == confirmed_upto + 1) confirmed_upto = tag;
-        } else if (frame.frame_type == AMQP_FRAME_METHOD) {
-            fprintf(stderr, "broker-floor: unexpected method 0x%08x (a nack?)\n", frame.payload.method.id);
-            exit(1);
-        }
-        amqp_maybe_release_buffers(conn);
-    }
+    publish_confirmed("broker-floor", conn, queue, body, count, window);
     close_connection(conn);
     return NULL;
 }
@@ -143,11 +106,7 @@ int main(int argc, char **argv) {
                         "broker pid must be positive\n");
         return 2;
     }
-    int n = snprintf(body, sizeof body, "{\"orderId\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"amount\":1234,\"note\":\"");
-    while (n < 598) body[n++] = 'x';
-    body[n++] = '"';
-    body[n++] = '}';
-    body[n] = 0;
+    make_json_body(body);
 
     amqp_connection_state_t admin = open_connection();
     amqp_queue_delete(admin, 1, amqp_cstring_bytes(queue), 0, 0);

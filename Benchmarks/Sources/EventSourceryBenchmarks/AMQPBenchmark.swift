@@ -80,6 +80,7 @@ struct AMQPBenchmark: AsyncParsableCommand {
 
     // MARK: Swift side
 
+    /// A 600-byte JSON document, as the C baselines' (`make_json_body` in `Benchmarks/baseline.h`).
     private static let body: Data = {
         var text =
             "{\"orderId\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"customer\":\"c-42\",\"amount\":1234.5,\"currency\":\"EUR\",\"note\":\""
@@ -88,7 +89,9 @@ struct AMQPBenchmark: AsyncParsableCommand {
         return Data(text.utf8)
     }()
 
-    private static func message(queue: String, index: Int) -> OutgoingMessage {
+    /// A persistent message with the event wire contract's properties and headers, as the C
+    /// baselines publish it (`publish_confirmed` in `Benchmarks/baseline.h`).
+    static func message(queue: String, index: Int) -> OutgoingMessage {
         OutgoingMessage(
             exchange: "",
             routingKey: queue,

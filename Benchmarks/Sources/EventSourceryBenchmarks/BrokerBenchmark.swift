@@ -7,7 +7,7 @@ import Foundation
 #endif
 
 /// The broker's own CPU time per message of the flow's kind of traffic — persistent messages
-/// published with confirms into a quorum queue while another connection consumes and acks
+/// with the event wire contract's properties and headers, published with confirms into a quorum queue while another connection consumes and acks
 /// them — at several confirm windows, for the Swift wrapper and for rabbitmq-c used directly
 /// (`Benchmarks/broker-floor.c`, built by `scripts/bench-amqp`), in the same run.
 ///
@@ -39,6 +39,9 @@ struct BrokerBenchmark: AsyncParsableCommand {
     @Option(help: "Path of the compiled C baseline (Benchmarks/broker-floor.c); without it only the Swift side runs.")
     var baseline: String?
 
+    /// Messages per second, and the broker's CPU time per message in µs.
+    typealias RoundTrip = (rate: Double, brokerMicroseconds: Double)
+
     func validate() throws {
         guard Self.cpuSeconds(of: brokerPid) != nil else {
             throw ValidationError("--broker-pid \(brokerPid): /proc/\(brokerPid)/stat cannot be read; pass the broker's process id.")
@@ -50,7 +53,9 @@ struct BrokerBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try AMQPConnection.Configuration(url: url)
-        print("broker CPU per message: quorum queue, persistent 600-byte messages, prefetch \(prefetch), one ack per delivery")
+        print(
+            "broker CPU per message: quorum queue, persistent 600-byte messages with the wire contract's headers, prefetch \(prefetch), one ack per delivery"
+        )
         print("window   messages   Swift msg/s  Swift broker µs/msg     C msg/s  C broker µs/msg")
         for window in windows {
             let swift = try await swiftRoundTrip(configuration, window: window)
@@ -66,11 +71,7 @@ struct BrokerBenchmark: AsyncParsableCommand {
     }
 
     /// Publishes `messages` with `window` in flight while a second connection consumes them.
-    private func swiftRoundTrip(
-        _ configuration: AMQPConnection.Configuration, window: Int
-    ) async throws -> (
-        rate: Double, brokerMicroseconds: Double
-    ) {
+    private func swiftRoundTrip(_ configuration: AMQPConnection.Configuration, window: Int) async throws -> RoundTrip {
         let queue = "bench.swift.broker"
         let publishing = AMQPConnection(configuration: configuration)
         let consuming = AMQPConnection(configuration: configuration)
@@ -79,13 +80,7 @@ struct BrokerBenchmark: AsyncParsableCommand {
         try await publishing.declare(AMQPQueue(name: queue, arguments: ["x-queue-type": "quorum"]))
         try await publishing.purgeQueue(queue)
         let consumer = try await consuming.consume(queue: queue, prefetch: UInt16(prefetch))
-        let messages = (0..<self.messages).map { index in
-            OutgoingMessage(
-                exchange: "", routingKey: queue, body: Self.body,
-                properties: AMQPProperties(
-                    contentType: "application/json", deliveryMode: .persistent,
-                    messageId: String(format: "00000000-0000-4000-8000-%012d", index), type: "OrderPlaced"))
-        }
+        let messages = (0..<self.messages).map { AMQPBenchmark.message(queue: queue, index: $0) }
         let brokerStart = try brokerCPU()
         let start = ContinuousClock.now
         let count = self.messages
@@ -112,11 +107,7 @@ struct BrokerBenchmark: AsyncParsableCommand {
         return (Double(count) / elapsed.seconds, brokerSeconds / Double(count) * 1e6)
     }
 
-    private func cRoundTrip(
-        _ path: String, _ configuration: AMQPConnection.Configuration, window: Int
-    ) throws -> (
-        rate: Double, brokerMicroseconds: Double
-    ) {
+    private func cRoundTrip(_ path: String, _ configuration: AMQPConnection.Configuration, window: Int) throws -> RoundTrip {
         let output = try CBaseline.output(
             path,
             [
@@ -128,13 +119,6 @@ struct BrokerBenchmark: AsyncParsableCommand {
         }
         return (rate, broker)
     }
-
-    /// A 600-byte JSON document, as the C baseline's.
-    private static let body: Data = {
-        var text = "{\"orderId\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"amount\":1234,\"note\":\""
-        text += String(repeating: "x", count: 598 - text.utf8.count) + "\"}"
-        return Data(text.utf8)
-    }()
 
     private func brokerCPU() throws -> Double {
         guard let seconds = Self.cpuSeconds(of: brokerPid) else {

@@ -32,7 +32,7 @@ extension OutboxRelay {
         /// already waiting when it finished (they were committed while the round ran): under a
         /// steady load, not after a quiet spell. Fewer, larger rounds cost less per message —
         /// a quorum queue pays per write batch, not per message (`eventsourcery-bench broker`:
-        /// about 450 µs of broker CPU per message one at a time, under 50 µs a hundred at a
+        /// about 450 µs of broker CPU per message one at a time, about 50 µs a hundred at a
         /// time), and each round's claims and marks are one transaction each — at the price of
         /// up to this much latency per hop. docs/BENCHMARKS.md has the measured trade-off.
         public var linger: Duration
