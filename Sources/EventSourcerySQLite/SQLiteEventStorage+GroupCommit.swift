@@ -115,19 +115,20 @@ extension SQLiteEventStorage {
         var results: [Result<CommitOutcome, any Error>] = []
         results.reserveCapacity(batches.count)
         try db.inTransaction(.immediate) {
+            let statements = try CommitStatements(db)
             var versions: [StreamID: Int64] = [:]
             for batch in batches {
                 do {
                     if savepoints {
                         var outcome: CommitOutcome?
                         try db.inSavepoint {
-                            outcome = try commit(batch, in: db, versions: &versions)
+                            outcome = try commit(batch, in: db, statements: statements, versions: &versions)
                             return .commit
                         }
                         guard let outcome else { preconditionFailure("a released savepoint has an outcome") }
                         results.append(.success(outcome))
                     } else {
-                        results.append(.success(try commit(batch, in: db, versions: &versions)))
+                        results.append(.success(try commit(batch, in: db, statements: statements, versions: &versions)))
                     }
                 } catch let error as PartiallyWritten where !savepoints {
                     throw error

@@ -323,42 +323,47 @@ public final class SQLiteEventStorage: EventStorage {
     /// expected versions (on a conflict the new inbox entry is deleted again). A failure after
     /// that (a duplicate event id, an I/O error) throws ``PartiallyWritten``.
     ///
-    /// - Parameter versions: the stream versions this transaction has seen or written so far,
-    ///   shared by the batches of one group commit; updated when the batch commits.
-    static func commit(_ batch: WriteBatch, in db: Database, versions: inout [StreamID: Int64]) throws -> CommitOutcome {
+    /// - Parameters:
+    ///   - statements: the statements of this transaction.
+    ///   - versions: the stream versions this transaction has seen or written so far,
+    ///     shared by the batches of one group commit; updated when the batch commits.
+    static func commit(
+        _ batch: WriteBatch, in db: Database, statements: CommitStatements, versions: inout [StreamID: Int64]
+    ) throws -> CommitOutcome {
         if let inbox = batch.inboxEntry {
-            try db.cachedStatement(sql: "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-                .execute(arguments: [inbox.consumer, inbox.eventID, Date().storedSeconds])
+            let processedAt = Date().storedSeconds
+            try statements.insertInbox.runDirectly(in: db) { row in
+                row.bind(inbox.consumer)
+                row.bind(inbox.eventID)
+                row.bind(processedAt)
+            }
             if db.changesCount == 0 { return .alreadyProcessed }
         }
         var written: [StreamID: Int64] = [:]
         var startVersions: [Int64] = []
         startVersions.reserveCapacity(batch.appends.count)
-        if !batch.appends.isEmpty {
-            let versionQuery = try db.cachedStatement(sql: "SELECT max(stream_version) FROM events WHERE stream_id = ?")
-            for append in batch.appends {
-                let stream = append.streamID
-                let actual: Int64
-                if let version = written[stream] ?? versions[stream] {
-                    actual = version
-                } else {
-                    actual = try Int64.fetchOne(versionQuery, arguments: [stream.rawValue]) ?? 0
-                    versions[stream] = actual
-                }
-                guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
-                    if let inbox = batch.inboxEntry {
-                        try db.cachedStatement(sql: "DELETE FROM inbox WHERE consumer = ? AND event_id = ?").execute(arguments: [
-                            inbox.consumer, inbox.eventID,
-                        ])
-                    }
-                    throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
-                }
-                startVersions.append(actual)
-                written[stream] = actual + Int64(append.events.count)
+        for append in batch.appends {
+            let stream = append.streamID
+            let actual: Int64
+            if let version = written[stream] ?? versions[stream] {
+                actual = version
+            } else {
+                actual = try statements.streamVersion.fetchInt64Directly(in: db) { $0.bind(stream.rawValue) } ?? 0
+                versions[stream] = actual
             }
+            guard append.expectedVersion.isSatisfied(byActualVersion: actual) else {
+                if let inbox = batch.inboxEntry {
+                    try db.cachedStatement(sql: "DELETE FROM inbox WHERE consumer = ? AND event_id = ?").execute(arguments: [
+                        inbox.consumer, inbox.eventID,
+                    ])
+                }
+                throw EventStoreError.conflict(stream: stream, expected: append.expectedVersion, actual: actual)
+            }
+            startVersions.append(actual)
+            written[stream] = actual + Int64(append.events.count)
         }
         do {
-            let recorded = try write(batch, startingAt: startVersions, in: db)
+            let recorded = try write(batch, startingAt: startVersions, in: db, statements: statements)
             versions.merge(written) { $1 }
             return .committed(recorded)
         } catch {
@@ -368,37 +373,40 @@ public final class SQLiteEventStorage: EventStorage {
 
     /// Writes a checked batch: its events (and outbox entries) from the given start versions,
     /// its checkpoint and snapshots.
-    private static func write(_ batch: WriteBatch, startingAt startVersions: [Int64], in db: Database) throws -> [RecordedEvent] {
+    private static func write(
+        _ batch: WriteBatch, startingAt startVersions: [Int64], in db: Database, statements: CommitStatements
+    ) throws -> [RecordedEvent] {
         var recorded: [RecordedEvent] = []
         recorded.reserveCapacity(batch.eventCount)
-        if !batch.appends.isEmpty {
-            let insertEvent = try db.cachedStatement(
-                sql: """
-                    INSERT INTO events (stream_id, stream_version, event_id, type_name, schema_version,
-                                        created_at, correlation_id, causation_id, trace_context, payload)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-            let insertOutbox = try db.cachedStatement(sql: "INSERT INTO outbox (position, stream_id) VALUES (?, ?)")
-            for (append, startVersion) in zip(batch.appends, startVersions) {
-                let stream = append.streamID
-                var version = startVersion
-                for event in append.events {
-                    version += 1
-                    do {
-                        try insertEvent.execute(arguments: [
-                            stream.rawValue, version, event.id, event.typeName, event.schemaVersion,
-                            event.createdAt.storedSeconds, event.metadata.correlationID, event.metadata.causationID,
-                            traceContextJSON(event.metadata.traceContext), event.payload,
-                        ])
-                    } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
-                        throw try constraintError(error, event: event, append: append, in: db)
+        for (append, startVersion) in zip(batch.appends, startVersions) {
+            let stream = append.streamID
+            var version = startVersion
+            for event in append.events {
+                version += 1
+                do {
+                    try statements.insertEvent.runDirectly(in: db) { row in
+                        row.bind(stream.rawValue)
+                        row.bind(version)
+                        row.bind(event.id)
+                        row.bind(event.typeName)
+                        row.bind(event.schemaVersion)
+                        row.bind(event.createdAt.storedSeconds)
+                        row.bind(event.metadata.correlationID)
+                        row.bind(event.metadata.causationID)
+                        row.bind(traceContextJSON(event.metadata.traceContext))
+                        row.bind(event.payload)
                     }
-                    let position = db.lastInsertedRowID
-                    if append.publishes {
-                        try insertOutbox.execute(arguments: [position, stream.rawValue])
-                    }
-                    recorded.append(RecordedEvent(streamID: stream, streamVersion: version, position: position, event: event))
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    throw try constraintError(error, event: event, append: append, in: db)
                 }
+                let position = db.lastInsertedRowID
+                if append.publishes {
+                    try statements.insertOutbox.runDirectly(in: db) { row in
+                        row.bind(position)
+                        row.bind(stream.rawValue)
+                    }
+                }
+                recorded.append(RecordedEvent(streamID: stream, streamVersion: version, position: position, event: event))
             }
         }
         if let checkpoint = batch.checkpoint {
@@ -538,24 +546,38 @@ public final class SQLiteEventStorage: EventStorage {
     }
 
     public func processedInboxEntries(_ entries: [InboxEntry]) async throws -> Set<InboxEntry> {
-        let consumers = Dictionary(grouping: entries, by: \.consumer).mapValues { $0.map(\.eventID) }
+        guard !entries.isEmpty else { return [] }
+        // The consumers in order of appearance: a context has a few handlers.
+        let consumers = entries.reduce(into: [String]()) { consumers, entry in
+            if !consumers.contains(entry.consumer) { consumers.append(entry.consumer) }
+        }
         return try await read { db in
+            // One prepared statement for every call: a fixed number of event ids, the unused
+            // ones NULL (which matches nothing).
+            let width = Self.inboxLookupWidth
+            let statement = try db.cachedStatement(
+                sql: "SELECT event_id FROM inbox WHERE consumer = ? AND event_id IN ("
+                    + Array(repeating: "?", count: width).joined(separator: ", ") + ")")
             var processed: Set<InboxEntry> = []
-            for (consumer, eventIDs) in consumers {
-                // SQLite allows at most 32,766 parameters per statement.
-                for start in stride(from: 0, to: eventIDs.count, by: 10_000) {
-                    let chunk = eventIDs[start..<min(start + 10_000, eventIDs.count)]
-                    let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                    var arguments: StatementArguments = [consumer]
-                    arguments += StatementArguments(chunk)
-                    let found = try UUID.fetchAll(
-                        db, sql: "SELECT event_id FROM inbox WHERE consumer = ? AND event_id IN (\(placeholders))", arguments: arguments)
-                    processed.formUnion(found.map { InboxEntry(consumer: consumer, eventID: $0) })
+            for consumer in consumers {
+                let eventIDs = entries.filter { $0.consumer == consumer }.map(\.eventID)
+                for start in stride(from: 0, to: eventIDs.count, by: width) {
+                    let chunk = eventIDs[start..<min(start + width, eventIDs.count)]
+                    try statement.runDirectly(in: db) { row in
+                        row.bind(consumer)
+                        for eventID in chunk { row.bind(eventID) }
+                        for _ in chunk.count..<width { row.bind(UUID?.none) }
+                    } row: { row in
+                        if let eventID = row.uuid(at: 0) { processed.insert(InboxEntry(consumer: consumer, eventID: eventID)) }
+                    }
                 }
             }
             return processed
         }
     }
+
+    /// The event ids ``processedInboxEntries(_:)`` asks about in one query.
+    static let inboxLookupWidth = 50
 
     public func deleteInboxEntries(processedUpTo date: Date) async throws -> Int {
         try await write { db in

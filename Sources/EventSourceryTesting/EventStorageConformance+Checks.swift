@@ -511,6 +511,24 @@ extension EventStorageConformance {
                             InboxEntry(consumer: "invoices", eventID: events[4])
                         ]))
             #expect(try await store.processedInboxEntries([]).isEmpty)
+
+            // More entries than one query of a storage may take, two consumers interleaved,
+            // some event ids processed by both, some by one, some by none.
+            let many = (0..<130).map { _ in UUID() }
+            var done: [InboxEntry] = []
+            for (index, eventID) in many.enumerated() {
+                if index % 3 == 0 { done.append(InboxEntry(consumer: "payments", eventID: eventID)) }
+                if index % 4 == 0 { done.append(InboxEntry(consumer: "invoices", eventID: eventID)) }
+            }
+            let results = await store.commitEach(
+                done.map { entry in
+                    var batch = WriteBatch()
+                    batch.inboxEntry = entry
+                    return batch
+                })
+            #expect(results.allSatisfy { (try? $0.get())?.wasProcessed == true })
+            let askedMany = many.flatMap { [InboxEntry(consumer: "invoices", eventID: $0), InboxEntry(consumer: "payments", eventID: $0)] }
+            #expect(try await store.processedInboxEntries(askedMany) == Set(done))
         }
 
         func commitEachIsAtomicPerBatch() async throws {

@@ -16,10 +16,9 @@ extension UUID {
         let milliseconds = UInt64(microseconds / 1000)
         // The microseconds within the millisecond, scaled to 12 bits.
         let fraction = UInt64(microseconds.truncatingRemainder(dividingBy: 1000)) * 4096 / 1000
-        var generator = SystemRandomNumberGenerator()
         // 48 bits of time, version 7, 12 bits of fraction; then variant 0b10 and 62 random bits.
         let high = milliseconds << 16 | 0x7000 | (fraction & 0x0FFF)
-        let low = 0x8000_0000_0000_0000 | ((generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF)
+        let low = 0x8000_0000_0000_0000 | (RandomBits.next() & 0x3FFF_FFFF_FFFF_FFFF)
         return UUID(high, low)
     }
 

@@ -93,10 +93,11 @@ extension ContextConsumer {
 
     /// The handler runs of one event: one per handler subscribed to its source and type.
     fileprivate func runs(for input: HandlerInput, tally: Int, trace: ServiceContext? = nil) -> [HandlerRun] {
-        handlers.filter { $0.handles(source: input.sourceContext, type: input.envelope.typeName) }.map { handler in
+        zip(handlers, inboxConsumers).filter { $0.0.handles(source: input.sourceContext, type: input.envelope.typeName) }.map {
+            handler, consumer in
             HandlerRun(
-                delivery: tally, input: input, handler: handler,
-                inboxEntry: InboxEntry(consumer: "\(configuration.context).\(handler.name)", eventID: input.envelope.id), trace: trace)
+                delivery: tally, input: input, handler: handler, inboxEntry: InboxEntry(consumer: consumer, eventID: input.envelope.id),
+                trace: trace)
         }
     }
 

@@ -95,6 +95,9 @@ public struct ContextConsumer: Service {
     let metrics: ConsumerMetrics
     /// The consumer and handler spans, with the store's tracer.
     let tracing: MessageTracing
+    /// Each handler's consumer name in the inbox, `<context>.<handler>`, in the order of
+    /// ``handlers``.
+    let inboxConsumers: [String]
 
     /// Creates a consumer. Call ``run()`` with the connection open (or running as a service).
     ///
@@ -126,6 +129,7 @@ public struct ContextConsumer: Service {
         self.logger = logger
         self.metrics = ConsumerMetrics(context: configuration.context, handlers: handlers.map(\.name))
         self.tracing = MessageTracing(tracer: store.tracer)
+        self.inboxConsumers = handlers.map { "\(configuration.context).\($0.name)" }
     }
 
     /// Consumes until graceful shutdown or cancellation.

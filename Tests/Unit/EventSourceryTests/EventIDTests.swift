@@ -22,6 +22,20 @@ struct EventIDTests {
         #expect(texts == texts.sorted(), "byte order is time order")
     }
 
+    @Test func idsOfOneInstantDifferAcrossRefillsOfTheRandomPoolAndFromSeveralThreads() async {
+        // The pool holds 512 words: 4 × 3,000 ids of the same millisecond and fraction cross
+        // many refills, from four threads at once; only the random bits tell them apart.
+        let instant = Date(timeIntervalSince1970: 1_800_000_000)
+        let ids = await withTaskGroup(of: [UUID].self) { group in
+            for _ in 0..<4 { group.addTask { (0..<3_000).map { _ in UUID.timeOrdered(at: instant) } } }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(Set(ids).count == 12_000)
+        #expect(Set(ids.map { $0.uuidString.prefix(15) }).count == 1, "the same time and version")
+        let randomBytes = ids.prefix(1_000).flatMap { id in withUnsafeBytes(of: id.uuid) { Array($0[9...]) } }
+        #expect(Set(randomBytes).count > 200, "the random bytes take many values")
+    }
+
     @Test func newEnvelopesGetTimeOrderedIDs() {
         let before = UUID.timeOrdered()
         let envelope = EventEnvelope(Probe())
