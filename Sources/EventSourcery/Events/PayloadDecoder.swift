@@ -415,6 +415,27 @@ private final class JSONValueDecoder: Decoder, SingleValueDecodingContainer {
 
     // MARK: Decoder
 
+    /// A member of an object: its key and its value's token.
+    struct Member {
+        var key: String
+        var value: Int
+    }
+
+    /// The members of the object at ``token``, in document order (built outside the generic
+    /// keyed container, whose generic context would look up the array's type on every call).
+    func members() throws -> [Member] {
+        let object = index.tokens[token]
+        var members: [Member] = []
+        members.reserveCapacity(Int(object.count))
+        var key = token + 1
+        for _ in 0..<object.count {
+            let value = Int(index.tokens[key].after)
+            members.append(Member(key: try string(at: key), value: value))
+            key = Int(index.tokens[value].after)
+        }
+        return members
+    }
+
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard kind(token) == .object else { throw Mismatch() }
         return KeyedDecodingContainer(try JSONKeyedContainer<Key>(decoder: self))
@@ -453,21 +474,11 @@ private final class JSONValueDecoder: Decoder, SingleValueDecodingContainer {
 /// The members of an object, found by comparing keys in order (objects of events are small).
 private struct JSONKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoder: JSONValueDecoder
-    /// Each member's key and value token.
-    private let members: [(key: String, value: Int)]
+    private let members: [JSONValueDecoder.Member]
 
     init(decoder: JSONValueDecoder) throws {
         self.decoder = decoder
-        let object = decoder.index.tokens[decoder.token]
-        var members: [(key: String, value: Int)] = []
-        members.reserveCapacity(Int(object.count))
-        var key = decoder.token + 1
-        for _ in 0..<object.count {
-            let value = Int(decoder.index.tokens[key].after)
-            members.append((try decoder.string(at: key), value))
-            key = Int(decoder.index.tokens[value].after)
-        }
-        self.members = members
+        members = try decoder.members()
     }
 
     var codingPath: [any CodingKey] { decoder.codingPath }

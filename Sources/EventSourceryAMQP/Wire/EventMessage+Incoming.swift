@@ -193,17 +193,22 @@ extension EventMessage {
             }
             return appID
         }
-        guard exchange.hasSuffix(suffix), exchange.count > suffix.count else {
+        // Compared byte by byte, as the broker compares names.
+        let sourceLength = exchange.utf8.count - suffix.utf8.count
+        guard sourceLength > 0, exchange.utf8.dropFirst(sourceLength).elementsEqual(suffix.utf8) else {
             throw PoisonMessage(.misrouted, detail: "the exchange '\(exchange)' names no source context; expected '<context>\(suffix)'")
         }
-        let source = String(exchange.dropLast(suffix.count))
-        let expected = Self.routingKey(context: source, typeName: typeName)
-        guard routingKey == expected else {
+        let source = exchange.utf8.prefix(sourceLength)
+        let key = routingKey.utf8
+        guard key.count == sourceLength + 1 + typeName.utf8.count, key.starts(with: source),
+            key.dropFirst(sourceLength).first == UInt8(ascii: "."), key.dropFirst(sourceLength + 1).elementsEqual(typeName.utf8)
+        else {
+            let expected = Self.routingKey(context: String(decoding: source, as: UTF8.self), typeName: typeName)
             throw PoisonMessage(
                 .misrouted,
                 detail: "a \(typeName) on \(exchange) was published with routing key '\(routingKey)'; the contract's key is '\(expected)'")
         }
-        return source
+        return String(decoding: source, as: UTF8.self)
     }
 
     private static func positiveInteger(_ value: AMQPFieldValue, _ header: String) throws(PoisonMessage) -> Int {

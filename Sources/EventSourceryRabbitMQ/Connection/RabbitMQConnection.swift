@@ -21,6 +21,7 @@ final class RabbitMQConnection {
 
     private let state: amqp_connection_state_t
     private let arena = Arena()
+    private var interner = StringInterner()
     private let vhost: String
     /// The node this connection is open to.
     let endpoint: AMQPConnection.Configuration.Endpoint
@@ -339,9 +340,9 @@ final class RabbitMQConnection {
         switch frame.payload.method.id {
         case MethodID.basicDeliver:
             let deliver = decoded!.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            let consumerTag = CDecode.string(deliver.consumer_tag)
-            let exchange = CDecode.string(deliver.exchange)
-            let routingKey = CDecode.string(deliver.routing_key)
+            let consumerTag = interner.string(deliver.consumer_tag)
+            let exchange = interner.string(deliver.exchange)
+            let routingKey = interner.string(deliver.routing_key)
             let (properties, body) = try readContent(channel: channel)
             let delivery = Delivery(
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
@@ -395,7 +396,7 @@ final class RabbitMQConnection {
             if let error = replyError(reply, channel: channel, context: "reading a message body") { throw error }
         }
         defer { amqp_destroy_message(&message) }
-        return (Self.properties(message.properties), CDecode.data(message.body))
+        return (properties(message.properties), CDecode.data(message.body))
     }
 
     private func releaseBuffers(channel: UInt16) {
@@ -431,11 +432,11 @@ final class RabbitMQConnection {
         return c
     }
 
-    private static func properties(_ c: amqp_basic_properties_t) -> AMQPProperties {
+    private func properties(_ c: amqp_basic_properties_t) -> AMQPProperties {
         let flags = c._flags
         func has(_ flag: UInt32) -> Bool { flags & flag != 0 }
         var p = AMQPProperties()
-        if has(PropertyFlag.contentType) { p.contentType = CDecode.string(c.content_type) }
+        if has(PropertyFlag.contentType) { p.contentType = interner.string(c.content_type) }
         if has(PropertyFlag.contentEncoding) { p.contentEncoding = CDecode.string(c.content_encoding) }
         if has(PropertyFlag.headers) { p.headers = CDecode.table(c.headers) }
         if has(PropertyFlag.deliveryMode) { p.deliveryMode = AMQPProperties.DeliveryMode(rawValue: c.delivery_mode) }
@@ -445,9 +446,9 @@ final class RabbitMQConnection {
         if has(PropertyFlag.expiration) { p.expiration = CDecode.string(c.expiration) }
         if has(PropertyFlag.messageId) { p.messageId = CDecode.string(c.message_id) }
         if has(PropertyFlag.timestamp) { p.timestamp = Date(timeIntervalSince1970: TimeInterval(c.timestamp)) }
-        if has(PropertyFlag.type) { p.type = CDecode.string(c.type) }
+        if has(PropertyFlag.type) { p.type = interner.string(c.type) }
         if has(PropertyFlag.userId) { p.userId = CDecode.string(c.user_id) }
-        if has(PropertyFlag.appId) { p.appId = CDecode.string(c.app_id) }
+        if has(PropertyFlag.appId) { p.appId = interner.string(c.app_id) }
         return p
     }
 
