@@ -38,7 +38,7 @@ public struct CommandRegistry: Sendable {
         }
         let payload: Data
         do {
-            payload = try EventRegistry.encoder.encode(envelope.command)
+            payload = try EventRegistry.payloadEncoder.encode(envelope.command)
         } catch {
             throw EventStoreError(
                 .unencodableEvent, message: "Command '\(envelope.typeName)' could not be encoded as JSON.", typeName: envelope.typeName,

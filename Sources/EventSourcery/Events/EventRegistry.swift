@@ -53,7 +53,7 @@ public struct EventRegistry: Sendable {
     public static func encode(_ envelope: EventEnvelope) throws(EventStoreError) -> EncodedEvent {
         let payload: Data
         do {
-            payload = try encoder.encode(envelope.event)
+            payload = try payloadEncoder.encode(envelope.event)
         } catch {
             throw EventStoreError(
                 .unencodableEvent,
@@ -163,4 +163,7 @@ public struct EventRegistry: Sendable {
 
     /// Reads payloads as ``decoder`` does, faster.
     static let payloadDecoder = PayloadDecoder(fallback: decoder)
+
+    /// Writes payloads as ``encoder`` does, faster.
+    static let payloadEncoder = PayloadEncoder(fallback: encoder)
 }

@@ -605,7 +605,7 @@ private struct JSONUnkeyedContainer: UnkeyedDecodingContainer {
 }
 
 /// A key of a coding path: an array index or `super`.
-private struct JSONIndexKey: CodingKey {
+struct JSONIndexKey: CodingKey {
     let stringValue: String
     let intValue: Int?
 
