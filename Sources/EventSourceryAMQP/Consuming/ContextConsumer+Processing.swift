@@ -12,6 +12,13 @@ extension ContextConsumer {
         var input: HandlerInput
         var handler: EventHandler
         var inboxEntry: InboxEntry
+        /// Whether the event may have been processed already: it was delivered before (a
+        /// redelivery, a retry). Only then is its inbox entry looked up before the handler
+        /// runs; a duplicate that arrives as a first delivery (a message published twice)
+        /// runs the handler, whose writes the commit then discards: the inbox entry is
+        /// inserted atomically with them and already exists. If the handler throws instead,
+        /// the inbox entry is looked up then, and an existing one makes it a duplicate.
+        var mayBeProcessed: Bool
         /// The context of the delivery's consumer span, the parent of the handler's span.
         var trace: ServiceContext?
     }
@@ -38,7 +45,7 @@ extension ContextConsumer {
 
     /// Processes a batch of deliveries, at most one per source stream: decodes them
     /// (dead-lettering poison), holds those whose source stream has held events behind
-    /// them, looks up the others' inbox entries together, runs the matching handlers one
+    /// them, looks up together the inbox entries of those delivered before, runs the matching handlers one
     /// after another, and commits each handler's writes with its inbox entry atomically on
     /// its own, all in one store call (one transaction on SQLite). Holds a failed event for
     /// its retry and records the failure. Does not acknowledge.
@@ -72,7 +79,8 @@ extension ContextConsumer {
                 tallies[index].decided = decided
                 continue
             }
-            runs += self.runs(for: decoded.input, tally: index, trace: spans[index]?.context)
+            let mayBeProcessed = delivery.isRedelivered || decoded.incoming.previousDeliveries > 0
+            runs += self.runs(for: decoded.input, tally: index, mayBeProcessed: mayBeProcessed, trace: spans[index]?.context)
         }
         if !runs.isEmpty { await run(runs, tallies: &tallies) }
 
@@ -92,33 +100,37 @@ extension ContextConsumer {
     }
 
     /// The handler runs of one event: one per handler subscribed to its source and type.
-    fileprivate func runs(for input: HandlerInput, tally: Int, trace: ServiceContext? = nil) -> [HandlerRun] {
+    fileprivate func runs(for input: HandlerInput, tally: Int, mayBeProcessed: Bool, trace: ServiceContext? = nil) -> [HandlerRun] {
         zip(handlers, inboxConsumers).filter { $0.0.handles(source: input.sourceContext, type: input.envelope.typeName) }.map {
             handler, consumer in
             HandlerRun(
                 delivery: tally, input: input, handler: handler, inboxEntry: InboxEntry(consumer: consumer, eventID: input.envelope.id),
-                trace: trace)
+                mayBeProcessed: mayBeProcessed, trace: trace)
         }
     }
 
     /// Runs the handlers of one event alone, as in a batch of one, and returns its tally.
     func handle(_ input: HandlerInput) async -> Tally {
         var tallies = [Tally()]
-        let runs = runs(for: input, tally: 0)
+        let runs = runs(for: input, tally: 0, mayBeProcessed: true)
         if !runs.isEmpty { await run(runs, tallies: &tallies) }
         return tallies[0]
     }
 
-    /// Runs the handlers of a batch: one inbox lookup, the handlers in order, one
+    /// Runs the handlers of a batch: one inbox lookup for the events that may have been
+    /// processed (``HandlerRun/mayBeProcessed``), the handlers in order, one
     /// ``EventStore/commitEach(_:)``, then again alone those that lost a race. Once a handler
     /// of a delivery failed, the delivery's later handlers are left for its retry.
     private func run(_ runs: [HandlerRun], tallies: inout [Tally]) async {
-        let processed: Set<InboxEntry>
-        do {
-            processed = try await store.processedInboxEntries(runs.map(\.inboxEntry))
-        } catch {
-            for run in runs { tallies[run.delivery].fail(run, error) }
-            return
+        var processed: Set<InboxEntry> = []
+        let lookedUp = runs.filter(\.mayBeProcessed)
+        if !lookedUp.isEmpty {
+            do {
+                processed = try await store.processedInboxEntries(lookedUp.map(\.inboxEntry))
+            } catch {
+                for run in runs { tallies[run.delivery].fail(run, error) }
+                return
+            }
         }
         var batches: [WriteBatch] = []
         var staged: [(run: HandlerRun, skipReason: String?)] = []
@@ -134,7 +146,13 @@ extension ContextConsumer {
                 batches.append(batch)
                 staged.append((run, skipReason))
             } catch {
-                tallies[run.delivery].fail(run, error)
+                // A handler may refuse an event it already applied (a first delivery of an
+                // event published twice): that is a duplicate, not a failure.
+                if !run.mayBeProcessed, (try? await store.processedInboxEntries([run.inboxEntry]))?.isEmpty == false {
+                    count(.alreadyProcessed, of: run, skipReason: nil, in: &tallies[run.delivery])
+                } else {
+                    tallies[run.delivery].fail(run, error)
+                }
             }
         }
         var lostRaces: [HandlerRun] = []

@@ -41,9 +41,11 @@ public import ServiceLifecycle
 /// **Concurrency.** Deliveries are spread over ``Configuration/concurrency`` lanes by their
 /// source stream (the `x-stream-id` header): one stream's events are handled in stream order,
 /// different streams in parallel. A lane handles the deliveries waiting for it as a batch
-/// (``Configuration/batchSize``, one per source stream): one inbox lookup and one
+/// (``Configuration/batchSize``, one per source stream): one inbox lookup (for the
+/// deliveries that came before: redeliveries, requeues) and one
 /// ``EventStore/commitEach(_:)`` for the batch, whose handler writes commit each on its own
-/// but in one transaction. A handler that loses an optimistic-concurrency race is run again
+/// with its inbox entry, in one transaction; the commit discards the writes of an event
+/// already processed. A handler that loses an optimistic-concurrency race is run again
 /// alone with fresh state (``Configuration/conflictRetries``). Acknowledgements follow
 /// arrival order.
 ///

@@ -285,11 +285,13 @@ struct ContextConsumerTests {
         #expect(try await fixture.eventually { try await fixture.messageCount(ContextTopology.inboxQueue(for: fixture.context)) == 0 })
     }
 
-    @Test func aBatchSkipsTheEventsItsInboxAlreadyHoldsWithoutRunningTheHandler() async throws {
+    @Test func aBatchWritesNothingForTheEventsItsInboxAlreadyHolds() async throws {
         let fixture = try await ConsumerFixture()
         defer { Task { await fixture.tearDown() } }
         let ids = (0..<20).map { _ in UUID.timeOrdered() }
-        // Half of the events were processed before (an earlier run, another replica).
+        // Half of the events were processed before and come again as first deliveries (published
+        // twice). Their handlers run (only redeliveries are looked up first), and the commit,
+        // which inserts the inbox entry with the writes, discards what they wrote.
         for id in ids[..<10] {
             _ = try await fixture.store.processOnce(consumer: "\(fixture.context).count", eventID: id) { _ in }
         }
@@ -304,8 +306,9 @@ struct ContextConsumerTests {
                 for index in 10..<20 where try await fixture.handledCount(index) == 0 { return false }
                 return true
             })
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(runs.current == 10, "the handler ran for the new events only")
+        // One lane commits its batches in arrival order, and the processed events were published
+        // first: their commits are done once the new events' appends are visible.
+        #expect(runs.current == 20, "the handler ran for every first delivery")
         for index in 0..<20 {
             #expect(try await fixture.handledCount(index) == (index < 10 ? 0 : 1), "event \(index)")
         }
