@@ -26,7 +26,7 @@ struct PayloadDecoder: Sendable {
     /// `JSONDecoder` as a whole.
     func decodeIndexed<T: Decodable>(_ type: T.Type, from data: Data) -> T? {
         guard let index = JSONIndex(Array(data)) else { return nil }
-        return try? JSONValueDecoder(index, token: 0, fallback: fallback, codingPath: []).decodeValue(T.self)
+        return try? JSONValueDecoder(index, token: 0, fallback: fallback, codingPath: []).decode(T.self)
     }
 }
 
@@ -466,9 +466,6 @@ private final class JSONValueDecoder: Decoder, SingleValueDecodingContainer {
     func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type, at: token) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type, at: token) }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try value(type, at: token, key: nil) }
-
-    /// Decodes the document's value as `T`.
-    func decodeValue<T: Decodable>(_ type: T.Type) throws -> T { try value(type, at: token, key: nil) }
 }
 
 /// The members of an object, found by comparing keys in order (objects of events are small).
