@@ -86,6 +86,26 @@ struct ClusterFlowFaultTests {
         throw lastError!
     }
 
+    /// Whether every quorum queue of the vhost has each of its members running: a node that
+    /// was restarted is up before its members have started and caught up, and killing
+    /// another node meanwhile leaves queues without a majority (the broker then refuses
+    /// their publishes until the members are back).
+    private func quorumQueuesFullyOnline() async throws -> Bool {
+        let listing = try await clusterControl("list_queues", "name", "type", "members", "online", "--quiet", "--no-table-headers")
+        func nodes(_ field: Substring) -> Set<String> {
+            Set(
+                field.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                })
+        }
+        for line in listing.split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count == 4, fields[1] == "quorum" else { continue }
+            if nodes(fields[2]) != nodes(fields[3]) { return false }
+        }
+        return true
+    }
+
     /// The AMQP port of the node that leads most of the contexts' inbox partitions.
     private func portOfBusiestLeader(endpoints: [AMQPConnection.Configuration.Endpoint], queues: Set<String>) async throws -> Int {
         let listing = try await clusterControl("list_queues", "name", "leader", "--quiet", "--no-table-headers")
@@ -197,6 +217,7 @@ struct ClusterFlowFaultTests {
                 !nodeDown.withLockedValue({ $0 })
             {
                 try await restarting?.value
+                try await waitUntil(timeout: .seconds(60)) { try await quorumQueuesFullyOnline() }
                 let port = try await portOfBusiestLeader(endpoints: endpoints, queues: partitions)
                 let settledBefore = try await settledCount()
                 let killedAt = ContinuousClock.now
